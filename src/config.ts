@@ -1,0 +1,176 @@
+// Owns the process configuration: every environment variable the shop reads, parsed and checked
+// once at start-up. A bad or missing value stops the process with one message naming every bad
+// variable. `CONFIG_VARIABLES` is also the source of the README's configuration table.
+import { isIP } from 'node:net';
+import { cleanEnv, makeValidator, num, port, str, EnvError, EnvMissingError } from 'envalid';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+// The seed writes Python-style booleans (`USE_CDN=True`), so accept any case.
+const flag = makeValidator<boolean>((input) => {
+  const v = input.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+  throw new EnvError(`"${input}" is not a boolean (use true or false)`);
+});
+
+function list(input: string): string[] {
+  return input
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+const postgresUrl = (input: string): string => {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new EnvError(`"${redact(input)}" is not a URL`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new EnvError(`"${redact(input)}" is not a postgres:// URL`);
+  }
+  return input;
+};
+
+const pgUrl = makeValidator<string>(postgresUrl);
+const pgUrlList = makeValidator<string[]>((input) => list(input).map(postgresUrl));
+
+const httpUrl = makeValidator<string>((input) => {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new EnvError(`"${input}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new EnvError(`"${input}" is not an http(s) URL`);
+  return input.replace(/\/+$/, '');
+});
+
+const originList = makeValidator<string[]>((input) =>
+  list(input).map((o) => {
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new EnvError(`"${o}" is not an origin such as http://localhost:3000`);
+    }
+    return url.origin;
+  }),
+);
+
+const cidrList = makeValidator<string[]>((input) =>
+  list(input).map((entry) => {
+    const [addr = '', bits, ...rest] = entry.split('/');
+    const family = isIP(addr);
+    const max = family === 6 ? 128 : 32;
+    const ok = family !== 0 && rest.length === 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max));
+    if (!ok) throw new EnvError(`"${entry}" is not an IP address or CIDR range`);
+    return entry;
+  }),
+);
+
+/** Hides the password in a connection URL before it reaches an error message or a log. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+}
+
+export const CONFIG_VARIABLES = {
+  NODE_ENV: str({ choices: ['development', 'production', 'test'], default: 'development', desc: 'Runtime environment; `production` requires SECRET_KEY.' }),
+  PORT: port({ default: 8000, desc: 'HTTP port the API listens on.' }),
+  HOST: str({ default: '0.0.0.0', desc: 'Interface the API binds to.' }),
+  LOG_LEVEL: str({ choices: LOG_LEVELS, default: 'info', desc: 'pino log level.' }),
+  DATA_DIR: str({ default: './data', desc: 'Embedded mode: where the PGlite database lives (`DATA_DIR/pglite`).' }),
+  DATABASE_URL: pgUrl({ default: undefined, desc: 'PostgreSQL URL. Unset: embedded PGlite under DATA_DIR.' }),
+  DATABASE_REPLICA_URLS: pgUrlList({ default: [], desc: 'Comma-separated read-replica URLs for lag-tolerant reads (round-robin, primary as fallback).' }),
+  DATABASE_SCHEMA: str({ default: 'public', desc: 'PostgreSQL schema holding the shop tables.' }),
+  DATABASE_POOL_SIZE: num({ default: 10, desc: 'Connections per PostgreSQL pool (primary and each replica).' }),
+  SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
+  CORS_ORIGINS: originList({ default: ['http://localhost:3000', 'http://127.0.0.1:3000'], desc: 'Comma-separated storefront origins allowed to call the API with credentials.' }),
+  TRUSTED_PROXIES: cidrList({ default: [], desc: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-* headers are trusted.' }),
+  USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
+  CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true.' }),
+  DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
+};
+
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly port: number;
+  readonly host: string;
+  readonly logLevel: LogLevel;
+  readonly dataDir: string;
+  readonly database: {
+    readonly url: string | undefined;
+    readonly replicaUrls: readonly string[];
+    readonly schema: string;
+    readonly poolSize: number;
+  };
+  readonly secretKey: string | undefined;
+  readonly corsOrigins: readonly string[];
+  readonly trustedProxies: readonly string[];
+  readonly cdnUrl: string | undefined;
+  readonly demoProducts: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once. Throws a ConfigError that lists every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const e = cleanEnv(env, CONFIG_VARIABLES, {
+    reporter: ({ errors }) => {
+      for (const [name, err] of Object.entries(errors)) {
+        if (!err) continue;
+        problems.push(err instanceof EnvMissingError ? `${name} is required` : `${name}: ${err.message}`);
+      }
+    },
+  });
+  if (problems.length === 0) {
+    if (e.USE_CDN && !e.CDN_URL) problems.push('CDN_URL is required when USE_CDN is true');
+    if (e.SECRET_KEY !== undefined && e.SECRET_KEY.length < 32) problems.push('SECRET_KEY must be at least 32 characters');
+    if (e.SECRET_KEY === undefined && (e.DATABASE_URL || e.NODE_ENV === 'production')) {
+      problems.push('SECRET_KEY is required when DATABASE_URL is set or NODE_ENV is production');
+    }
+    if (!Number.isInteger(e.DATABASE_POOL_SIZE) || e.DATABASE_POOL_SIZE < 1) problems.push('DATABASE_POOL_SIZE must be a whole number of at least 1');
+    if (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA)) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
+    if (e.DATABASE_REPLICA_URLS.length > 0 && !e.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    env: e.NODE_ENV as Config['env'],
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL as LogLevel,
+    dataDir: e.DATA_DIR,
+    database: Object.freeze({
+      url: e.DATABASE_URL,
+      replicaUrls: Object.freeze([...e.DATABASE_REPLICA_URLS]),
+      schema: e.DATABASE_SCHEMA,
+      poolSize: e.DATABASE_POOL_SIZE,
+    }),
+    secretKey: e.SECRET_KEY,
+    corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
+    trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
+    cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,
+    demoProducts: e.DEMO_PRODUCTS,
+  });
+}
+
+/** Markdown table of every variable, for the README (`pasargad config --markdown`). */
+export function configTable(): string {
+  const rows = Object.entries(CONFIG_VARIABLES).map(([name, spec]) => {
+    const d = (spec as { default?: unknown }).default;
+    const shown = d === undefined ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
+    return `| \`${name}\` | ${shown} | ${(spec as { desc?: string }).desc ?? ''} |`;
+  });
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}

@@ -1,0 +1,153 @@
+// Owns the database connection: embedded PGlite when DATABASE_URL is unset, a node-postgres pool
+// otherwise, plus optional read replicas. Both drivers return the same JS types (see schema.ts),
+// and every statement is counted so tests and benchmarks can prove a fixed statement count.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import { PgliteDialect } from './pglite-dialect.ts';
+import type { DB } from './schema.ts';
+
+export type { DB } from './schema.ts';
+export type Db = Kysely<DB>;
+
+export interface QueryStats {
+  /** Statements run through Kysely on any target since start. */
+  statements: number;
+  /** Statements per target: `primary`, `replica0`, `replica1`… */
+  byTarget: Record<string, number>;
+}
+
+export interface Database {
+  readonly kind: 'pglite' | 'postgres';
+  /** The schema holding the shop's tables (first on the search path). */
+  readonly schema: string;
+  /** The primary: every write and every read that must see the latest write. */
+  readonly db: Db;
+  /**
+   * Runs a lag-tolerant read on the next healthy replica (round-robin). If the replica cannot be
+   * reached it is taken out of rotation for a while and the read runs on the primary instead.
+   */
+  read<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /** Runs a multi-statement script (migrations, maintenance) on the primary. */
+  exec(script: string): Promise<void>;
+  readonly stats: QueryStats;
+  close(): Promise<void>;
+}
+
+// Timestamps stay text so microseconds survive (JS Dates keep milliseconds); int8 (counts, ids)
+// become numbers, as PGlite already does.
+const identity = (v: string) => v;
+const PARSERS: Record<number, (v: string) => unknown> = { 1184: identity, 1114: identity, 1082: identity, 20: Number };
+
+const REPLICA_RETRY_MS = 10_000;
+
+/** True for errors that mean "this server could not be reached", not "this query is wrong". */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  const code = e.code ?? '';
+  if (/^(08|57P0)/.test(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE'].includes(code)) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? '');
+}
+
+function counter(stats: QueryStats, target: string) {
+  stats.byTarget[target] = 0;
+  return (_event: LogEvent) => {
+    stats.statements++;
+    stats.byTarget[target] = (stats.byTarget[target] ?? 0) + 1;
+  };
+}
+
+function pgPool(url: string, schema: string, max: number, connectTimeoutMs: number): pg.Pool {
+  const searchPath = schema === 'public' ? 'public' : `${schema},public`;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    options: `-c search_path=${searchPath} -c TimeZone=UTC`,
+    types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => PARSERS[oid] ?? pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser },
+  });
+  // An idle client that loses its server emits 'error' on the pool; without a listener the
+  // process would crash. The next query gets a fresh connection.
+  pool.on('error', () => {});
+  return pool;
+}
+
+async function openPostgres(config: Config): Promise<Database> {
+  const { url, replicaUrls, schema, poolSize } = config.database;
+  const stats: QueryStats = { statements: 0, byTarget: {} };
+  const primaryPool = pgPool(url!, schema, poolSize, 5_000);
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: primaryPool }), log: counter(stats, 'primary') });
+  const replicas = replicaUrls.map((replicaUrl, i) => {
+    const pool = pgPool(replicaUrl, schema, poolSize, 2_000);
+    return { pool, db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: counter(stats, `replica${i}`) }), downUntil: 0 };
+  });
+  let next = 0;
+
+  return {
+    kind: 'postgres',
+    schema,
+    db,
+    stats,
+    async read(fn) {
+      const now = Date.now();
+      for (let tries = 0; tries < replicas.length; tries++) {
+        const replica = replicas[next++ % replicas.length]!;
+        if (replica.downUntil > now) continue;
+        try {
+          return await fn(replica.db);
+        } catch (err) {
+          if (!isConnectionError(err)) throw err;
+          replica.downUntil = Date.now() + REPLICA_RETRY_MS;
+        }
+      }
+      return fn(db);
+    },
+    async exec(script) {
+      await primaryPool.query(script);
+    },
+    async close() {
+      await Promise.all([db.destroy(), ...replicas.map((r) => r.db.destroy())]);
+    },
+  };
+}
+
+/** Opens an embedded PGlite database. `dataDir` `memory://` keeps it in memory (tests). */
+export async function openPglite(dataDir: string, schema = 'public'): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+  const pglite = await PGlite.create({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
+  return wrapPglite(pglite, schema, true);
+}
+
+/** Wraps an open PGlite instance (tests clone one migrated template per suite). */
+export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema = 'public', owned = false): Promise<Database> {
+  await pglite.exec(`set time zone 'UTC'; set search_path to ${schema === 'public' ? 'public' : `${schema}, public`}`);
+  const stats: QueryStats = { statements: 0, byTarget: {} };
+  const db = new Kysely<DB>({ dialect: new PgliteDialect(pglite), log: counter(stats, 'primary') });
+  return {
+    kind: 'pglite',
+    schema,
+    db,
+    stats,
+    read: (fn) => fn(db),
+    async exec(script) {
+      await sql.raw(script).execute(db);
+    },
+    async close() {
+      await db.destroy();
+      if (owned) await pglite.close();
+    },
+  };
+}
+
+export async function openDatabase(config: Config): Promise<Database> {
+  if (config.database.url) return openPostgres(config);
+  const dir = config.dataDir.startsWith('memory://') ? config.dataDir : join(config.dataDir, 'pglite');
+  return openPglite(dir, config.database.schema);
+}

@@ -1,0 +1,154 @@
+// The one registry of API errors, and the Fastify handlers that turn every failure into the
+// contract's body shapes (API-CONTRACT.md §1.6):
+//   wrapped  {"error":true,"message":…,"status_code":…,"code":…[,"errors":{field:[msg]}]}
+//   raw      a body given by the thrower, e.g. {"quantity":["This field is required."]}
+// `code` is our addition (a superset of the contract): a stable name clients can act on.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isConnectionError } from '../../db/database.ts';
+
+interface ErrorDef {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const ERRORS = {
+  bad_request: { status: 400, message: 'Bad request. Please check your input.' },
+  parse_error: { status: 400, message: 'JSON parse error' },
+  not_authenticated: { status: 401, message: 'Authentication credentials were not provided.' },
+  permission_denied: { status: 403, message: 'You do not have permission to perform this action.' },
+  not_found: { status: 404, message: 'Not found.' },
+  invalid_page: { status: 404, message: 'Invalid page.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed.' },
+  conflict: { status: 409, message: 'Database integrity error. This operation would violate data constraints.' },
+  payload_too_large: { status: 413, message: 'Request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'Unsupported media type in request.' },
+  internal: { status: 500, message: 'An unexpected error occurred. Please try again later.' },
+  service_unavailable: { status: 503, message: 'The service is temporarily unavailable. Please try again shortly.' },
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERRORS;
+export type FieldErrors = Record<string, string[]>;
+
+export class AppError extends Error {
+  readonly statusCode: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly options: { message?: string; errors?: FieldErrors; status?: number; body?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(options.message ?? ERRORS[code].message);
+    this.name = 'AppError';
+    this.statusCode = options.status ?? ERRORS[code].status;
+  }
+}
+
+/** 400 with DRF-style field errors: `{"field": ["message"]}`. */
+export function fieldError(field: string, message: string): AppError {
+  return new AppError('bad_request', { errors: { [field]: [message] } });
+}
+
+export function wrappedBody(code: ErrorCode, message: string, status: number, errors?: FieldErrors) {
+  return errors ? { error: true, message, status_code: status, code, errors } : { error: true, message, status_code: status, code };
+}
+
+// DRF's wording for the checks our JSON schemas make, so validation errors read as the
+// storefront expects.
+function validationMessage(e: { keyword: string; params: Record<string, unknown>; data?: unknown; message?: string }): string {
+  const p = e.params;
+  switch (e.keyword) {
+    case 'required':
+      return 'This field is required.';
+    case 'type': {
+      const t = Array.isArray(p.type) ? p.type[0] : p.type;
+      if (t === 'integer') return 'A valid integer is required.';
+      if (t === 'number') return 'A valid number is required.';
+      if (t === 'boolean') return 'Must be a valid boolean.';
+      if (t === 'array') return 'Expected a list of items.';
+      if (t === 'object') return 'Invalid data. Expected a dictionary.';
+      return 'Not a valid string.';
+    }
+    case 'minimum':
+      return `Ensure this value is greater than or equal to ${p.limit}.`;
+    case 'maximum':
+      return `Ensure this value is less than or equal to ${p.limit}.`;
+    case 'exclusiveMinimum':
+      return `Ensure this value is greater than ${p.limit}.`;
+    case 'minLength':
+      return p.limit === 1 ? 'This field may not be blank.' : `Ensure this field has at least ${p.limit} characters.`;
+    case 'maxLength':
+      return `Ensure this field has no more than ${p.limit} characters.`;
+    case 'maxItems':
+      return `Ensure this field has no more than ${p.limit} elements.`;
+    case 'enum':
+      return `"${String(e.data)}" is not a valid choice.`;
+    case 'format':
+      return `Enter a valid ${String(p.format)}.`;
+    case 'pattern':
+      return 'Enter a valid value.';
+    default:
+      return e.message ?? 'Invalid value.';
+  }
+}
+
+type AjvError = { instancePath: string; keyword: string; params: Record<string, unknown>; data?: unknown; message?: string };
+
+export function toFieldErrors(validation: AjvError[]): FieldErrors {
+  const errors: FieldErrors = {};
+  for (const e of validation) {
+    let field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    if (e.keyword === 'required') field = field ? `${field}.${String(e.params.missingProperty)}` : String(e.params.missingProperty);
+    field ||= 'non_field_errors';
+    const msg = validationMessage(e);
+    const list = (errors[field] ??= []);
+    if (!list.includes(msg)) list.push(msg);
+  }
+  return errors;
+}
+
+function send(reply: FastifyReply, code: ErrorCode, message: string, status: number, errors?: FieldErrors) {
+  return reply.code(status).type('application/json').send(wrappedBody(code, message, status, errors));
+}
+
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof AppError) {
+      if (err.options.headers) reply.headers(err.options.headers);
+      if (err.options.body !== undefined) return reply.code(err.statusCode).type('application/json').send(err.options.body);
+      return send(reply, err.code, err.message, err.statusCode, err.options.errors);
+    }
+    if (err.validation) {
+      // A path parameter of the wrong type means no such resource, as Django's URL patterns do.
+      if (err.validationContext === 'params') return send(reply, 'not_found', ERRORS.not_found.message, 404);
+      return send(reply, 'bad_request', ERRORS.bad_request.message, 400, toFieldErrors(err.validation));
+    }
+    switch (err.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return send(reply, 'parse_error', `JSON parse error - ${err.message}`, 400);
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return send(reply, 'payload_too_large', ERRORS.payload_too_large.message, 413);
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return send(reply, 'unsupported_media_type', `Unsupported media type "${request.headers['content-type'] ?? ''}" in request.`, 415);
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return send(reply, 'bad_request', 'Request body size did not match Content-Length.', 400);
+    }
+    if (err instanceof SyntaxError && err.statusCode === 400) return send(reply, 'parse_error', `JSON parse error - ${err.message}`, 400);
+    // PostgreSQL: integrity violations are the client's conflict, bad values its bad request.
+    const sqlState = typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : '';
+    if (sqlState.startsWith('23')) return send(reply, 'conflict', ERRORS.conflict.message, 409);
+    if (sqlState.startsWith('22')) return send(reply, 'bad_request', ERRORS.bad_request.message, 400);
+    if (isConnectionError(err)) {
+      request.log.error({ err }, 'database unavailable');
+      reply.header('Retry-After', '5');
+      return send(reply, 'service_unavailable', ERRORS.service_unavailable.message, 503);
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) return send(reply, 'bad_request', err.message, status);
+    request.log.error({ err }, 'unhandled error');
+    return reply
+      .code(500)
+      .type('application/json')
+      .send({ ...wrappedBody('internal', ERRORS.internal.message, 500), request_id: request.id });
+  });
+
+  app.setNotFoundHandler((_request, reply) => send(reply, 'not_found', ERRORS.not_found.message, 404));
+}

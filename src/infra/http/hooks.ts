@@ -1,0 +1,75 @@
+// Per-request basics every route shares: request id, the contract's security headers, the
+// trailing-slash redirect (§4.13) and 405 for known paths called with another method.
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, HTTPMethods, RouteOptions } from 'fastify';
+import { AppError } from './errors.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Takes a well-formed X-Request-ID from the caller (so ids follow a request across services). */
+export function genRequestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+const SECURITY_HEADERS = {
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'same-origin',
+};
+
+export function registerHttpHooks(app: FastifyInstance): void {
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(SECURITY_HEADERS);
+    reply.header('x-request-id', request.id);
+    // Routes are registered with their trailing slash and matched with or without it; a GET
+    // without it is redirected so caches and clients converge on one URL, other methods are
+    // served as they are (a redirect would lose their body).
+    const method = request.method;
+    if (method === 'GET' || method === 'HEAD') {
+      const url = request.url;
+      const q = url.indexOf('?');
+      const end = q === -1 ? url.length : q;
+      if (url.charCodeAt(end - 1) !== 47 && request.routeOptions.url?.endsWith('/')) {
+        reply.redirect(`${url.slice(0, end)}/${url.slice(end)}`, 301);
+        return;
+      }
+    }
+    done();
+  });
+}
+
+const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * Collects the API's routes as they are registered; `seal()`, called after every module is in,
+ * answers the methods a path lacks with 405 and an Allow header, as DRF does.
+ */
+export function methodNotAllowed(app: FastifyInstance): { seal(): void } {
+  const routes = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.config && (route.config as { methodNotAllowed?: boolean }).methodNotAllowed) return;
+    if (!route.url.endsWith('/') || route.url.startsWith('/api/docs')) return;
+    const methods = routes.get(route.url) ?? new Set<string>();
+    for (const m of [route.method].flat()) methods.add(m);
+    routes.set(route.url, methods);
+  });
+  return {
+    seal() {
+      for (const [url, methods] of routes) {
+        const missing = METHODS.filter((m) => !methods.has(m));
+        if (missing.length === 0) continue;
+        const allow = [...methods, 'OPTIONS'].join(', ');
+        app.route({
+          method: missing,
+          url,
+          config: { methodNotAllowed: true },
+          schema: { hide: true },
+          handler: async (request) => {
+            throw new AppError('method_not_allowed', { message: `Method "${request.method}" not allowed.`, headers: { allow } });
+          },
+        });
+      }
+    },
+  };
+}

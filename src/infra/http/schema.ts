@@ -1,0 +1,40 @@
+// Schema helpers shared by every module's route schemas.
+import { Type, type Static, type TSchema } from 'typebox';
+
+/** `T | null` as a JSON-schema type list: fast-json-stringify serialises it without anyOf. */
+export function Nullable<T extends TSchema & { type?: string }>(schema: T) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type ?? 'string', 'null'] });
+}
+
+/** Money and weight on the wire: a decimal string with exactly two places, e.g. "19.99". */
+export const Decimal2 = Type.String({ description: 'Decimal with two places, e.g. "19.99"', examples: ['19.99'] });
+
+/** ISO-8601 UTC with microseconds and Z, e.g. "2026-11-25T20:45:21.097845Z". */
+export const DateTime = Type.String({ description: 'ISO-8601 UTC timestamp' });
+
+export function Paginated<T extends TSchema>(item: T) {
+  return Type.Object({
+    count: Type.Integer(),
+    next: Nullable(Type.String()),
+    previous: Nullable(Type.String()),
+    results: Type.Array(item),
+  });
+}
+
+export const PageQuerySchema = {
+  page: Type.Optional(Type.String({ description: 'Page number (1-based) or `last`' })),
+  page_size: Type.Optional(Type.String({ description: 'Items per page, 1-100 (default 20)' })),
+};
+
+/** Accepts `?x=1` and `?x=1&x=2` alike. */
+export function OneOrMany<T extends TSchema>(item: T) {
+  return Type.Array(item, { maxItems: 50 });
+}
+
+export const ErrorBody = Type.Object({
+  error: Type.Literal(true),
+  message: Type.String(),
+  status_code: Type.Integer(),
+  code: Type.String(),
+  errors: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});

@@ -1,0 +1,248 @@
+// All catalog SQL: product cards with every filter and sort the API offers, product detail in
+// one statement, categories. Each function runs exactly one statement, whatever the page size.
+import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
+import type { Db } from '../../db/database.ts';
+
+export type StockFilter = 'in_stock' | 'low_stock' | 'out_of_stock';
+export type ProductSort =
+  | 'newest'
+  | 'oldest'
+  | 'price_asc'
+  | 'price_desc'
+  | 'name_asc'
+  | 'name_desc'
+  | 'rating_asc'
+  | 'rating_desc'
+  | 'popularity'
+  | 'relevance';
+
+/**
+ * How free text matches: `fts` is the weighted full-text search with prefix matching; `trigram`
+ * is the typo fallback (word similarity on the name), used when `fts` finds nothing.
+ */
+export interface TextMatch {
+  query: string;
+  mode: 'fts' | 'trigram';
+}
+
+export interface ProductFilter {
+  categoryIds?: number[];
+  featured?: boolean;
+  minPrice?: number;
+  maxPrice?: number;
+  stock?: StockFilter;
+  materials?: string[];
+  minWeight?: number;
+  maxWeight?: number;
+  maxPrintTime?: number;
+  minRating?: number;
+  text?: TextMatch;
+}
+
+/**
+ * websearch_to_tsquery keeps the shopper's syntax ("quoted phrases", or, -exclusions); each of
+ * its lexemes is then made a prefix (`'minia':*`), so `minia` finds miniatures and `drag`
+ * dragons. The caller strips quotes from lexemes (see normaliseSearch), so the rewrite is safe.
+ */
+function prefixTsQuery(query: string) {
+  return sql<string>`regexp_replace(websearch_to_tsquery('english', ${query})::text, '''([^'']+)''', '''\\1'':*', 'g')::tsquery`;
+}
+
+/** The WHERE condition for a filter, over products aliased `p`. */
+export function productCondition(f: ProductFilter): Expression<SqlBool> {
+  const c: RawBuilder<unknown>[] = [sql`p.is_active`];
+  if (f.categoryIds?.length) c.push(sql`p.category_id in (${sql.join(f.categoryIds)})`);
+  if (f.featured !== undefined) c.push(sql`p.is_featured = ${f.featured}`);
+  if (f.minPrice !== undefined) c.push(sql`p.price >= ${f.minPrice}`);
+  if (f.maxPrice !== undefined) c.push(sql`p.price <= ${f.maxPrice}`);
+  if (f.stock === 'in_stock') c.push(sql`p.stock_quantity > 0`);
+  if (f.stock === 'out_of_stock') c.push(sql`p.stock_quantity = 0`);
+  if (f.stock === 'low_stock') c.push(sql`p.stock_quantity > 0 and p.stock_quantity <= p.low_stock_threshold`);
+  if (f.materials?.length) c.push(sql`p.material in (${sql.join(f.materials)})`);
+  if (f.minWeight !== undefined) c.push(sql`p.weight >= ${f.minWeight}`);
+  if (f.maxWeight !== undefined) c.push(sql`p.weight <= ${f.maxWeight}`);
+  if (f.maxPrintTime !== undefined) c.push(sql`p.print_time <= ${f.maxPrintTime}`);
+  if (f.minRating !== undefined) c.push(sql`p.average_rating >= ${f.minRating}`);
+  if (f.text) c.push(f.text.mode === 'fts' ? sql`p.search_vector @@ ${prefixTsQuery(f.text.query)}` : sql`${f.text.query} <% p.name`);
+  return sql<SqlBool>`${sql.join(c, sql` and `)}`;
+}
+
+function rankExpression(text: TextMatch): Expression<number> {
+  return text.mode === 'fts'
+    ? sql<number>`ts_rank(p.search_vector, ${prefixTsQuery(text.query)})`
+    : sql<number>`word_similarity(${text.query}, p.name)`;
+}
+
+export async function countProducts(db: Db, filter: ProductFilter): Promise<number> {
+  const row = await db.selectFrom('products as p').select(sql<number>`count(*)::int`.as('n')).where(productCondition(filter)).executeTakeFirstOrThrow();
+  return row.n;
+}
+
+export interface ProductCardRow {
+  id: number;
+  name: string;
+  price: string;
+  category_name: string;
+  stock_quantity: number;
+  is_featured: boolean;
+  average_rating: string;
+  review_count: number;
+  main_image_url: string | null;
+  main_image_file: string | null;
+}
+
+export async function listProductCards(db: Db, filter: ProductFilter, sort: ProductSort, limit: number, offset: number): Promise<ProductCardRow[]> {
+  let qb = db
+    .selectFrom('products as p')
+    .innerJoin('categories as c', 'c.id', 'p.category_id')
+    .leftJoin('product_images as mi', (j) => j.onRef('mi.product_id', '=', 'p.id').on('mi.is_main', '=', true))
+    .select([
+      'p.id',
+      'p.name',
+      'p.price',
+      'c.name as category_name',
+      'p.stock_quantity',
+      'p.is_featured',
+      'p.average_rating',
+      'p.review_count',
+      'mi.image_url as main_image_url',
+      'mi.image as main_image_file',
+    ])
+    .where(productCondition(filter));
+  const dir = (asc: boolean) => (asc ? 'asc' : 'desc');
+  switch (sort) {
+    case 'relevance':
+      qb = filter.text ? qb.orderBy(rankExpression(filter.text), 'desc').orderBy('p.id', 'desc') : qb.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc');
+      break;
+    case 'newest':
+    case 'oldest':
+      qb = qb.orderBy('p.created_at', dir(sort === 'oldest')).orderBy('p.id', dir(sort === 'oldest'));
+      break;
+    case 'price_asc':
+    case 'price_desc':
+      qb = qb.orderBy('p.price', dir(sort === 'price_asc')).orderBy('p.id', dir(sort === 'price_asc'));
+      break;
+    case 'name_asc':
+    case 'name_desc':
+      qb = qb.orderBy('p.name', dir(sort === 'name_asc')).orderBy('p.id', dir(sort === 'name_asc'));
+      break;
+    case 'rating_asc':
+    case 'rating_desc':
+      qb = qb.orderBy('p.average_rating', dir(sort === 'rating_asc')).orderBy('p.id', dir(sort === 'rating_asc'));
+      break;
+    case 'popularity':
+      qb = qb.orderBy('p.review_count', 'desc').orderBy('p.id', 'desc');
+      break;
+  }
+  return qb.limit(limit).offset(offset).execute();
+}
+
+/** The ids among `ids` that name an existing category. */
+export async function existingCategoryIds(db: Db, ids: number[]): Promise<number[]> {
+  const rows = await db.selectFrom('categories').select('id').where('id', 'in', ids).execute();
+  return rows.map((r) => r.id);
+}
+
+const activeProductsIn = (categoryId: Expression<number>) =>
+  sql<number>`(select count(*)::int from products x where x.category_id = ${categoryId} and x.is_active)`;
+
+export interface CategoryRow {
+  id: number;
+  products_count: number;
+  name: string;
+  description: string;
+  image: string | null;
+  is_active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export async function countCategories(db: Db): Promise<number> {
+  const row = await db.selectFrom('categories').select(sql<number>`count(*)::int`.as('n')).where('is_active', '=', true).executeTakeFirstOrThrow();
+  return row.n;
+}
+
+export async function listCategories(db: Db, limit: number, offset: number): Promise<CategoryRow[]> {
+  return db
+    .selectFrom('categories as c')
+    .select(['c.id', activeProductsIn(sql.ref('c.id')).as('products_count'), 'c.name', 'c.description', 'c.image', 'c.is_active', 'c.created_at', 'c.updated_at'])
+    .where('c.is_active', '=', true)
+    .orderBy('c.id')
+    .limit(limit)
+    .offset(offset)
+    .execute();
+}
+
+export interface ImageJson {
+  id: number;
+  image: string | null;
+  image_url: string | null;
+  alt_text: string;
+  is_main: boolean;
+  created_at: string;
+  product: number;
+}
+
+export interface ReviewJson {
+  id: number;
+  first_name: string;
+  last_name: string;
+  rating: number;
+  review_text: string;
+  is_verified_purchase: boolean;
+  created_at: string;
+  updated_at: string;
+  product: number;
+  user: number;
+}
+
+export interface ProductDetailRow {
+  id: number;
+  name: string;
+  description: string;
+  price: string;
+  sku: string;
+  stock_quantity: number;
+  weight: string;
+  dimensions: string;
+  material: string;
+  print_time: number;
+  is_active: boolean;
+  is_featured: boolean;
+  low_stock_threshold: number;
+  average_rating: string;
+  review_count: number;
+  created_at: string;
+  updated_at: string;
+  category: CategoryRow;
+  images: ImageJson[];
+  reviews: ReviewJson[];
+}
+
+/** The whole product page (product, category, images, reviews) in one statement. */
+export async function findProductDetail(db: Db, id: number): Promise<ProductDetailRow | undefined> {
+  const { rows } = await sql<ProductDetailRow>`
+    select p.id, p.name, p.description, p.price, p.sku, p.stock_quantity, p.weight, p.dimensions,
+           p.material, p.print_time, p.is_active, p.is_featured, p.low_stock_threshold,
+           p.average_rating, p.review_count, p.created_at, p.updated_at,
+           json_build_object(
+             'id', c.id, 'products_count', ${activeProductsIn(sql.ref('c.id'))}, 'name', c.name,
+             'description', c.description, 'image', c.image, 'is_active', c.is_active,
+             'created_at', c.created_at, 'updated_at', c.updated_at) as category,
+           coalesce((select json_agg(json_build_object(
+               'id', i.id, 'image', i.image, 'image_url', i.image_url, 'alt_text', i.alt_text,
+               'is_main', i.is_main, 'created_at', i.created_at, 'product', i.product_id)
+               order by i.is_main desc, i.id)
+             from product_images i where i.product_id = p.id), '[]') as images,
+           coalesce((select json_agg(json_build_object(
+               'id', r.id, 'first_name', u.first_name, 'last_name', u.last_name, 'rating', r.rating,
+               'review_text', r.review_text, 'is_verified_purchase', r.is_verified_purchase,
+               'created_at', r.created_at, 'updated_at', r.updated_at, 'product', r.product_id,
+               'user', r.user_id)
+               order by r.created_at desc, r.id desc)
+             from reviews r join users u on u.id = r.user_id where r.product_id = p.id), '[]') as reviews
+      from products p
+      join categories c on c.id = p.category_id
+     where p.id = ${id} and p.is_active`.execute(db);
+  return rows[0];
+}

@@ -1,0 +1,37 @@
+// Public catalog routes (API-CONTRACT.md §2.2). Thin: schema, one service call, the page body.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ctxOf } from '../../infra/http/context.ts';
+import { pageBody } from '../../infra/http/pagination.ts';
+import { ErrorBody } from '../../infra/http/schema.ts';
+import { ProductIdParams } from '../reviews/reviews.schemas.ts';
+import { CategoryPage, PageOnlyQuery, ProductCardPage, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
+import * as catalog from './catalog.service.ts';
+
+const tags = ['catalog'];
+
+export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/api/products/', {
+    schema: {
+      tags,
+      summary: 'Active products, filtered, ordered and paginated',
+      querystring: ProductListQuery,
+      response: { 200: ProductCardPage, 400: ErrorBody, 404: ErrorBody },
+    },
+    handler: async (request) => pageBody(request, await catalog.listProducts(ctxOf(request), request.query)),
+  });
+
+  app.get('/api/products/featured/', {
+    schema: { tags, summary: 'Active featured products, newest first', querystring: PageOnlyQuery, response: { 200: ProductCardPage, 404: ErrorBody } },
+    handler: async (request) => pageBody(request, await catalog.listFeatured(ctxOf(request), request.query)),
+  });
+
+  app.get('/api/products/categories/', {
+    schema: { tags, summary: 'Active categories', querystring: PageOnlyQuery, response: { 200: CategoryPage, 404: ErrorBody } },
+    handler: async (request) => pageBody(request, await catalog.listCategories(ctxOf(request), request.query)),
+  });
+
+  app.get('/api/products/:id/', {
+    schema: { tags, summary: 'One active product with category, images and reviews', params: ProductIdParams, response: { 200: ProductDetail, 404: ErrorBody } },
+    handler: async (request) => catalog.getProduct(ctxOf(request), request.params.id),
+  });
+};

@@ -1,0 +1,29 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ctxOf } from '../../infra/http/context.ts';
+import { ErrorBody } from '../../infra/http/schema.ts';
+import { AdvancedSearchQuery, AdvancedSearchResult, QuickSearchQuery, QuickSearchResult } from './search.schemas.ts';
+import { advancedSearch, quickSearch } from './search.service.ts';
+
+const tags = ['search'];
+
+export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/api/products/search/', {
+    schema: {
+      tags,
+      summary: 'Search box: up to 10 ranked matches (full text with prefixes, typo-tolerant)',
+      querystring: QuickSearchQuery,
+      response: { 200: QuickSearchResult, 400: ErrorBody },
+    },
+    handler: async (request) => quickSearch(ctxOf(request), request.query.q),
+  });
+
+  app.get('/api/products/advanced-search/', {
+    schema: {
+      tags,
+      summary: 'Filtered, sorted search with facet counts',
+      querystring: AdvancedSearchQuery,
+      response: { 200: AdvancedSearchResult, 400: ErrorBody },
+    },
+    handler: async (request) => advancedSearch(ctxOf(request), request.query),
+  });
+};
