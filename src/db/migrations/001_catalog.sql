@@ -138,19 +138,39 @@ CREATE TABLE reviews (
 CREATE INDEX reviews_product_created ON reviews (product_id, created_at, id);
 CREATE INDEX reviews_user ON reviews (user_id);
 
-CREATE FUNCTION reviews_keep_rating() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Rating aggregates follow every review write in its own transaction. Statement-level with
+-- transition tables, so a bulk insert (the seed) updates each product once, not once per review.
+CREATE FUNCTION reviews_rating_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    UPDATE products SET review_count = review_count - 1, rating_total = rating_total - OLD.rating
-     WHERE id = OLD.product_id;
-  END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    UPDATE products SET review_count = review_count + 1, rating_total = rating_total + NEW.rating
-     WHERE id = NEW.product_id;
-  END IF;
+  UPDATE products p SET review_count = p.review_count + d.n, rating_total = p.rating_total + d.t
+    FROM (SELECT product_id, count(*)::int AS n, sum(rating)::int AS t FROM new_rows GROUP BY product_id) d
+   WHERE p.id = d.product_id;
   RETURN NULL;
 END $$;
 
-CREATE TRIGGER reviews_keep_rating
-  AFTER INSERT OR DELETE OR UPDATE OF rating, product_id ON reviews
-  FOR EACH ROW EXECUTE FUNCTION reviews_keep_rating();
+CREATE FUNCTION reviews_rating_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE products p SET review_count = p.review_count - d.n, rating_total = p.rating_total - d.t
+    FROM (SELECT product_id, count(*)::int AS n, sum(rating)::int AS t FROM old_rows GROUP BY product_id) d
+   WHERE p.id = d.product_id;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION reviews_rating_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE products p SET review_count = p.review_count + d.n, rating_total = p.rating_total + d.t
+    FROM (SELECT product_id, sum(n)::int AS n, sum(t)::int AS t
+            FROM (SELECT product_id, 1 AS n, rating AS t FROM new_rows
+                  UNION ALL
+                  SELECT product_id, -1, -rating FROM old_rows) x
+           GROUP BY product_id) d
+   WHERE p.id = d.product_id AND (d.n <> 0 OR d.t <> 0);
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER reviews_rating_insert AFTER INSERT ON reviews
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION reviews_rating_insert();
+CREATE TRIGGER reviews_rating_delete AFTER DELETE ON reviews
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION reviews_rating_delete();
+CREATE TRIGGER reviews_rating_update AFTER UPDATE ON reviews
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION reviews_rating_update();

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// The `pasargad` command: serve | migrate | seed --products N | config --markdown.
+import { parseArgs } from 'node:util';
+import { SingleBar, Presets } from 'cli-progress';
+import { ConfigError, configTable, loadConfig, redact, type Config } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { seedCatalog } from './db/seed.ts';
+import { startServer } from './server.ts';
+
+const USAGE = `Usage: pasargad <command> [options]
+
+Commands:
+  serve                          Start the HTTP API (embedded mode also migrates and seeds a demo catalog)
+  migrate                        Apply pending database migrations
+  seed --products N [--seed S]   Add N generated products (with images, reviews, reviewers)
+  config --markdown              Print the table of environment variables
+
+Environment: see README.md (DATABASE_URL unset = embedded PGlite under DATA_DIR).`;
+
+function config(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      await startServer(config());
+      return;
+    case 'migrate': {
+      const cfg = config();
+      const database = await openDatabase(cfg);
+      try {
+        const applied = await migrate(database);
+        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'nothing to apply\n');
+      } finally {
+        await database.close();
+      }
+      return;
+    }
+    case 'seed': {
+      const { values } = parseArgs({ args: rest, options: { products: { type: 'string', default: '1000' }, seed: { type: 'string', default: '42' } } });
+      const products = Number(values.products);
+      if (!Number.isInteger(products) || products < 1) throw new Error('--products must be a whole number of at least 1');
+      const cfg = config();
+      const database = await openDatabase(cfg);
+      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic);
+      try {
+        await migrate(database);
+        const started = Date.now();
+        bar.start(products, 0);
+        const result = await seedCatalog(database, { products, seed: Number(values.seed), onProgress: (done) => bar.update(done) });
+        bar.stop();
+        const where = cfg.database.url ? redact(cfg.database.url) : cfg.dataDir;
+        process.stdout.write(`seeded ${where}: ${JSON.stringify(result)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      } finally {
+        bar.stop();
+        await database.close();
+      }
+      return;
+    }
+    case 'config':
+      process.stdout.write(`${configTable()}\n`);
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      process.stderr.write(`unknown command: ${command}\n\n${USAGE}\n`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+// The `serve` role: open and prepare the database, build the app, listen, and shut down
+// gracefully (in-flight requests finish, then connections close) on SIGTERM/SIGINT.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.ts';
+import type { Config } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { migrate, pendingMigrations } from './db/migrate.ts';
+import { seedCatalog } from './db/seed.ts';
+
+/** Embedded mode keeps a generated signing key in DATA_DIR so tokens survive restarts. */
+export function withEmbeddedSecret(config: Config): Config {
+  if (config.secretKey || config.database.url) return config;
+  const file = join(config.dataDir, 'secret_key');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600 });
+  }
+  return Object.freeze({ ...config, secretKey: readFileSync(file, 'utf8').trim() });
+}
+
+export async function startServer(baseConfig: Config): Promise<FastifyInstance> {
+  const config = withEmbeddedSecret(baseConfig);
+  const database = await openDatabase(config);
+  const embedded = database.kind === 'pglite';
+  const app = await buildApp(config, { database });
+  app.addHook('onClose', async () => database.close());
+  const log = app.log;
+
+  if (embedded) {
+    const applied = await migrate(database);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+    const { n } = await database.db.selectFrom('products').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    if (Number(n) === 0 && config.demoProducts > 0) {
+      log.info({ products: config.demoProducts }, 'empty catalog: seeding the demo catalog');
+      const result = await seedCatalog(database, {
+        products: config.demoProducts,
+        onProgress: (done, total) => log.info({ done, total }, 'seeding demo catalog'),
+      });
+      log.info(result, 'demo catalog seeded');
+    }
+  } else {
+    const pending = await pendingMigrations(database);
+    if (pending.length) {
+      await app.close();
+      throw new Error(`the database has pending migrations (${pending.join(', ')}): run \`pasargad migrate\` first`);
+    }
+  }
+
+  await app.listen({ port: config.port, host: config.host });
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      log.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return app;
+}
