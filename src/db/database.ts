@@ -116,13 +116,17 @@ async function openPostgres(config: Config): Promise<Database> {
   };
 }
 
-/** Opens an embedded PGlite database. `dataDir` `memory://` keeps it in memory (tests). */
-export async function openPglite(dataDir: string, schema = 'public'): Promise<Database> {
+/** A raw PGlite instance with the extensions and type parsers the shop relies on. */
+export async function createPglite(dataDir: string): Promise<import('@electric-sql/pglite').PGlite> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const pglite = await PGlite.create({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
-  return wrapPglite(pglite, schema, true);
+  return PGlite.create({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
+}
+
+/** Opens an embedded PGlite database. `dataDir` `memory://` keeps it in memory. */
+export async function openPglite(dataDir: string, schema = 'public'): Promise<Database> {
+  return wrapPglite(await createPglite(dataDir), schema, true);
 }
 
 /** Wraps an open PGlite instance (tests clone one migrated template per suite). */
