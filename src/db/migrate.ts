@@ -24,10 +24,10 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 
 /** Applies pending migrations; returns the versions applied now. */
 export async function migrate(database: Database, migrations = loadMigrations()): Promise<string[]> {
-  // search_path names the schema before it exists; statements resolve it once it does.
-  if (database.schema !== 'public') await sql.raw(`create schema if not exists ${database.schema}`).execute(database.db);
   return database.db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${LOCK_KEY})`.execute(trx);
+    // search_path names the schema before it exists; statements resolve it once it does.
+    if (database.schema !== 'public') await sql.raw(`create schema if not exists ${database.schema}`).execute(trx);
     await sql`create table if not exists schema_migrations (version text primary key, applied_at timestamptz not null default now())`.execute(trx);
     const done = new Set((await trx.selectFrom('schema_migrations').select('version').execute()).map((r) => r.version));
     const applied: string[] = [];

@@ -1,0 +1,52 @@
+// Starts the real server as `npm start` does (embedded mode, first start migrates and seeds the
+// demo catalog) and fetches the product list over a socket; then stops it with SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test('npm start serves the demo shop over HTTP and stops cleanly on SIGTERM', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-smoke-'));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEMO_PRODUCTS: '40', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (b) => (output += b));
+  child.stderr.on('data', (b) => (output += b));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 90_000;
+    while (!output.includes('Server listening')) {
+      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`server did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const res = await fetch(`http://127.0.0.1:${port}/api/products/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY');
+    const body = (await res.json()) as { count: number; results: { id: number; name: string; price: string }[]; next: string };
+    assert.ok(body.count >= 35 && body.count <= 40, `count ${body.count}`);
+    assert.equal(body.results.length, 20);
+    assert.match(body.results[0]!.price, /^\d+\.\d\d$/);
+    assert.equal(body.next, `http://127.0.0.1:${port}/api/products/?page=2`);
+    assert.match(output, /"request_id"|demo catalog seeded/);
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    assert.equal(code, 0, output.slice(-2000));
+  }
+});
