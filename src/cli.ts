@@ -53,12 +53,22 @@ async function main(argv: string[]): Promise<void> {
       if (!Number.isInteger(products) || products < 1) throw new Error('--products must be a whole number of at least 1');
       const cfg = config();
       const database = await openDatabase(cfg);
-      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic);
+      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 }, Presets.shades_classic);
       try {
         await migrate(database);
         const started = Date.now();
-        bar.start(products, 0);
-        const result = await seedCatalog(database, { products, seed: Number(values.seed), onProgress: (done) => bar.update(done) });
+        // A bar for terminals; plain lines every 10% for logs and CI.
+        let shown = 0;
+        const onProgress = process.stderr.isTTY
+          ? (done: number) => bar.update(done)
+          : (done: number, total: number) => {
+              if (done === total || done - shown >= total / 10) {
+                shown = done;
+                process.stderr.write(`seeding: ${done}/${total} products, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+              }
+            };
+        if (process.stderr.isTTY) bar.start(products, 0);
+        const result = await seedCatalog(database, { products, seed: Number(values.seed), onProgress });
         bar.stop();
         const where = cfg.database.url ? redact(cfg.database.url) : cfg.dataDir;
         process.stdout.write(`seeded ${where}: ${JSON.stringify(result)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

@@ -50,6 +50,12 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   }
 
   await app.listen({ port: config.port, host: config.host });
+  // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters.
+  if (process.send) {
+    process.on('message', (msg: { type?: string }) => {
+      if (msg?.type === 'stats') process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget });
+    });
+  }
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
