@@ -2,6 +2,7 @@
 // one statement, categories. Each function runs exactly one statement, whatever the page size.
 import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
 import type { Db } from '../../db/database.ts';
+import type { ReviewRowLike } from '../reviews/reviews.mapper.ts';
 
 export type StockFilter = 'in_stock' | 'low_stock' | 'out_of_stock';
 export type ProductSort =
@@ -183,19 +184,6 @@ export interface ImageJson {
   product: number;
 }
 
-export interface ReviewJson {
-  id: number;
-  first_name: string;
-  last_name: string;
-  rating: number;
-  review_text: string;
-  is_verified_purchase: boolean;
-  created_at: string;
-  updated_at: string;
-  product: number;
-  user: number;
-}
-
 export interface ProductDetailRow {
   id: number;
   name: string;
@@ -216,7 +204,7 @@ export interface ProductDetailRow {
   updated_at: string;
   category: CategoryRow;
   images: ImageJson[];
-  reviews: ReviewJson[];
+  reviews: ReviewRowLike[];
 }
 
 /** The whole product page (product, category, images, reviews) in one statement. */
