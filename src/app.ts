@@ -4,11 +4,11 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
-import { registerErrorHandlers } from './infra/http/errors.ts';
-import { genRequestId, methodNotAllowed, registerHttpHooks } from './infra/http/hooks.ts';
+import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
+import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
 import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { reviewRoutes } from './modules/reviews/reviews.routes.ts';
@@ -39,6 +39,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1_048_576,
+    // A malformed URL (bad percent-encoding) names no resource: the contract's 404, not Fastify's body.
+    frameworkErrors: (err, _request, res) => {
+      const reply = res as FastifyReply;
+      if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
+      return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
+    },
     ajv: { customOptions: { allErrors: true, verbose: true, coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -49,6 +55,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   registerErrorHandlers(app);
   registerHttpHooks(app);
+  registerInputGuards(app);
   const routeTable = methodNotAllowed(app);
 
   await app.register(cors, {

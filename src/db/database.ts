@@ -53,6 +53,10 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? '');
 }
 
+function isPoolTimeout(err: unknown): boolean {
+  return /timeout exceeded when trying to connect/i.test((err as { message?: string } | undefined)?.message ?? '');
+}
+
 function counter(stats: QueryStats, target: string) {
   stats.byTarget[target] = 0;
   return (_event: LogEvent) => {
@@ -68,7 +72,7 @@ function pgPool(url: string, schema: string, max: number, connectTimeoutMs: numb
     max,
     connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 30_000,
-    options: `-c search_path=${searchPath} -c TimeZone=UTC`,
+    options: `-c search_path=${searchPath} -c TimeZone=UTC -c DateStyle=ISO`,
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => PARSERS[oid] ?? pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser },
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener the
@@ -101,6 +105,9 @@ async function openPostgres(config: Config): Promise<Database> {
         try {
           return await fn(replica.db);
         } catch (err) {
+          // A full pool or a query cancelled by replay (40001) is a busy replica, not a dead one:
+          // this read moves to the primary, the replica stays in rotation.
+          if (isPoolTimeout(err) || (err as { code?: string }).code === '40001') break;
           if (!isConnectionError(err)) throw err;
           replica.downUntil = Date.now() + REPLICA_RETRY_MS;
         }

@@ -67,6 +67,8 @@ forEachBackend('product list, detail, featured, categories', ({ db }) => {
     assert.deepEqual(await ids_('is_featured=FALSE'), [ids.knight, ids.shade].sort());
     assert.deepEqual(await ids_('is_featured=1'), [ids.dragon, ids.lamp].sort());
     assert.equal((await ids_('is_featured=maybe')).length, 4);
+    assert.equal((await ids_('min_price=&category=&search=')).length, 4, 'empty values are ignored');
+    for (const v of ['Infinity', '-Infinity', '0x10']) assert.equal((await getJson(app, `/api/products/?min_price=${v}`)).status, 400, v);
     assert.deepEqual(await ids_('min_price=19.99&max_price=100'), [ids.dragon, ids.lamp, ids.shade].sort());
     assert.deepEqual(await ids_('in_stock=true'), [ids.dragon, ids.lamp, ids.shade].sort());
     assert.deepEqual(await ids_('unknown=1&min_rating=4'), [ids.dragon, ids.knight, ids.lamp, ids.shade].sort());
@@ -83,6 +85,8 @@ forEachBackend('product list, detail, featured, categories', ({ db }) => {
     assert.deepEqual(await order('created_at'), [ids.dragon, ids.knight, ids.lamp, ids.shade]);
     assert.equal((await order('-average_rating'))[0], ids.dragon);
     assert.deepEqual(await order('bogus'), await order('-created_at'));
+    for (const odd of ['constructor', '__proto__', 'toString']) assert.deepEqual(await order(odd), await order('-created_at'), odd);
+    assert.deepEqual(await order('bogus,price'), await order('price'));
   });
 
   test('pagination: page_size, next/previous as absolute URLs, last, invalid pages', async () => {
@@ -101,6 +105,7 @@ forEachBackend('product list, detail, featured, categories', ({ db }) => {
       assert.deepEqual(r.body, { error: true, message: 'Invalid page.', status_code: 404, code: 'invalid_page' });
     }
     assert.equal((await getJson(app, '/api/products/?page_size=1000')).body.results.length, 4);
+    assert.equal((await getJson(app, '/api/products/?page_size=10000000')).body.results.length, 4);
     assert.equal((await getJson(app, '/api/products/?page_size=0')).body.results.length, 4);
   });
 
@@ -162,7 +167,7 @@ forEachBackend('product list, detail, featured, categories', ({ db }) => {
   });
 
   test('detail: inactive, missing or malformed ids are 404 "Not found."', async () => {
-    for (const id of [ids.gone, 987654, 'abc', '1.5', '99999999999999']) {
+    for (const id of [ids.gone, 987654, 'abc', '1.5', '99999999999999', 'Infinity', '0x1', '1e1', '%zz']) {
       const r = await getJson(app, `/api/products/${id}/`);
       assert.equal(r.status, 404, String(id));
       assert.deepEqual(r.body, { error: true, message: 'Not found.', status_code: 404, code: 'not_found' });

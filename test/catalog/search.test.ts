@@ -89,6 +89,10 @@ forEachBackend('search', ({ db }) => {
     assert.deepEqual(byCat.results.map((p: any) => p.id).sort(), [ids.vase, ids.lamp].sort());
     assert.equal(byCat.filters.categories.length, 2, 'category facet ignores its own selection');
     assert.deepEqual((await q('material[]=PLA&material[]=Resin')).results.map((p: any) => p.id).sort(), [ids.dragon, ids.wizard].sort());
+    const both = await q(`category[]=${decorId}&material=PETG`);
+    assert.deepEqual(both.results.map((p: any) => p.id), [ids.lamp]);
+    assert.deepEqual(both.filters.categories.map((c: any) => [c.name, c.count]), [['Home Decor', 1]], 'category counts honour the material choice');
+    assert.deepEqual(both.filters.material_counts, [{ name: 'PETG', count: 1 }, { name: 'Silk PLA', count: 1 }], 'material counts honour the category choice');
     assert.deepEqual((await q('stock=out_of_stock')).results.map((p: any) => p.id), [ids.wizard]);
     assert.deepEqual((await q('stock=low_stock')).results.map((p: any) => p.id), [ids.dragon]);
     assert.deepEqual((await q('min_weight=100&max_weight=300&sort=price_desc')).results.map((p: any) => p.id), [ids.wizard, ids.vase]);
@@ -111,6 +115,11 @@ forEachBackend('search', ({ db }) => {
     assert.equal(bad.status, 400);
     assert.deepEqual(Object.keys(bad.body.errors).sort(), ['min_price', 'per_page', 'sort', 'stock']);
     assert.deepEqual(bad.body.errors.per_page, ['Ensure this value is less than or equal to 100.']);
+    for (const v of ['Infinity', '-Infinity', 'NaN', '0x10', ' 5']) {
+      const r = await getJson(app, `/api/products/advanced-search/?min_rating=${encodeURIComponent(v)}&page=${encodeURIComponent(v)}`);
+      assert.equal(r.status, 400, v);
+      assert.deepEqual(Object.keys(r.body.errors).sort(), ['min_rating', 'page'], v);
+    }
     const range = await getJson(app, '/api/products/advanced-search/?min_price=50&max_price=10');
     assert.equal(range.status, 400);
     assert.ok(range.body.errors.max_price);

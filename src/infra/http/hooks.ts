@@ -39,6 +39,40 @@ export function registerHttpHooks(app: FastifyInstance): void {
   });
 }
 
+// AJV's coercion accepts what JavaScript's Number() does: "Infinity", "0x10", " 7 ". Numbers in
+// a URL must be plain decimal text; anything else is left as a non-number so validation rejects
+// it with the usual field error (or 404 for a path id).
+const DECIMAL = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?$/;
+const INTEGER = /^-?\d+$/;
+
+type Props = Record<string, { type?: string | string[]; items?: { type?: string } }> | undefined;
+
+function sanitise(values: Record<string, unknown>, props: Props, dropEmpty: boolean): void {
+  for (const key of Object.keys(values)) {
+    const v = values[key];
+    // django-filter treats `?min_price=` as not given.
+    if (dropEmpty && v === '') {
+      delete values[key];
+      continue;
+    }
+    const prop = props?.[key];
+    const type = prop?.type ?? prop?.items?.type;
+    if (type !== 'number' && type !== 'integer') continue;
+    const ok = type === 'integer' ? INTEGER : DECIMAL;
+    const fix = (x: unknown) => (typeof x === 'string' && !ok.test(x) ? 'not-a-number' : x);
+    values[key] = Array.isArray(v) ? v.map(fix) : fix(v);
+  }
+}
+
+export function registerInputGuards(app: FastifyInstance): void {
+  app.addHook('preValidation', (request, _reply, done) => {
+    const schema = request.routeOptions.schema as { querystring?: { properties?: Props }; params?: { properties?: Props } } | undefined;
+    if (schema?.querystring && request.query && typeof request.query === 'object') sanitise(request.query as Record<string, unknown>, schema.querystring.properties, true);
+    if (schema?.params && request.params && typeof request.params === 'object') sanitise(request.params as Record<string, unknown>, schema.params.properties, false);
+    done();
+  });
+}
+
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /**

@@ -22,8 +22,8 @@ export interface Page<T> {
 
 /** `page_size` as DRF treats it: invalid or below 1 → default, above the maximum → the maximum. */
 export function pageSize(raw: string | undefined): number {
-  if (raw === undefined || !/^\d{1,6}$/.test(raw)) return DEFAULT_PAGE_SIZE;
-  const n = Number(raw);
+  if (raw === undefined || !/^\d+$/.test(raw)) return DEFAULT_PAGE_SIZE;
+  const n = raw.length > 6 ? MAX_PAGE_SIZE + 1 : Number(raw);
   return n < 1 ? DEFAULT_PAGE_SIZE : Math.min(n, MAX_PAGE_SIZE);
 }
 

@@ -115,8 +115,8 @@ export async function listProductCards(db: Db, filter: ProductFilter, sort: Prod
     case 'relevance':
       qb = filter.text ? qb.orderBy(rankExpression(filter.text), 'desc').orderBy('p.id', 'desc') : qb.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc');
       break;
-    case 'newest':
     case 'oldest':
+    default:
       qb = qb.orderBy('p.created_at', dir(sort === 'oldest')).orderBy('p.id', dir(sort === 'oldest'));
       break;
     case 'price_asc':

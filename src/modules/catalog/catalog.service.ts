@@ -73,8 +73,8 @@ export async function listProducts(ctx: Ctx, q: ProductListQuery): Promise<PageR
     stock: flag(q.in_stock) ? 'in_stock' : undefined,
     text: text ? { query: text, mode: 'fts' } : undefined,
   };
-  const firstOrdering = q.ordering?.split(',').map((o) => ORDERING[o.trim()]).find(Boolean);
-  const sort = firstOrdering ?? (filter.text ? 'relevance' : 'newest');
+  const firstOrdering = q.ordering?.split(',').map((o) => o.trim()).find((o) => Object.hasOwn(ORDERING, o));
+  const sort = firstOrdering ? ORDERING[firstOrdering]! : filter.text ? 'relevance' : 'newest';
   return pageOfCards(ctx, filter, sort, q);
 }
 

@@ -42,8 +42,6 @@ export async function advancedSearch(ctx: Ctx, q: AdvancedSearchQuery) {
     throw new AppError('bad_request', { errors: { max_price: ['Ensure max_price is greater than or equal to min_price.'] } });
   }
   const text = normaliseSearch(q.q);
-  // Facets are disjunctive: category and material counts ignore their own selection, so a
-  // shopper can see what widening the choice would give.
   let base: catalogRepo.ProductFilter = {
     featured: q.featured?.toLowerCase() === 'true' ? true : undefined,
     minPrice: q.min_price,
@@ -55,13 +53,13 @@ export async function advancedSearch(ctx: Ctx, q: AdvancedSearchQuery) {
     minRating: q.min_rating,
     text: text ? { query: text, mode: 'fts' } : undefined,
   };
-  let f = await ctx.database.read((db) => facets(db, base));
-  if (f.total === 0 && base.text) {
-    base = { ...base, text: { query: text, mode: 'trigram' } };
-    f = await ctx.database.read((db) => facets(db, base));
-  }
   const categoryIds = [...(q['category[]'] ?? []), ...(q.category ?? [])];
   const materials = [...(q['material[]'] ?? []), ...(q.material ?? [])];
+  let f = await ctx.database.read((db) => facets(db, base, { categoryIds, materials }));
+  if (f.total === 0 && base.text) {
+    base = { ...base, text: { query: text, mode: 'trigram' } };
+    f = await ctx.database.read((db) => facets(db, base, { categoryIds, materials }));
+  }
   const filter = { ...base, categoryIds, materials };
   const perPage = q.per_page ?? 20;
   const page = q.page ?? 1;
