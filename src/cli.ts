@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<void> {
       if (!Number.isInteger(products) || products < 1) throw new Error('--products must be a whole number of at least 1');
       const cfg = config();
       const database = await openDatabase(cfg);
-      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000 }, Presets.shades_classic);
+      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic);
       try {
         await migrate(database);
         const started = Date.now();

@@ -132,17 +132,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }
     },
   });
-  if (problems.length === 0) {
-    if (e.USE_CDN && !e.CDN_URL) problems.push('CDN_URL is required when USE_CDN is true');
-    if (e.SECRET_KEY !== undefined && e.SECRET_KEY.length < 32) problems.push('SECRET_KEY must be at least 32 characters');
-    if (e.SECRET_KEY === undefined && (e.DATABASE_URL || e.NODE_ENV === 'production')) {
-      problems.push('SECRET_KEY is required when DATABASE_URL is set or NODE_ENV is production');
-    }
-    if (!Number.isInteger(e.DATABASE_POOL_SIZE) || e.DATABASE_POOL_SIZE < 1) problems.push('DATABASE_POOL_SIZE must be a whole number of at least 1');
-    if (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
-    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA)) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
-    if (e.DATABASE_REPLICA_URLS.length > 0 && !e.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
+  // Cross-variable rules run even when other variables are bad, so one start names every problem;
+  // a variable that failed to parse is undefined here and its own error is already listed.
+  const bad = new Set(problems.map((p) => p.split(/[ :]/)[0]));
+  const ok = (name: string) => !bad.has(name);
+  if (ok('USE_CDN') && ok('CDN_URL') && e.USE_CDN && !e.CDN_URL) problems.push('CDN_URL is required when USE_CDN is true');
+  if (ok('SECRET_KEY') && e.SECRET_KEY !== undefined && e.SECRET_KEY.length < 32) problems.push('SECRET_KEY must be at least 32 characters');
+  if (ok('SECRET_KEY') && e.SECRET_KEY === undefined && (env.DATABASE_URL || e.NODE_ENV === 'production')) {
+    problems.push('SECRET_KEY is required when DATABASE_URL is set or NODE_ENV is production');
   }
+  if (ok('DATABASE_POOL_SIZE') && (!Number.isInteger(e.DATABASE_POOL_SIZE) || e.DATABASE_POOL_SIZE < 1)) problems.push('DATABASE_POOL_SIZE must be a whole number of at least 1');
+  if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
+  if (ok('DATABASE_SCHEMA') && !/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA ?? '')) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
+  if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({

@@ -23,7 +23,11 @@ test('every bad variable is named in one error', () => {
   })();
   assert.ok(err instanceof ConfigError);
   for (const name of ['PORT', 'DATABASE_URL', 'LOG_LEVEL', 'USE_CDN', 'TRUSTED_PROXIES']) assert.match(err.message, new RegExp(name));
-  assert.equal(err.problems.length, 5);
+  assert.equal(err.problems.length, 6, 'a DATABASE_URL was given, so SECRET_KEY is required too');
+  assert.match(err.message, /SECRET_KEY is required/);
+  // rules between variables are checked in the same pass, not after the others are fixed
+  assert.throws(() => loadConfig({ PORT: 'x', DATABASE_URL: 'postgres://u@h/db', USE_CDN: 'true' }), (e: ConfigError) =>
+    e.problems.length === 3 && /PORT/.test(e.message) && /SECRET_KEY is required/.test(e.message) && /CDN_URL is required/.test(e.message));
 });
 
 test('cross-variable rules', () => {

@@ -136,7 +136,7 @@ export async function openPglite(dataDir: string, schema = 'public'): Promise<Da
   return wrapPglite(await createPglite(dataDir), schema, true);
 }
 
-/** Wraps an open PGlite instance (tests clone one migrated template per suite). */
+/** Wraps an open PGlite instance; tests share one per file, a schema per suite. */
 export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema = 'public', owned = false): Promise<Database> {
   await pglite.exec(`set time zone 'UTC'; set search_path to ${schema === 'public' ? 'public' : `${schema}, public`}`);
   const stats: QueryStats = { statements: 0, byTarget: {} };

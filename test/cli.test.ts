@@ -1,0 +1,76 @@
+// The `pasargad` command as an operator runs it: exit codes, messages, and what it leaves behind.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import pg from 'pg';
+import { loadConfig } from '../src/config.ts';
+import { withEmbeddedSecret } from '../src/server.ts';
+import { postgresEnv, TEST_DATABASE_URL, uniqueSchema } from './helpers/db.ts';
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (err += b));
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+test('a bad configuration stops the command with every bad variable named', async () => {
+  const r = await cli(['migrate'], { PORT: 'x', LOG_LEVEL: 'loud', DATABASE_URL: 'postgres://u:hunter2@h/db' });
+  assert.equal(r.code, 2);
+  for (const name of ['PORT', 'LOG_LEVEL', 'SECRET_KEY']) assert.match(r.err, new RegExp(name));
+  assert.doesNotMatch(r.err + r.out, /hunter2/);
+});
+
+test('migrate applies once; serve refuses a production database with pending migrations', async () => {
+  const schema = uniqueSchema();
+  const env = postgresEnv(schema, { PORT: '8999', HOST: '127.0.0.1' });
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`create schema ${schema}`);
+    const refused = await cli(['serve'], env);
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, /pending migrations \(001_catalog\).*pasargad migrate/);
+    const first = await cli(['migrate'], env);
+    assert.equal(first.code, 0, first.err);
+    assert.equal(first.out, 'applied: 001_catalog\n');
+    const again = await cli(['migrate'], env);
+    assert.equal(again.out, 'nothing to apply\n');
+    const seeded = await cli(['seed', '--products', '25'], env);
+    assert.equal(seeded.code, 0, seeded.err);
+    assert.match(seeded.out, /"products":25/);
+    assert.match(seeded.err, /seeding: 25\/25 products/, 'progress is reported when stderr is not a terminal');
+    assert.equal((await client.query(`select count(*)::int as n from ${schema}.products`)).rows[0].n, 25);
+    assert.equal((await cli(['seed', '--products', '-3'], env)).code, 1);
+  } finally {
+    await client.query(`drop schema if exists ${schema} cascade`);
+    await client.end();
+  }
+});
+
+test('config --markdown prints the README table; unknown commands fail', async () => {
+  const r = await cli(['config', '--markdown'], {});
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^\| variable \| default \| meaning \|/);
+  assert.equal((await cli(['frobnicate'], {})).code, 2);
+});
+
+test('embedded mode keeps one generated secret key across restarts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pasargad-secret-'));
+  try {
+    const first = withEmbeddedSecret(loadConfig({ DATA_DIR: dir }));
+    assert.ok(first.secretKey && first.secretKey.length >= 32);
+    assert.equal(withEmbeddedSecret(loadConfig({ DATA_DIR: dir })).secretKey, first.secretKey);
+    assert.equal(readFileSync(join(dir, 'secret_key'), 'utf8'), first.secretKey);
+    assert.equal(withEmbeddedSecret(loadConfig({ DATA_DIR: dir, SECRET_KEY: 'k'.repeat(40) })).secretKey, 'k'.repeat(40));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
