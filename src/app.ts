@@ -1,5 +1,6 @@
 // buildApp(config): composes plugins and routes into a Fastify instance. It never listens;
 // server.ts does that, tests use app.inject().
+import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -7,9 +8,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
+import { openSessionStore } from './infra/cache/stores.ts';
+import type { KeyValueStore } from './infra/cache/store.ts';
+import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
+import { registerAuth } from './modules/accounts/auth.ts';
+import { GuestSessions } from './modules/accounts/session.ts';
+import { TokenService } from './modules/accounts/tokens.ts';
 import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { reviewRoutes } from './modules/reviews/reviews.routes.ts';
 import { searchRoutes } from './modules/search/search.routes.ts';
@@ -18,12 +25,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     database: Database;
+    events: EventBus;
   }
 }
 
 export interface AppDeps {
   /** An open database to use instead of opening one from config (tests share one per file). */
   database?: Database;
+  /** A `session` store to use instead of the configured one (tests give Redis a key prefix). */
+  sessionStore?: KeyValueStore;
 }
 
 // The storefront's preflight expectations (API-CONTRACT.md §1.4).
@@ -53,10 +63,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('database', database);
   if (!deps.database) app.addHook('onClose', async () => database.close());
 
+  if (!config.secretKey) throw new Error('SECRET_KEY is required to sign tokens');
+  const sessionStore = deps.sessionStore ?? openSessionStore(config, database);
+  if (!deps.sessionStore) app.addHook('onClose', async () => sessionStore.close());
+  app.decorate('events', new EventBus(app.log));
+  app.decorate('sessions', new GuestSessions(sessionStore, config.auth.sessionTtl));
+
   registerErrorHandlers(app);
   registerHttpHooks(app);
   registerInputGuards(app);
   const routeTable = methodNotAllowed(app);
+  await app.register(cookie);
+  registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
 
   await app.register(cors, {
     origin: [...config.corsOrigins],

@@ -36,6 +36,27 @@ const postgresUrl = (input: string): string => {
 };
 
 const pgUrl = makeValidator<string>(postgresUrl);
+
+const redisUrl = makeValidator<string>((input) => {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new EnvError(`"${redact(input)}" is not a URL`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new EnvError(`"${redact(input)}" is not a redis:// URL`);
+  return input;
+});
+
+/** Whole seconds, written as `3600`, `60s`, `15m`, `1h` or `14d`. */
+const duration = makeValidator<number>((input) => {
+  const m = /^\s*(\d{1,9})\s*([smhd]?)\s*$/.exec(input);
+  if (!m) throw new EnvError(`"${input}" is not a duration such as 3600, 15m, 1h or 14d`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  const seconds = Number(m[1]) * unit;
+  if (seconds < 1) throw new EnvError('must be at least one second');
+  return seconds;
+});
 const pgUrlList = makeValidator<string[]>((input) => list(input).map(postgresUrl));
 
 const httpUrl = makeValidator<string>((input) => {
@@ -72,9 +93,16 @@ const cidrList = makeValidator<string[]>((input) =>
   }),
 );
 
+/** The same Redis server, logical database `db` (the URL path, as ioredis reads it). */
+export function redisDatabase(url: string, db: number): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
 /** Hides the password in a connection URL before it reaches an error message or a log. */
 export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
 }
 
 export const CONFIG_VARIABLES = {
@@ -87,7 +115,14 @@ export const CONFIG_VARIABLES = {
   DATABASE_REPLICA_URLS: pgUrlList({ default: [], desc: 'Comma-separated read-replica URLs for lag-tolerant reads (round-robin, primary as fallback).' }),
   DATABASE_SCHEMA: str({ default: 'public', desc: 'PostgreSQL schema holding the shop tables.' }),
   DATABASE_POOL_SIZE: num({ default: 10, desc: 'Connections per PostgreSQL pool (primary and each replica).' }),
+  REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3). Unset: sessions live in the database.' }),
+  REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store URL (default: REDIS_URL with database 2). Run it with persistence on.' }),
   SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
+  ACCESS_TOKEN_TTL: duration({ default: 3600, desc: 'Lifetime of a JWT access token (seconds, or 15m, 1h, 14d).' }),
+  REFRESH_TOKEN_TTL: duration({ default: 604_800, desc: 'Lifetime of a JWT refresh token; each refresh rotates it.' }),
+  SESSION_TTL: duration({ default: 1_209_600, desc: 'Guest session (`sessionid` cookie) lifetime, renewed on use.' }),
+  STAFF_EMAIL: str({ default: undefined, desc: 'At start-up, creates this staff account if no user has the email (never overwrites).' }),
+  STAFF_PASSWORD: str({ default: undefined, desc: 'Password for STAFF_EMAIL (8+ characters, not a common password).' }),
   CORS_ORIGINS: originList({ default: ['http://localhost:3000', 'http://127.0.0.1:3000'], desc: 'Comma-separated storefront origins allowed to call the API with credentials.' }),
   TRUSTED_PROXIES: cidrList({ default: [], desc: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-* headers are trusted.' }),
   USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
@@ -108,6 +143,16 @@ export interface Config {
     readonly poolSize: number;
   };
   readonly secretKey: string | undefined;
+  readonly redis: {
+    readonly url: string | undefined;
+    readonly sessionUrl: string | undefined;
+  };
+  readonly auth: {
+    readonly accessTokenTtl: number;
+    readonly refreshTokenTtl: number;
+    readonly sessionTtl: number;
+  };
+  readonly staff: { readonly email: string; readonly password: string } | undefined;
   readonly corsOrigins: readonly string[];
   readonly trustedProxies: readonly string[];
   readonly cdnUrl: string | undefined;
@@ -145,6 +190,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
   if (ok('DATABASE_SCHEMA') && !/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA ?? '')) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
   if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
+  if (ok('STAFF_EMAIL') && ok('STAFF_PASSWORD') && Boolean(e.STAFF_EMAIL) !== Boolean(e.STAFF_PASSWORD)) problems.push('STAFF_EMAIL and STAFF_PASSWORD go together: set both or neither');
+  if (ok('STAFF_EMAIL') && e.STAFF_EMAIL && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(e.STAFF_EMAIL)) problems.push('STAFF_EMAIL must be an email address');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -160,6 +207,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolSize: e.DATABASE_POOL_SIZE,
     }),
     secretKey: e.SECRET_KEY,
+    redis: Object.freeze({ url: e.REDIS_URL, sessionUrl: e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined) }),
+    auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL }),
+    staff: e.STAFF_EMAIL && e.STAFF_PASSWORD ? Object.freeze({ email: e.STAFF_EMAIL, password: e.STAFF_PASSWORD }) : undefined,
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
     cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,

@@ -77,6 +77,61 @@ export interface ReviewsTable {
   updated_at: Timestamp;
 }
 
+export interface AddressesTable {
+  id: Generated<number>;
+  user_id: number;
+  address_type: 'shipping' | 'billing';
+  street_address: string;
+  apartment: Generated<string>;
+  city: string;
+  state: string;
+  postal_code: string;
+  country: string;
+  is_default: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** Carts and wishlists share this shape: owned by a user or by a guest session key. */
+export interface OwnedListTable {
+  id: Generated<number>;
+  user_id: number | null;
+  session_key: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CartItemsTable {
+  id: Generated<number>;
+  cart_id: number;
+  product_id: number;
+  quantity: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WishlistItemsTable {
+  id: Generated<number>;
+  wishlist_id: number;
+  product_id: number;
+  created_at: Timestamp;
+}
+
+export interface NewsletterSubscribersTable {
+  id: Generated<number>;
+  email: string;
+  is_subscribed: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface KvEntriesTable {
+  store: string;
+  key: string;
+  value: string;
+  expires_at: string;
+}
+
 export interface SchemaMigrationsTable {
   version: string;
   applied_at: Timestamp;
@@ -88,5 +143,12 @@ export interface DB {
   products: ProductsTable;
   product_images: ProductImagesTable;
   reviews: ReviewsTable;
+  addresses: AddressesTable;
+  carts: OwnedListTable;
+  cart_items: CartItemsTable;
+  wishlists: OwnedListTable;
+  wishlist_items: WishlistItemsTable;
+  newsletter_subscribers: NewsletterSubscribersTable;
+  kv_entries: KvEntriesTable;
   schema_migrations: SchemaMigrationsTable;
 }

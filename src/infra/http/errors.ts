@@ -5,6 +5,7 @@
 // `code` is our addition (a superset of the contract): a stable name clients can act on.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isConnectionError } from '../../db/database.ts';
+import { StoreUnavailableError } from '../cache/store.ts';
 
 interface ErrorDef {
   readonly status: number;
@@ -15,6 +16,8 @@ export const ERRORS = {
   bad_request: { status: 400, message: 'Bad request. Please check your input.' },
   parse_error: { status: 400, message: 'JSON parse error' },
   not_authenticated: { status: 401, message: 'Authentication credentials were not provided.' },
+  token_not_valid: { status: 401, message: 'Given token not valid for any token type' },
+  authentication_failed: { status: 401, message: 'No active account found with the given credentials' },
   permission_denied: { status: 403, message: 'You do not have permission to perform this action.' },
   not_found: { status: 404, message: 'Not found.' },
   invalid_page: { status: 404, message: 'Invalid page.' },
@@ -136,8 +139,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     const sqlState = typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : '';
     if (sqlState.startsWith('23')) return send(reply, 'conflict', ERRORS.conflict.message, 409);
     if (sqlState.startsWith('22')) return send(reply, 'bad_request', ERRORS.bad_request.message, 400);
-    if (isConnectionError(err)) {
-      request.log.error({ err }, 'database unavailable');
+    if (isConnectionError(err) || err instanceof StoreUnavailableError) {
+      request.log.error({ err }, err instanceof StoreUnavailableError ? err.message : 'database unavailable');
       reply.header('Retry-After', '5');
       return send(reply, 'service_unavailable', ERRORS.service_unavailable.message, 503);
     }

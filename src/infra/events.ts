@@ -1,0 +1,52 @@
+// Domain events, published by services after their transaction commits. Cache invalidation,
+// search refresh, emails and image work subscribe here; nothing calls "clear cache" by hand.
+// Handlers run after the publisher has moved on; a failing handler is logged, never thrown back.
+import type { FastifyBaseLogger } from 'fastify';
+
+export interface DomainEvents {
+  'product.created': { id: number };
+  'product.updated': { id: number; fields: string[] };
+  'product.deleted': { id: number };
+  'category.created': { id: number };
+  'category.updated': { id: number; fields: string[] };
+  'category.deleted': { id: number };
+  'review.created': { id: number; productId: number };
+  'review.updated': { id: number; productId: number };
+  'review.deleted': { id: number; productId: number };
+  'user.registered': { id: number };
+  'cart.changed': { cartId: number; userId: number | null };
+}
+
+export type EventName = keyof DomainEvents;
+type Handler<K extends EventName> = (payload: DomainEvents[K]) => void | Promise<void>;
+
+export class EventBus {
+  private readonly handlers = new Map<EventName, Handler<never>[]>();
+
+  constructor(private readonly log?: FastifyBaseLogger) {}
+
+  on<K extends EventName>(name: K, handler: Handler<K>): () => void {
+    const list = this.handlers.get(name) ?? [];
+    list.push(handler as Handler<never>);
+    this.handlers.set(name, list);
+    return () => {
+      const i = list.indexOf(handler as Handler<never>);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  /** Call after commit. Returns when every handler has finished (tests await it; routes need not). */
+  async emit<K extends EventName>(name: K, payload: DomainEvents[K]): Promise<void> {
+    const list = this.handlers.get(name);
+    if (!list?.length) return;
+    await Promise.all(
+      list.map(async (h) => {
+        try {
+          await (h as Handler<K>)(payload);
+        } catch (err) {
+          this.log?.error({ err, event: name }, 'event handler failed');
+        }
+      }),
+    );
+  }
+}

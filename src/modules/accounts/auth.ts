@@ -1,0 +1,70 @@
+// Who is calling: the Bearer token (checked on every route, public ones included, as DRF does)
+// and the helpers routes use to require a user or staff. The user row is loaded once per
+// request, from the primary, and only by routes that need it.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../../infra/http/errors.ts';
+import { findUserById, type UserRow } from './accounts.repository.ts';
+import { TokenError, type TokenClaims, type TokenService } from './tokens.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    tokens: TokenService;
+  }
+  interface FastifyRequest {
+    /** Claims of a valid access token, or null for an anonymous caller. */
+    auth: TokenClaims | null;
+    /** The loaded user (see currentUser); undefined until asked for. */
+    authUser: UserRow | null | undefined;
+  }
+}
+
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="api"' };
+
+/** 401 with the challenge header DRF sends; `token_not_valid` when a token was given but refused. */
+export function unauthenticated(code: 'not_authenticated' | 'token_not_valid' = 'not_authenticated', message?: string): AppError {
+  return new AppError(code, { ...(message ? { message } : {}), headers: CHALLENGE });
+}
+
+export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
+  app.decorate('tokens', tokens);
+  app.decorateRequest('auth', null);
+  app.decorateRequest('authUser', undefined);
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers.authorization;
+    if (!header || request.is404) return;
+    const parts = header.trim().split(/\s+/);
+    // Other schemes (Basic…) are not ours to judge: the caller is anonymous, as in DRF.
+    if (parts[0]?.toLowerCase() !== 'bearer') return;
+    if (parts.length !== 2) throw unauthenticated('token_not_valid', 'Authorization header must contain two space-delimited values');
+    try {
+      request.auth = await tokens.verify(parts[1]!, 'access');
+    } catch (err) {
+      if (err instanceof TokenError) throw unauthenticated('token_not_valid');
+      throw err;
+    }
+  });
+}
+
+/** The calling user, or null when anonymous. A token for a deleted or disabled account is a 401. */
+export async function currentUser(request: FastifyRequest): Promise<UserRow | null> {
+  if (request.authUser !== undefined) return request.authUser;
+  if (!request.auth) return (request.authUser = null);
+  const user = await findUserById(request.server.database.db, request.auth.user_id);
+  if (!user) throw unauthenticated('token_not_valid', 'User not found');
+  if (!user.is_active) throw unauthenticated('token_not_valid', 'User is inactive');
+  return (request.authUser = user);
+}
+
+/** 401 unless a user is signed in. */
+export async function requireUser(request: FastifyRequest): Promise<UserRow> {
+  const user = await currentUser(request);
+  if (!user) throw unauthenticated();
+  return user;
+}
+
+/** 401 when anonymous, 403 for a signed-in customer. */
+export async function requireStaff(request: FastifyRequest): Promise<UserRow> {
+  const user = await requireUser(request);
+  if (!user.is_staff) throw new AppError('permission_denied');
+  return user;
+}
