@@ -17,6 +17,9 @@ import { rootRoutes } from './infra/http/root.routes.ts';
 import { registerAuth } from './modules/accounts/auth.ts';
 import { GuestSessions } from './modules/accounts/session.ts';
 import { TokenService } from './modules/accounts/tokens.ts';
+import { accountRoutes } from './modules/accounts/accounts.routes.ts';
+import { cartRoutes } from './modules/cart/cart.routes.ts';
+import { wishlistRoutes } from './modules/wishlist/wishlist.routes.ts';
 import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { reviewRoutes } from './modules/reviews/reviews.routes.ts';
 import { searchRoutes } from './modules/search/search.routes.ts';
@@ -87,6 +90,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Pasargad Prints API', version: '1.0.0', description: 'Shop backend for 3D prints. Paths, bodies and shapes follow the storefront contract.' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
@@ -95,6 +99,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(catalogRoutes);
   await app.register(searchRoutes);
   await app.register(reviewRoutes);
+  await app.register(accountRoutes);
+  await app.register(cartRoutes);
+  await app.register(wishlistRoutes);
   routeTable.seal();
   return app;
 }

@@ -121,6 +121,10 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     if (err.validation) {
       // A path parameter of the wrong type means no such resource, as Django's URL patterns do.
       if (err.validationContext === 'params') return send(reply, 'not_found', ERRORS.not_found.message, 404);
+      // Routes whose serializer errors the contract shows unwrapped (cart add/update, §1.6 shape 2).
+      if (err.validationContext === 'body' && (request.routeOptions.config as { rawErrors?: boolean } | undefined)?.rawErrors) {
+        return reply.code(400).type('application/json').send(toFieldErrors(err.validation));
+      }
       return send(reply, 'bad_request', ERRORS.bad_request.message, 400, toFieldErrors(err.validation));
     }
     switch (err.code) {

@@ -38,3 +38,11 @@ export const ErrorBody = Type.Object({
   code: Type.String(),
   errors: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
+
+/**
+ * A 4xx whose body takes more than one of the contract's shapes (wrapped for bad JSON, raw field
+ * errors or `{"error": …}` from the route): left untyped so each is serialised as it is.
+ */
+export function MixedErrorBody(description: string) {
+  return Type.Unsafe<unknown>({ description });
+}

@@ -1,0 +1,179 @@
+// /api/users/ (API-CONTRACT.md §2.1): sign-up, sign-in, token refresh and logout, profile,
+// password, addresses, newsletter. Signing in (or up) merges the guest cart and wishlist (§4.12).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ctxOf } from '../../infra/http/context.ts';
+import { AppError } from '../../infra/http/errors.ts';
+import { pageBody } from '../../infra/http/pagination.ts';
+import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
+import { mergeGuestCart } from '../cart/cart.service.ts';
+import { mergeGuestWishlist } from '../wishlist/wishlist.service.ts';
+import { findUserById } from './accounts.repository.ts';
+import {
+  Address,
+  AddressBody,
+  AddressIdParams,
+  AddressPage,
+  AddressPatch,
+  LoginBody,
+  Message,
+  NewsletterBody,
+  PageQuery,
+  PasswordChangeBody,
+  ProfilePatch,
+  ProfilePut,
+  RefreshBody,
+  RefreshReply,
+  RegisterBody,
+  RegisterReply,
+  TokenPair,
+  User,
+} from './accounts.schemas.ts';
+import { toUser } from './accounts.mapper.ts';
+import * as accounts from './accounts.service.ts';
+import { requireUser } from './auth.ts';
+import { TokenError, type TokenProblem } from './tokens.ts';
+
+const tags = ['accounts'];
+const security = [{ bearerAuth: [] }];
+
+const REFRESH_REFUSED: Record<TokenProblem, string> = {
+  invalid: 'Token is invalid or expired',
+  wrong_type: 'Token has wrong type',
+  revoked: 'Token is blacklisted',
+};
+
+function refused(err: unknown): never {
+  if (err instanceof TokenError) throw new AppError('token_not_valid', { message: REFRESH_REFUSED[err.problem] });
+  throw err;
+}
+
+/** After sign-in: the guest's cart and wishlist (from the sessionid cookie) join the user's. */
+async function adoptGuest(request: FastifyRequest, reply: FastifyReply, userId: number): Promise<void> {
+  const key = await request.server.sessions.current(request, reply);
+  if (!key) return;
+  const ctx = ctxOf(request);
+  await mergeGuestCart(ctx, key, userId);
+  await mergeGuestWishlist(ctx, key, userId);
+}
+
+export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/api/users/auth/login/', {
+    schema: { tags, summary: 'Sign in with email and password: a JWT pair', body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request, reply) => {
+      const user = await accounts.authenticate(ctxOf(request), request.body.email, request.body.password);
+      await adoptGuest(request, reply, user.id);
+      return app.tokens.issue(user.id);
+    },
+  });
+
+  app.post('/api/users/auth/refresh/', {
+    schema: { tags, summary: 'Rotate a refresh token: a new pair; the old refresh token is revoked', body: RefreshBody, response: { 200: RefreshReply, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request) => {
+      const { claims, pair } = await app.tokens.refresh(request.body.refresh).catch(refused);
+      const user = await findUserById(app.database.db, claims.user_id);
+      if (!user?.is_active) throw new AppError('authentication_failed', { message: 'No active account found for the given token.' });
+      return pair;
+    },
+  });
+
+  app.post('/api/users/auth/logout/', {
+    schema: { tags, summary: 'Revoke a refresh token (idempotent)', body: RefreshBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request) => {
+      const claims = await app.tokens.verify(request.body.refresh, 'refresh').catch(refused);
+      await app.tokens.revoke(claims);
+      return { message: 'Successfully logged out' };
+    },
+  });
+
+  app.post('/api/users/auth/register/', {
+    schema: { tags, summary: 'Create a customer account; answers with the user and a JWT pair', body: RegisterBody, response: { 201: RegisterReply, 400: ErrorBody } },
+    handler: async (request, reply) => {
+      const user = await accounts.register(ctxOf(request), request.body);
+      await adoptGuest(request, reply, user.id);
+      reply.code(201);
+      return { message: 'User created successfully', user: toUser(user), tokens: await app.tokens.issue(user.id) };
+    },
+  });
+
+  app.get('/api/users/profile/', {
+    schema: { tags, security, summary: 'The signed-in user', response: { 200: User, 401: ErrorBody } },
+    handler: async (request) => toUser(await requireUser(request)),
+  });
+
+  app.put('/api/users/profile/', {
+    schema: { tags, security, summary: 'Replace the profile (email is read-only)', body: ProfilePut, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
+  });
+
+  app.patch('/api/users/profile/', {
+    schema: { tags, security, summary: 'Change some profile fields (email is read-only)', body: ProfilePatch, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
+  });
+
+  for (const method of ['put', 'patch'] as const) {
+    app[method]('/api/users/password/change/', {
+      schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+      handler: async (request) => {
+        await accounts.changePassword(ctxOf(request), await requireUser(request), request.body);
+        return { message: 'Password updated successfully' };
+      },
+    });
+  }
+
+  app.get('/api/users/addresses/', {
+    schema: { tags, security, summary: "The signed-in user's addresses", querystring: PageQuery, response: { 200: AddressPage, 401: ErrorBody, 404: ErrorBody } },
+    handler: async (request) => {
+      const user = await requireUser(request);
+      return pageBody(request, await accounts.listAddresses(ctxOf(request), user.id, request.query));
+    },
+  });
+
+  app.post('/api/users/addresses/', {
+    schema: { tags, security, summary: 'Add an address; is_default takes the default flag from the previous one of its type', body: AddressBody, response: { 201: Address, 400: ErrorBody, 401: ErrorBody } },
+    handler: async (request, reply) => {
+      const user = await requireUser(request);
+      reply.code(201);
+      return accounts.createAddress(ctxOf(request), user.id, request.body);
+    },
+  });
+
+  app.get('/api/users/addresses/:id/', {
+    schema: { tags, security, summary: 'One of your addresses', params: AddressIdParams, response: { 200: Address, 401: ErrorBody, 404: ErrorBody } },
+    handler: async (request) => accounts.getAddress(ctxOf(request), (await requireUser(request)).id, request.params.id),
+  });
+
+  app.put('/api/users/addresses/:id/', {
+    schema: { tags, security, summary: 'Replace one of your addresses', params: AddressIdParams, body: AddressBody, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
+  });
+
+  app.patch('/api/users/addresses/:id/', {
+    schema: { tags, security, summary: 'Change one of your addresses', params: AddressIdParams, body: AddressPatch, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
+  });
+
+  app.delete('/api/users/addresses/:id/', {
+    schema: { tags, security, summary: 'Delete one of your addresses', params: AddressIdParams, response: { 204: { type: 'null' }, 401: ErrorBody, 404: ErrorBody } },
+    handler: async (request, reply) => {
+      await accounts.deleteAddress(ctxOf(request), (await requireUser(request)).id, request.params.id);
+      return reply.code(204).send(null);
+    },
+  });
+
+  app.post('/api/users/newsletter/subscribe/', {
+    schema: { tags, summary: 'Subscribe an email to the newsletter', body: NewsletterBody, response: { 200: Message, 400: MixedErrorBody('{"error":"Email is required"}') } },
+    handler: async (request) => {
+      await accounts.setNewsletter(ctxOf(request), request.body?.email, true);
+      return { message: 'Successfully subscribed to newsletter' };
+    },
+  });
+
+  app.post('/api/users/newsletter/unsubscribe/', {
+    schema: { tags, summary: 'Unsubscribe an email from the newsletter', body: NewsletterBody, response: { 200: Message, 400: MixedErrorBody('{"error":"Email is required"}') } },
+    handler: async (request) => {
+      await accounts.setNewsletter(ctxOf(request), request.body?.email, false);
+      return { message: 'Successfully unsubscribed from newsletter' };
+    },
+  });
+};

@@ -1,0 +1,206 @@
+// Accounts: registration, sign-in, profile, password, addresses, newsletter. Passwords are
+// argon2id; emails are stored lower-case and unique; sign-in failures all read the same.
+import type { Ctx } from '../../infra/http/context.ts';
+import { AppError, fieldError, type FieldErrors } from '../../infra/http/errors.ts';
+import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
+import * as repo from './accounts.repository.ts';
+import { toAddress, toUser } from './accounts.mapper.ts';
+import type { Address, AddressInput, PasswordChangeBody, ProfileChanges, RegisterBody, User } from './accounts.schemas.ts';
+import { hashPassword, passwordProblems, verifyPassword } from './passwords.ts';
+
+export const normaliseEmail = (email: string) => email.trim().toLowerCase();
+
+const EMAIL_TAKEN = 'user with this email already exists.';
+const USERNAME_TAKEN = 'A user with that username already exists.';
+const DATE_FORMAT = 'Date has wrong format. Use one of these formats instead: YYYY-MM-DD.';
+
+/** A unique violation raced past the checks: the same field error the check would have given. */
+function uniqueViolation(err: unknown): AppError | undefined {
+  const e = err as { code?: string; constraint?: string; message?: string };
+  if (e.code !== '23505') return undefined;
+  const what = `${e.constraint ?? ''} ${e.message ?? ''}`;
+  if (what.includes('users_email_key')) return fieldError('email', EMAIL_TAKEN);
+  if (what.includes('users_username_key')) return fieldError('username', USERNAME_TAKEN);
+  return undefined;
+}
+
+function isRealDate(value: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
+  const d = new Date(`${value}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === value && value >= '1900-01-01';
+}
+
+export async function register(ctx: Ctx, body: RegisterBody): Promise<repo.UserRow> {
+  const email = normaliseEmail(body.email);
+  const username = body.username.trim();
+  const errors: FieldErrors = {};
+  const [emailTaken, usernameTaken, problems] = await Promise.all([
+    repo.emailTaken(ctx.database.db, email),
+    repo.usernameTaken(ctx.database.db, username),
+    passwordProblems(body.password, { email, username, first_name: body.first_name, last_name: body.last_name }),
+  ]);
+  if (emailTaken) errors.email = [EMAIL_TAKEN];
+  if (usernameTaken) errors.username = [USERNAME_TAKEN];
+  if (problems.length) errors.password = problems;
+  if (Object.keys(errors).length) throw new AppError('bad_request', { errors });
+  if (body.password !== body.password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["Passwords don't match"] } });
+
+  const password = await hashPassword(body.password);
+  try {
+    const user = await ctx.database.db.transaction().execute(async (trx) => {
+      const row = await repo.insertUser(trx, {
+        email,
+        username,
+        first_name: body.first_name.trim(),
+        last_name: body.last_name.trim(),
+        password,
+        phone: body.phone?.trim() ?? '',
+        newsletter_subscription: body.newsletter_subscription ?? false,
+      });
+      if (row.newsletter_subscription) await repo.setNewsletter(trx, email, true);
+      return row;
+    });
+    void ctx.events.emit('user.registered', { id: user.id });
+    return user;
+  } catch (err) {
+    throw uniqueViolation(err) ?? err;
+  }
+}
+
+/** The account for these credentials. Unknown email, wrong password and disabled account are one answer. */
+export async function authenticate(ctx: Ctx, email: string, password: string): Promise<repo.UserRow> {
+  const row = await repo.findLoginByEmail(ctx.database.db, normaliseEmail(email));
+  const ok = await verifyPassword(row?.password, password);
+  if (!row || !ok || !row.is_active) throw new AppError('authentication_failed');
+  await repo.touchLastLogin(ctx.database.db, row.id);
+  const { password: _hash, ...user } = row;
+  return user;
+}
+
+export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: ProfileChanges): Promise<User> {
+  const errors: FieldErrors = {};
+  const set: repo.ProfileChanges = {};
+  if (changes.username !== undefined) {
+    set.username = changes.username.trim();
+    if (await repo.usernameTaken(ctx.database.db, set.username, user.id)) errors.username = [USERNAME_TAKEN];
+  }
+  if (changes.first_name !== undefined) set.first_name = changes.first_name.trim();
+  if (changes.last_name !== undefined) set.last_name = changes.last_name.trim();
+  if (changes.phone !== undefined) set.phone = changes.phone.trim();
+  if (changes.newsletter_subscription !== undefined) set.newsletter_subscription = changes.newsletter_subscription;
+  if (changes.date_of_birth !== undefined) {
+    if (changes.date_of_birth !== null && !isRealDate(changes.date_of_birth)) errors.date_of_birth = [DATE_FORMAT];
+    else set.date_of_birth = changes.date_of_birth;
+  }
+  if (Object.keys(errors).length) throw new AppError('bad_request', { errors });
+  try {
+    const row = await ctx.database.db.transaction().execute(async (trx) => {
+      const updated = await repo.updateUser(trx, user.id, set);
+      if (updated && set.newsletter_subscription !== undefined) await repo.setNewsletter(trx, updated.email, set.newsletter_subscription);
+      return updated;
+    });
+    if (!row) throw new AppError('not_found');
+    return toUser(row);
+  } catch (err) {
+    throw uniqueViolation(err) ?? err;
+  }
+}
+
+export async function changePassword(ctx: Ctx, user: repo.UserRow, body: PasswordChangeBody): Promise<void> {
+  const stored = await repo.findPassword(ctx.database.db, user.id);
+  if (!(await verifyPassword(stored, body.old_password))) throw fieldError('old_password', 'Old password is incorrect');
+  if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
+  const problems = await passwordProblems(body.new_password, user);
+  if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
+  await repo.setPassword(ctx.database.db, user.id, await hashPassword(body.new_password));
+}
+
+// Addresses: a user sees and changes only their own; another's id is simply not found.
+
+export async function listAddresses(ctx: Ctx, userId: number, page: PageQuery): Promise<PageResult<Address>> {
+  return paginate(
+    page,
+    () => repo.countAddresses(ctx.database.db, userId),
+    async (limit, offset) => (await repo.listAddresses(ctx.database.db, userId, limit, offset)).map(toAddress),
+  );
+}
+
+export async function getAddress(ctx: Ctx, userId: number, id: number): Promise<Address> {
+  const row = await repo.findAddress(ctx.database.db, userId, id);
+  if (!row) throw new AppError('not_found');
+  return toAddress(row);
+}
+
+function addressFields(input: AddressInput): Partial<repo.AddressFields> {
+  const out: Partial<repo.AddressFields> = {};
+  if (input.address_type !== undefined) out.address_type = input.address_type as repo.AddressRow['address_type'];
+  for (const k of ['street_address', 'apartment', 'city', 'state', 'postal_code', 'country'] as const) {
+    const v = input[k];
+    if (v !== undefined) out[k] = v.trim();
+  }
+  if (input.is_default !== undefined) out.is_default = input.is_default;
+  return out;
+}
+
+/** One default per type: making an address the default takes the flag from the user's other one. */
+export async function createAddress(ctx: Ctx, userId: number, input: AddressInput): Promise<Address> {
+  const fields = { apartment: '', is_default: false, ...addressFields(input) } as repo.AddressFields;
+  const row = await ctx.database.db.transaction().execute(async (trx) => {
+    if (fields.is_default) await repo.clearDefault(trx, userId, fields.address_type);
+    return repo.insertAddress(trx, userId, fields);
+  });
+  return toAddress(row);
+}
+
+export async function updateAddress(ctx: Ctx, userId: number, id: number, input: AddressInput): Promise<Address> {
+  const fields = addressFields(input);
+  const row = await ctx.database.db.transaction().execute(async (trx) => {
+    const current = await repo.findAddress(trx, userId, id);
+    if (!current) return undefined;
+    const type = fields.address_type ?? current.address_type;
+    const isDefault = fields.is_default ?? current.is_default;
+    if (isDefault) await repo.clearDefault(trx, userId, type, id);
+    return repo.updateAddress(trx, userId, id, fields);
+  });
+  if (!row) throw new AppError('not_found');
+  return toAddress(row);
+}
+
+export async function deleteAddress(ctx: Ctx, userId: number, id: number): Promise<void> {
+  if (!(await repo.deleteAddress(ctx.database.db, userId, id))) throw new AppError('not_found');
+}
+
+// Newsletter: by email, with or without an account. Errors are the contract's ad-hoc shape.
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+export async function setNewsletter(ctx: Ctx, rawEmail: string | undefined, subscribed: boolean): Promise<void> {
+  const email = rawEmail?.trim();
+  if (!email) throw new AppError('bad_request', { body: { error: 'Email is required' } });
+  if (!EMAIL.test(email) || email.length > 254) throw new AppError('bad_request', { body: { error: 'Enter a valid email address.' } });
+  await ctx.database.db.transaction().execute((trx) => repo.setNewsletter(trx, normaliseEmail(email), subscribed));
+}
+
+export async function createStaff(ctx: Ctx, email: string, password: string): Promise<{ created: boolean; user: repo.UserRow }> {
+  const normal = normaliseEmail(email);
+  const existing = await repo.findLoginByEmail(ctx.database.db, normal);
+  if (existing) {
+    const { password: _hash, ...user } = existing;
+    return { created: false, user };
+  }
+  const problems = await passwordProblems(password, { email: normal });
+  if (problems.length) throw new Error(`staff password rejected: ${problems.join(' ')}`);
+  const local = normal.split('@')[0]!.replace(/[^\w.@+-]/g, '').slice(0, 100) || 'staff';
+  let username = local;
+  for (let i = 2; await repo.usernameTaken(ctx.database.db, username); i++) username = `${local}${i}`;
+  try {
+    const user = await repo.insertUser(ctx.database.db, { email: normal, username, first_name: 'Staff', last_name: '', password: await hashPassword(password), is_staff: true });
+    return { created: true, user };
+  } catch (err) {
+    // Another instance created it at the same moment: theirs stands, never overwritten.
+    const again = (err as { code?: string }).code === '23505' ? await repo.findLoginByEmail(ctx.database.db, normal) : undefined;
+    if (!again) throw err;
+    const { password: _hash, ...user } = again;
+    return { created: false, user };
+  }
+}
