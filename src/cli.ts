@@ -6,6 +6,8 @@ import { ConfigError, configTable, loadConfig, redact, type Config } from './con
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
+import { EventBus } from './infra/events.ts';
+import { createStaff } from './modules/accounts/accounts.service.ts';
 import { startServer } from './server.ts';
 
 const USAGE = `Usage: pasargad <command> [options]
@@ -14,6 +16,8 @@ Commands:
   serve                          Start the HTTP API (embedded mode also migrates and seeds a demo catalog)
   migrate                        Apply pending database migrations
   seed --products N [--seed S]   Add N generated products (with images, reviews, reviewers)
+  users create-staff --email E --password P
+                                 Create a staff account (an existing email is left unchanged)
   config --markdown              Print the table of environment variables
 
 Environment: see README.md (DATABASE_URL unset = embedded PGlite under DATA_DIR).`;
@@ -74,6 +78,23 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`seeded ${where}: ${JSON.stringify(result)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       } finally {
         bar.stop();
+        await database.close();
+      }
+      return;
+    }
+    case 'users': {
+      const [sub, ...args] = rest;
+      if (sub !== 'create-staff') throw new Error(`unknown users command: ${sub ?? '(none)'}; try \`users create-staff --email E --password P\``);
+      const { values } = parseArgs({ args, options: { email: { type: 'string' }, password: { type: 'string' } } });
+      if (!values.email || !values.password) throw new Error('users create-staff needs --email and --password');
+      const cfg = config();
+      const database = await openDatabase(cfg);
+      try {
+        await migrate(database);
+        const ctx = { database, media: () => null, requestId: 'cli', events: new EventBus() };
+        const { created, user } = await createStaff(ctx, values.email, values.password);
+        process.stdout.write(created ? `created staff account ${user.email} (id ${user.id})\n` : `${user.email} already has an account (id ${user.id}); left unchanged\n`);
+      } finally {
         await database.close();
       }
       return;

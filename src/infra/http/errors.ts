@@ -55,8 +55,10 @@ export function wrappedBody(code: ErrorCode, message: string, status: number, er
 
 // DRF's wording for the checks our JSON schemas make, so validation errors read as the
 // storefront expects.
-function validationMessage(e: { keyword: string; params: Record<string, unknown>; data?: unknown; message?: string }): string {
+function validationMessage(e: { keyword: string; params: Record<string, unknown>; data?: unknown; message?: string; parentSchema?: { 'x-message'?: string } }): string {
   const p = e.params;
+  // A schema may name the message its own rule breaks (e.g. the username pattern).
+  if (e.keyword === 'pattern' && e.parentSchema?.['x-message']) return e.parentSchema['x-message'];
   switch (e.keyword) {
     case 'required':
       return 'This field is required.';
@@ -84,7 +86,7 @@ function validationMessage(e: { keyword: string; params: Record<string, unknown>
     case 'enum':
       return `"${String(e.data)}" is not a valid choice.`;
     case 'format':
-      return `Enter a valid ${String(p.format)}.`;
+      return p.format === 'email' ? 'Enter a valid email address.' : `Enter a valid ${String(p.format)}.`;
     case 'pattern':
       return 'Enter a valid value.';
     default:
@@ -92,7 +94,7 @@ function validationMessage(e: { keyword: string; params: Record<string, unknown>
   }
 }
 
-type AjvError = { instancePath: string; keyword: string; params: Record<string, unknown>; data?: unknown; message?: string };
+type AjvError = { instancePath: string; keyword: string; params: Record<string, unknown>; data?: unknown; message?: string; parentSchema?: { 'x-message'?: string } };
 
 export function toFieldErrors(validation: AjvError[]): FieldErrors {
   const errors: FieldErrors = {};

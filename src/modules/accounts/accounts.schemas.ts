@@ -19,7 +19,12 @@ export type User = Static<typeof User>;
 
 const Password = Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH });
 const Email = Type.String({ minLength: 1, maxLength: 254, format: 'email' });
-const Username = Type.String({ minLength: 1, maxLength: 150, pattern: '^[\\w.@+-]+$' });
+const Username = Type.String({
+  minLength: 1,
+  maxLength: 150,
+  pattern: '^[\\w.@+-]+$',
+  'x-message': 'Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.',
+});
 const Name = Type.String({ minLength: 1, maxLength: 30 });
 const Phone = Type.String({ maxLength: 20 });
 
