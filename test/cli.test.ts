@@ -37,10 +37,10 @@ test('migrate applies once; serve refuses a production database with pending mig
     await client.query(`create schema ${schema}`);
     const refused = await cli(['serve'], env);
     assert.equal(refused.code, 1);
-    assert.match(refused.err, /pending migrations \(001_catalog\).*pasargad migrate/);
+    assert.match(refused.err, /pending migrations \(001_catalog, 002_accounts.*\).*pasargad migrate/);
     const first = await cli(['migrate'], env);
     assert.equal(first.code, 0, first.err);
-    assert.equal(first.out, 'applied: 001_catalog\n');
+    assert.match(first.out, /^applied: 001_catalog, 002_accounts/);
     const again = await cli(['migrate'], env);
     assert.equal(again.out, 'nothing to apply\n');
     const seeded = await cli(['seed', '--products', '25'], env);
@@ -49,6 +49,21 @@ test('migrate applies once; serve refuses a production database with pending mig
     assert.match(seeded.err, /seeding: 25\/25 products/, 'progress is reported when stderr is not a terminal');
     assert.equal((await client.query(`select count(*)::int as n from ${schema}.products`)).rows[0].n, 25);
     assert.equal((await cli(['seed', '--products', '-3'], env)).code, 1);
+
+    const staff = await cli(['users', 'create-staff', '--email', 'Boss@Example.com', '--password', 'Staff-Pass-2026'], env);
+    assert.equal(staff.code, 0, staff.err);
+    assert.match(staff.out, /^created staff account boss@example.com \(id \d+\)/);
+    const row = (await client.query(`select is_staff, password from ${schema}.users where email = 'boss@example.com'`)).rows[0];
+    assert.equal(row.is_staff, true);
+    assert.match(row.password, /^\$argon2id\$/);
+    const twice = await cli(['users', 'create-staff', '--email', 'boss@example.com', '--password', 'Other-Pass-2027'], env);
+    assert.equal(twice.code, 0);
+    assert.match(twice.out, /already has an account.*left unchanged/);
+    assert.equal((await client.query(`select password from ${schema}.users where email = 'boss@example.com'`)).rows[0].password, row.password);
+    const weak = await cli(['users', 'create-staff', '--email', 'weak@example.com', '--password', 'password'], env);
+    assert.equal(weak.code, 1);
+    assert.match(weak.err, /too common/);
+    assert.equal((await cli(['users', 'create-staff', '--email', 'x@example.com'], env)).code, 1);
   } finally {
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.end();

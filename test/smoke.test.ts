@@ -21,7 +21,7 @@ test('npm start serves the demo shop over HTTP and stops cleanly on SIGTERM', as
   const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-smoke-'));
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEMO_PRODUCTS: '40', LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEMO_PRODUCTS: '40', LOG_LEVEL: 'info', STAFF_EMAIL: 'owner@shop.test', STAFF_PASSWORD: 'Owner-Pass-2026' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -43,6 +43,27 @@ test('npm start serves the demo shop over HTTP and stops cleanly on SIGTERM', as
     assert.match(body.results[0]!.price, /^\d+\.\d\d$/);
     assert.equal(body.next, `http://127.0.0.1:${port}/api/products/?page=2`);
     assert.match(output, /"request_id"|demo catalog seeded/);
+    assert.match(output, /staff account created from STAFF_EMAIL/);
+
+    // A shopper, over real HTTP: a guest cart kept by its cookie, then an account that takes it over.
+    const base = `http://127.0.0.1:${port}`;
+    const json = { 'content-type': 'application/json' };
+    const add = await fetch(`${base}/api/cart/add/`, { method: 'POST', headers: json, body: JSON.stringify({ product_id: body.results[0]!.id, quantity: 1 }) });
+    assert.equal(add.status, 200);
+    const cookie = add.headers.get('set-cookie')!.split(';')[0]!;
+    const signUp = await fetch(`${base}/api/users/auth/register/`, {
+      method: 'POST',
+      headers: { ...json, cookie },
+      body: JSON.stringify({ email: 'shopper@shop.test', username: 'shopper', first_name: 'Sam', last_name: 'Shopper', password: 'Shopper-Pass-9', password_confirm: 'Shopper-Pass-9' }),
+    });
+    assert.equal(signUp.status, 201);
+    const { tokens } = (await signUp.json()) as { tokens: { access: string } };
+    const cart = (await (await fetch(`${base}/api/cart/`, { headers: { authorization: `Bearer ${tokens.access}` } })).json()) as { total_items: number };
+    assert.equal(cart.total_items, 1);
+    const staffLogin = await fetch(`${base}/api/users/auth/login/`, { method: 'POST', headers: json, body: JSON.stringify({ email: 'owner@shop.test', password: 'Owner-Pass-2026' }) });
+    const { access } = (await staffLogin.json()) as { access: string };
+    const profile = (await (await fetch(`${base}/api/users/profile/`, { headers: { authorization: `Bearer ${access}` } })).json()) as { is_staff: boolean };
+    assert.equal(profile.is_staff, true);
   } finally {
     child.kill('SIGTERM');
     const code = await exited;
