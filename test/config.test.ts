@@ -43,8 +43,25 @@ test('cross-variable rules', () => {
   assert.deepEqual(c.trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1']);
 });
 
+test('accounts settings: token and session lifetimes, Redis session store, first staff account', () => {
+  const d = loadConfig({});
+  assert.deepEqual({ ...d.auth }, { accessTokenTtl: 3600, refreshTokenTtl: 604_800, sessionTtl: 1_209_600 });
+  assert.deepEqual({ ...d.redis }, { url: undefined, sessionUrl: undefined });
+  assert.equal(d.staff, undefined);
+  const c = loadConfig({ ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '14d', SESSION_TTL: '90', REDIS_URL: 'redis://:pw@cache:6380/0', STAFF_EMAIL: 'boss@example.com', STAFF_PASSWORD: 'Staff-Pass-2026' });
+  assert.deepEqual({ ...c.auth }, { accessTokenTtl: 900, refreshTokenTtl: 1_209_600, sessionTtl: 90 });
+  assert.equal(c.redis.sessionUrl, 'redis://:pw@cache:6380/2');
+  assert.equal(loadConfig({ REDIS_URL: 'redis://cache', REDIS_SESSION_URL: 'redis://sessions:6379/5' }).redis.sessionUrl, 'redis://sessions:6379/5');
+  assert.deepEqual({ ...c.staff }, { email: 'boss@example.com', password: 'Staff-Pass-2026' });
+  assert.throws(() => loadConfig({ STAFF_EMAIL: 'boss@example.com' }), /set both or neither/);
+  assert.throws(() => loadConfig({ STAFF_EMAIL: 'boss', STAFF_PASSWORD: 'x' }), /STAFF_EMAIL must be an email/);
+  assert.throws(() => loadConfig({ SESSION_TTL: 'forever', ACCESS_TOKEN_TTL: '0', REDIS_URL: 'http://cache' }), (e: ConfigError) => e.problems.length === 3);
+});
+
 test('passwords never reach messages', () => {
   assert.equal(redact('postgres://shop:hunter2@db:5432/shop'), 'postgres://shop:***@db:5432/shop');
+  assert.equal(redact('redis://:hunter2@cache:6379/2'), 'redis://:***@cache:6379/2');
+  assert.throws(() => loadConfig({ REDIS_URL: 'http://:hunter2@cache' }), (e: Error) => !e.message.includes('hunter2'));
   assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://shop:hunter2@db/shop' }), (e: Error) => !e.message.includes('hunter2'));
 });
 
