@@ -179,6 +179,7 @@ forEachBackend('accounts', ({ db }) => {
     const put = await send('PUT', '/api/users/profile/', auth, { username: 'prof2', first_name: 'Grace', last_name: 'Hopper', phone: '555', date_of_birth: '1906-12-09', email: 'hijack@example.com', is_staff: true, id: 999 });
     assert.equal(put.status, 200);
     assert.equal(put.body.username, 'prof2');
+    assert.equal(put.headers['cache-control'], 'private, no-store');
     assert.equal(put.body.date_of_birth, '1906-12-09');
     assert.equal(put.body.email, 'prof@example.com');
     assert.equal(put.body.is_staff, false);

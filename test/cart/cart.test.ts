@@ -35,6 +35,7 @@ forEachBackend('cart', ({ db }) => {
     const set = String(first.headers['set-cookie']);
     assert.match(set, /^sessionid=[a-z0-9]{32}; Max-Age=1209600; Path=\/; HttpOnly; SameSite=Lax$/);
     assert.match(String(first.headers.vary), /Cookie/);
+    assert.equal(first.headers['cache-control'], 'private, no-store');
     assert.deepEqual(first.body.items, []);
     assert.equal(first.body.total_items, 0);
     assert.equal(first.body.total_price, '0.00');

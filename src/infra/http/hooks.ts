@@ -107,3 +107,15 @@ export function methodNotAllowed(app: FastifyInstance): { seal(): void } {
     },
   };
 }
+
+/**
+ * For a plugin whose routes answer with one person's data (profile, cart, wishlist): no shared
+ * cache may keep or serve them, and the answer depends on who asks.
+ */
+export function privateResponses(app: FastifyInstance): void {
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.header('cache-control', 'private, no-store');
+    reply.header('vary', 'Authorization, Cookie');
+    done();
+  });
+}

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ctxOf } from '../../infra/http/context.ts';
+import { privateResponses } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
 import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
@@ -58,6 +59,7 @@ async function adoptGuest(request: FastifyRequest, reply: FastifyReply, userId: 
 }
 
 export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  privateResponses(app);
   app.post('/api/users/auth/login/', {
     schema: { tags, summary: 'Sign in with email and password: a JWT pair', body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } },
     handler: async (request, reply) => {

@@ -49,7 +49,6 @@ export class GuestSessions {
 
   private cookie(request: FastifyRequest, reply: FastifyReply, key: string): void {
     reply.setCookie(SESSION_COOKIE, key, { httpOnly: true, path: '/', sameSite: 'lax', maxAge: this.ttlSeconds, secure: request.protocol === 'https' });
-    reply.header('vary', 'Cookie');
   }
 
   /** The caller's live session key, or null. Renews the session when it is due. */

@@ -2,6 +2,7 @@
 // (the session starts on first use).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
+import { privateResponses } from '../../infra/http/hooks.ts';
 import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
 import { requireUser } from '../accounts/auth.ts';
 import { ownerOf } from '../accounts/session.ts';
@@ -13,6 +14,7 @@ const raw = { rawErrors: true };
 const Refused = MixedErrorBody('Raw field errors, e.g. {"quantity":["This field is required."]}, or {"error": "…"}');
 
 export const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  privateResponses(app);
   app.get('/api/cart/', {
     schema: { tags, summary: 'The current cart (created on first use)', response: { 200: Cart, 401: ErrorBody } },
     handler: async (request, reply) => cart.getCart(ctxOf(request), (await ownerOf(request, reply, true))!),

@@ -2,6 +2,7 @@
 // session's. Also the storefront's own paths (§4.7): POST items/, DELETE items/{id}/, DELETE ``.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
+import { privateResponses } from '../../infra/http/hooks.ts';
 import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
 import { ownerOf } from '../accounts/session.ts';
 import { Cart } from '../cart/cart.schemas.ts';
@@ -12,6 +13,7 @@ const tags = ['wishlist'];
 const Refused = MixedErrorBody('{"error":"…"}');
 
 export const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  privateResponses(app);
   app.get('/api/wishlist/', {
     schema: { tags, summary: 'The current wishlist (created on first use)', response: { 200: Wishlist, 401: ErrorBody } },
     handler: async (request, reply) => wishlist.getWishlist(ctxOf(request), (await ownerOf(request, reply, true))!),
