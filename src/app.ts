@@ -2,6 +2,7 @@
 // server.ts does that, tests use app.inject().
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
+import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -77,6 +78,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerInputGuards(app);
   const routeTable = methodNotAllowed(app);
   await app.register(cookie);
+  // The contract accepts form-encoded bodies as well as JSON (§1.2); schemas coerce their strings.
+  await app.register(formbody);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
 
   await app.register(cors, {

@@ -286,3 +286,33 @@ forEachBackend('accounts', ({ db }) => {
     assert.equal(create.body.message, 'You do not have permission to perform this action.');
   });
 });
+
+forEachBackend('accounts: other body encodings and races', ({ db }) => {
+  let app: FastifyInstance;
+  before(async () => {
+    app = await testApp(db());
+  });
+  after(async () => {
+    await app.close();
+  });
+
+  test('form-encoded bodies work like JSON (§1.2)', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const reg = await app.inject({ method: 'POST', url: '/api/users/auth/register/', headers: form, payload: new URLSearchParams({ email: 'form@example.com', username: 'form', first_name: 'F', last_name: 'Orm', password: PASSWORD, password_confirm: PASSWORD, newsletter_subscription: 'true' }).toString() });
+    assert.equal(reg.statusCode, 201, reg.body);
+    assert.equal(reg.json().user.newsletter_subscription, true);
+    const login = await app.inject({ method: 'POST', url: '/api/users/auth/login/', headers: form, payload: `email=form%40example.com&password=${encodeURIComponent(PASSWORD)}` });
+    assert.equal(login.statusCode, 200);
+  });
+
+  test('ten parallel new default addresses of one type leave exactly one default', async () => {
+    const reg = await getJson(app, '/api/users/auth/register/', { method: 'POST', payload: registration('defaults') });
+    const headers = { authorization: `Bearer ${reg.body.tokens.access}` };
+    const address = { address_type: 'billing', street_address: '1 Main St', city: 'A', state: 'B', postal_code: '1', country: 'US', is_default: true };
+    const results = await Promise.all(Array.from({ length: 10 }, () => getJson(app, '/api/users/addresses/', { method: 'POST', headers, payload: address })));
+    assert.ok(results.every((r) => r.status === 201));
+    const rows = await db().db.selectFrom('addresses').select('is_default').where('user_id', '=', reg.body.user.id).execute();
+    assert.equal(rows.length, 10);
+    assert.equal(rows.filter((r) => r.is_default).length, 1);
+  });
+});

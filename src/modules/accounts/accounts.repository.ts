@@ -124,6 +124,11 @@ export function findAddress(db: Db, userId: number, id: number): Promise<Address
   return db.selectFrom('addresses').selectAll().where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
 }
 
+/** Serialises one user's address writes, so two new defaults of one type cannot race. */
+export async function lockUser(db: Db, userId: number): Promise<void> {
+  await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+}
+
 /** Clears the default flag of the user's other addresses of a type (before another becomes default). */
 export async function clearDefault(db: Db, userId: number, type: AddressRow['address_type'], exceptId?: number): Promise<void> {
   let q = db.updateTable('addresses').set({ is_default: false, updated_at: sql<string>`now()` }).where('user_id', '=', userId).where('address_type', '=', type).where('is_default', '=', true);

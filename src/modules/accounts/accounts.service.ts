@@ -146,6 +146,7 @@ function addressFields(input: AddressInput): Partial<repo.AddressFields> {
 export async function createAddress(ctx: Ctx, userId: number, input: AddressInput): Promise<Address> {
   const fields = { apartment: '', is_default: false, ...addressFields(input) } as repo.AddressFields;
   const row = await ctx.database.db.transaction().execute(async (trx) => {
+    await repo.lockUser(trx, userId);
     if (fields.is_default) await repo.clearDefault(trx, userId, fields.address_type);
     return repo.insertAddress(trx, userId, fields);
   });
@@ -155,6 +156,7 @@ export async function createAddress(ctx: Ctx, userId: number, input: AddressInpu
 export async function updateAddress(ctx: Ctx, userId: number, id: number, input: AddressInput): Promise<Address> {
   const fields = addressFields(input);
   const row = await ctx.database.db.transaction().execute(async (trx) => {
+    await repo.lockUser(trx, userId);
     const current = await repo.findAddress(trx, userId, id);
     if (!current) return undefined;
     const type = fields.address_type ?? current.address_type;
