@@ -174,6 +174,8 @@ forEachBackend('accounts', ({ db }) => {
     assert.equal(anon.status, 401);
     assert.equal(anon.body.message, 'Authentication credentials were not provided.');
     assert.equal(anon.headers['www-authenticate'], 'Bearer realm="api"');
+    const anonBadBody = await send('PUT', '/api/users/profile/', {}, { username: 42 });
+    assert.equal(anonBadBody.status, 401, 'who may call is checked before the body');
     const reg = await post('/api/users/auth/register/', registration('prof'));
     const auth = bearer(reg.body.tokens.access);
     const put = await send('PUT', '/api/users/profile/', auth, { username: 'prof2', first_name: 'Grace', last_name: 'Hopper', phone: '555', date_of_birth: '1906-12-09', email: 'hijack@example.com', is_staff: true, id: 999 });

@@ -100,6 +100,20 @@ test('OpenAPI document and docs UI cover every API route', async () => {
   for (const path of ['/api/', '/health/', '/api/products/', '/api/products/featured/', '/api/products/categories/', '/api/products/{id}/', '/api/products/search/', '/api/products/advanced-search/', '/api/products/{id}/reviews/']) {
     assert.ok(spec.paths[path]?.get, path);
   }
+  const expected: [string, string][] = [
+    ['post', '/api/users/auth/register/'], ['post', '/api/users/auth/login/'], ['post', '/api/users/auth/refresh/'], ['post', '/api/users/auth/logout/'],
+    ['get', '/api/users/profile/'], ['patch', '/api/users/password/change/'], ['delete', '/api/users/addresses/{id}/'], ['post', '/api/users/newsletter/subscribe/'],
+    ['post', '/api/cart/add/'], ['put', '/api/cart/items/{item_id}/'], ['post', '/api/cart/merge/'], ['post', '/api/wishlist/items/'], ['delete', '/api/wishlist/'],
+    ['post', '/api/products/'], ['patch', '/api/products/{id}/'], ['delete', '/api/products/categories/{id}/'], ['get', '/api/products/low-stock/'], ['put', '/api/products/reviews/{id}/'],
+  ];
+  for (const [method, path] of expected) assert.ok(spec.paths[path]?.[method], `${method} ${path}`);
+  // Every documented operation says what it does; every one that needs a user says so.
+  for (const [path, ops] of Object.entries(spec.paths as Record<string, Record<string, { summary?: string; security?: unknown[] }>>)) {
+    if (!path.startsWith('/api/') || path.startsWith('/api/docs')) continue;
+    for (const [method, op] of Object.entries(ops)) assert.ok(op.summary, `${method} ${path} has a summary`);
+  }
+  assert.deepEqual(spec.paths['/api/users/profile/'].get.security, [{ bearerAuth: [] }]);
+  assert.equal(spec.components.securitySchemes.bearerAuth.scheme, 'bearer');
 });
 
 test('error codes are unique and carry 4xx/5xx statuses', () => {

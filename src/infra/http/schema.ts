@@ -46,3 +46,12 @@ export const ErrorBody = Type.Object({
 export function MixedErrorBody(description: string) {
   return Type.Unsafe<unknown>({ description });
 }
+
+/** `{id}` in a path: a positive integer (anything else names no resource: 404). */
+export const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2147483647 }) });
+
+/** The contract's ad-hoc error body: `{"error": "…"}`. */
+export const AdHocError = Type.Object({ error: Type.String() });
+
+/** 204: no body. */
+export const NoContent = Type.Null({ description: 'No content' });

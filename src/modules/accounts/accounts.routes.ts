@@ -6,14 +6,13 @@ import { ctxOf } from '../../infra/http/context.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
-import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
+import { ErrorBody, IdParams, MixedErrorBody, NoContent } from '../../infra/http/schema.ts';
 import { mergeGuestCart } from '../cart/cart.service.ts';
 import { mergeGuestWishlist } from '../wishlist/wishlist.service.ts';
 import { findUserById } from './accounts.repository.ts';
 import {
   Address,
   AddressBody,
-  AddressIdParams,
   AddressPage,
   AddressPatch,
   LoginBody,
@@ -32,7 +31,7 @@ import {
 } from './accounts.schemas.ts';
 import { toUser } from './accounts.mapper.ts';
 import * as accounts from './accounts.service.ts';
-import { requireUser } from './auth.ts';
+import { requireUser, signedInOnly } from './auth.ts';
 import { TokenError, type TokenProblem } from './tokens.ts';
 
 const tags = ['accounts'];
@@ -100,22 +99,26 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/users/profile/', {
     schema: { tags, security, summary: 'The signed-in user', response: { 200: User, 401: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => toUser(await requireUser(request)),
   });
 
   app.put('/api/users/profile/', {
     schema: { tags, security, summary: 'Replace the profile (email is read-only)', body: ProfilePut, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
   });
 
   app.patch('/api/users/profile/', {
     schema: { tags, security, summary: 'Change some profile fields (email is read-only)', body: ProfilePatch, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
   });
 
   for (const method of ['put', 'patch'] as const) {
     app[method]('/api/users/password/change/', {
       schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+      preValidation: signedInOnly,
       handler: async (request) => {
         await accounts.changePassword(ctxOf(request), await requireUser(request), request.body);
         return { message: 'Password updated successfully' };
@@ -125,6 +128,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/users/addresses/', {
     schema: { tags, security, summary: "The signed-in user's addresses", querystring: PageQuery, response: { 200: AddressPage, 401: ErrorBody, 404: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => {
       const user = await requireUser(request);
       return pageBody(request, await accounts.listAddresses(ctxOf(request), user.id, request.query));
@@ -133,6 +137,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/api/users/addresses/', {
     schema: { tags, security, summary: 'Add an address; is_default takes the default flag from the previous one of its type', body: AddressBody, response: { 201: Address, 400: ErrorBody, 401: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request, reply) => {
       const user = await requireUser(request);
       reply.code(201);
@@ -141,22 +146,26 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/users/addresses/:id/', {
-    schema: { tags, security, summary: 'One of your addresses', params: AddressIdParams, response: { 200: Address, 401: ErrorBody, 404: ErrorBody } },
+    schema: { tags, security, summary: 'One of your addresses', params: IdParams, response: { 200: Address, 401: ErrorBody, 404: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => accounts.getAddress(ctxOf(request), (await requireUser(request)).id, request.params.id),
   });
 
   app.put('/api/users/addresses/:id/', {
-    schema: { tags, security, summary: 'Replace one of your addresses', params: AddressIdParams, body: AddressBody, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    schema: { tags, security, summary: 'Replace one of your addresses', params: IdParams, body: AddressBody, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
   });
 
   app.patch('/api/users/addresses/:id/', {
-    schema: { tags, security, summary: 'Change one of your addresses', params: AddressIdParams, body: AddressPatch, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    schema: { tags, security, summary: 'Change one of your addresses', params: IdParams, body: AddressPatch, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
   });
 
   app.delete('/api/users/addresses/:id/', {
-    schema: { tags, security, summary: 'Delete one of your addresses', params: AddressIdParams, response: { 204: { type: 'null' }, 401: ErrorBody, 404: ErrorBody } },
+    schema: { tags, security, summary: 'Delete one of your addresses', params: IdParams, response: { 204: NoContent, 401: ErrorBody, 404: ErrorBody } },
+    preValidation: signedInOnly,
     handler: async (request, reply) => {
       await accounts.deleteAddress(ctxOf(request), (await requireUser(request)).id, request.params.id);
       return reply.code(204).send(null);

@@ -98,7 +98,6 @@ export const AddressBody = Type.Object(AddressFields);
 export const AddressPatch = Type.Partial(Type.Object(AddressFields));
 export type AddressInput = Static<typeof AddressPatch>;
 export const AddressPage = Paginated(Address);
-export const AddressIdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 9007199254740991 }) });
 export const PageQuery = Type.Object(PageQuerySchema);
 
 export const NewsletterBody = Type.Object({ email: Type.Optional(Type.String({ maxLength: 254 })) });

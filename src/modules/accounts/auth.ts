@@ -68,3 +68,15 @@ export async function requireStaff(request: FastifyRequest): Promise<UserRow> {
   if (!user.is_staff) throw new AppError('permission_denied');
   return user;
 }
+
+/**
+ * Route hooks (`preValidation`) that check who may call before the body is looked at, as DRF
+ * checks permissions first: a caller who may not write learns nothing about the body.
+ */
+export async function signedInOnly(request: FastifyRequest): Promise<void> {
+  await requireUser(request);
+}
+
+export async function staffOnly(request: FastifyRequest): Promise<void> {
+  await requireStaff(request);
+}

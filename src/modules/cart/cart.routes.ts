@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
-import { requireUser } from '../accounts/auth.ts';
+import { requireUser, signedInOnly } from '../accounts/auth.ts';
 import { ownerOf } from '../accounts/session.ts';
 import { AddBody, Cart, ItemParams, MergeBody, UpdateBody } from './cart.schemas.ts';
 import * as cart from './cart.service.ts';
@@ -50,6 +50,7 @@ export const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: MergeBody,
       response: { 200: Cart, 400: MixedErrorBody('{"error":"Session key required"}'), 401: ErrorBody },
     },
+    preValidation: signedInOnly,
     handler: async (request) => {
       const user = await requireUser(request);
       return cart.mergeCart(ctxOf(request), user.id, request.body?.session_key);

@@ -1,7 +1,9 @@
 // All catalog SQL: product cards with every filter and sort the API offers, product detail in
-// one statement, categories. Each function runs exactly one statement, whatever the page size.
-import { sql, type Expression, type RawBuilder, type SqlBool } from 'kysely';
+// one statement, categories, and the staff writes. Each function runs exactly one statement,
+// whatever the page size.
+import { sql, type Expression, type Insertable, type RawBuilder, type SqlBool, type Updateable } from 'kysely';
 import type { Db } from '../../db/database.ts';
+import type { CategoriesTable, ProductsTable } from '../../db/schema.ts';
 import type { ReviewRowLike } from '../reviews/reviews.mapper.ts';
 
 export type StockFilter = 'in_stock' | 'low_stock' | 'out_of_stock';
@@ -15,7 +17,8 @@ export type ProductSort =
   | 'rating_asc'
   | 'rating_desc'
   | 'popularity'
-  | 'relevance';
+  | 'relevance'
+  | 'stock_asc';
 
 /**
  * How free text matches: `fts` is the weighted full-text search with prefix matching; `trigram`
@@ -92,7 +95,8 @@ export interface ProductCardRow {
   main_image_file: string | null;
 }
 
-export async function listProductCards(db: Db, filter: ProductFilter, sort: ProductSort, limit: number, offset: number): Promise<ProductCardRow[]> {
+/** Cards matching `filter` in `sort` order; every match when no limit is given. */
+export async function listProductCards(db: Db, filter: ProductFilter, sort: ProductSort, limit?: number, offset = 0): Promise<ProductCardRow[]> {
   let qb = db
     .selectFrom('products as p')
     .innerJoin('categories as c', 'c.id', 'p.category_id')
@@ -134,8 +138,11 @@ export async function listProductCards(db: Db, filter: ProductFilter, sort: Prod
     case 'popularity':
       qb = qb.orderBy('p.review_count', 'desc').orderBy('p.id', 'desc');
       break;
+    case 'stock_asc':
+      qb = qb.orderBy('p.stock_quantity', 'asc').orderBy('p.id', 'asc');
+      break;
   }
-  return qb.limit(limit).offset(offset).execute();
+  return limit === undefined ? qb.execute() : qb.limit(limit).offset(offset).execute();
 }
 
 /** The ids among `ids` that name an existing category. */
@@ -163,15 +170,21 @@ export async function countCategories(db: Db): Promise<number> {
   return row.n;
 }
 
-export async function listCategories(db: Db, limit: number, offset: number): Promise<CategoryRow[]> {
+function selectCategories(db: Db) {
   return db
     .selectFrom('categories as c')
-    .select(['c.id', activeProductsIn(sql.ref('c.id')).as('products_count'), 'c.name', 'c.description', 'c.image', 'c.is_active', 'c.created_at', 'c.updated_at'])
-    .where('c.is_active', '=', true)
-    .orderBy('c.id')
-    .limit(limit)
-    .offset(offset)
-    .execute();
+    .select(['c.id', activeProductsIn(sql.ref('c.id')).as('products_count'), 'c.name', 'c.description', 'c.image', 'c.is_active', 'c.created_at', 'c.updated_at']);
+}
+
+export async function listCategories(db: Db, limit: number, offset: number): Promise<CategoryRow[]> {
+  return selectCategories(db).where('c.is_active', '=', true).orderBy('c.id').limit(limit).offset(offset).execute();
+}
+
+/** One category; inactive ones only when `activeOnly` is false (staff writes). */
+export async function findCategory(db: Db, id: number, activeOnly = true): Promise<CategoryRow | undefined> {
+  let qb = selectCategories(db).where('c.id', '=', id);
+  if (activeOnly) qb = qb.where('c.is_active', '=', true);
+  return qb.executeTakeFirst();
 }
 
 export interface ImageJson {
@@ -207,8 +220,11 @@ export interface ProductDetailRow {
   reviews: ReviewRowLike[];
 }
 
-/** The whole product page (product, category, images, reviews) in one statement. */
-export async function findProductDetail(db: Db, id: number): Promise<ProductDetailRow | undefined> {
+/**
+ * The whole product page (product, category, images, reviews) in one statement. Inactive
+ * products only when `activeOnly` is false (staff writes).
+ */
+export async function findProductDetail(db: Db, id: number, activeOnly = true): Promise<ProductDetailRow | undefined> {
   const { rows } = await sql<ProductDetailRow>`
     select p.id, p.name, p.description, p.price, p.sku, p.stock_quantity, p.weight, p.dimensions,
            p.material, p.print_time, p.is_active, p.is_featured, p.low_stock_threshold,
@@ -231,6 +247,57 @@ export async function findProductDetail(db: Db, id: number): Promise<ProductDeta
              from reviews r join users u on u.id = r.user_id where r.product_id = p.id), '[]') as reviews
       from products p
       join categories c on c.id = p.category_id
-     where p.id = ${id} and p.is_active`.execute(db);
+     where p.id = ${id} ${activeOnly ? sql`and p.is_active` : sql``}`.execute(db);
   return rows[0];
+}
+
+// Staff writes. Services run them in one transaction and pass its `trx`.
+
+export type NewProduct = Insertable<ProductsTable>;
+export type ProductUpdate = Updateable<ProductsTable>;
+export type NewCategory = Insertable<CategoriesTable>;
+export type CategoryUpdate = Updateable<CategoriesTable>;
+
+/** Locks the product row for the rest of the transaction; false when there is none. */
+export async function lockProduct(db: Db, id: number): Promise<boolean> {
+  return (await db.selectFrom('products').select('id').where('id', '=', id).forUpdate().executeTakeFirst()) !== undefined;
+}
+
+export async function lockCategory(db: Db, id: number): Promise<boolean> {
+  return (await db.selectFrom('categories').select('id').where('id', '=', id).forUpdate().executeTakeFirst()) !== undefined;
+}
+
+export async function categoryExists(db: Db, id: number): Promise<boolean> {
+  return (await db.selectFrom('categories').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+}
+
+export async function skuTaken(db: Db, sku: string, exceptId?: number): Promise<boolean> {
+  let qb = db.selectFrom('products').select('id').where('sku', '=', sku);
+  if (exceptId !== undefined) qb = qb.where('id', '<>', exceptId);
+  return (await qb.executeTakeFirst()) !== undefined;
+}
+
+export async function categoryNameTaken(db: Db, name: string, exceptId?: number): Promise<boolean> {
+  let qb = db.selectFrom('categories').select('id').where('name', '=', name);
+  if (exceptId !== undefined) qb = qb.where('id', '<>', exceptId);
+  return (await qb.executeTakeFirst()) !== undefined;
+}
+
+export async function insertProduct(db: Db, values: NewProduct): Promise<number> {
+  return (await db.insertInto('products').values(values).returning('id').executeTakeFirstOrThrow()).id;
+}
+
+/** Applies `changes` and bumps updated_at (an empty change still counts). False when there is no such row. */
+export async function updateProduct(db: Db, id: number, changes: ProductUpdate): Promise<boolean> {
+  const r = await db.updateTable('products').set({ ...changes, updated_at: sql<string>`now()` }).where('id', '=', id).executeTakeFirst();
+  return r.numUpdatedRows > 0n;
+}
+
+export async function insertCategory(db: Db, values: NewCategory): Promise<number> {
+  return (await db.insertInto('categories').values(values).returning('id').executeTakeFirstOrThrow()).id;
+}
+
+export async function updateCategory(db: Db, id: number, changes: CategoryUpdate): Promise<boolean> {
+  const r = await db.updateTable('categories').set({ ...changes, updated_at: sql<string>`now()` }).where('id', '=', id).executeTakeFirst();
+  return r.numUpdatedRows > 0n;
 }

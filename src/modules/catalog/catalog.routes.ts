@@ -1,10 +1,11 @@
-// Public catalog routes (API-CONTRACT.md §2.2). Thin: schema, one service call, the page body.
+// Catalog routes (API-CONTRACT.md §2.2): the public reads here, staff management in
+// catalog.admin.routes.ts. Thin: schema, one service call, the page body.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
-import { ErrorBody } from '../../infra/http/schema.ts';
-import { ProductIdParams } from '../reviews/reviews.schemas.ts';
-import { CategoryPage, PageOnlyQuery, ProductCardPage, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
+import { ErrorBody, IdParams } from '../../infra/http/schema.ts';
+import { catalogAdminRoutes } from './catalog.admin.routes.ts';
+import { Category, CategoryPage, PageOnlyQuery, ProductCardPage, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
 import * as catalog from './catalog.service.ts';
 
 const tags = ['catalog'];
@@ -30,8 +31,15 @@ export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request) => pageBody(request, await catalog.listCategories(ctxOf(request), request.query)),
   });
 
+  app.get('/api/products/categories/:id/', {
+    schema: { tags, summary: 'One active category', params: IdParams, response: { 200: Category, 404: ErrorBody } },
+    handler: async (request) => catalog.getCategory(ctxOf(request), request.params.id),
+  });
+
   app.get('/api/products/:id/', {
-    schema: { tags, summary: 'One active product with category, images and reviews', params: ProductIdParams, response: { 200: ProductDetail, 404: ErrorBody } },
+    schema: { tags, summary: 'One active product with category, images and reviews', params: IdParams, response: { 200: ProductDetail, 404: ErrorBody } },
     handler: async (request) => catalog.getProduct(ctxOf(request), request.params.id),
   });
+
+  await app.register(catalogAdminRoutes);
 };

@@ -94,3 +94,48 @@ export type ProductListQuery = Static<typeof ProductListQuery>;
 export const ProductCardPage = Paginated(ProductCard);
 export const CategoryPage = Paginated(Category);
 export const PageOnlyQuery = Type.Object(PageQuerySchema);
+
+// Staff writes. Unknown keys pass validation (no additionalProperties: false), so services pick
+// the fields they own and read-only ones (id, review_count, timestamps…) are ignored.
+const Int32 = (description?: string) => Type.Integer({ minimum: 0, maximum: 2147483647, ...(description ? { description } : {}) });
+const DecimalInput = (description: string) =>
+  Type.Union([Type.String({ maxLength: 40 }), Type.Number()], { description: `${description}: a decimal string or number, at most 2 places, 0 to 99999999.99` });
+
+const ProductFields = {
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  description: Type.Optional(Type.String({ maxLength: 100_000 })),
+  price: DecimalInput('Price'),
+  category: Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Id of an existing category' }),
+  category_id: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Alias of `category`' })),
+  sku: Type.String({ minLength: 1, maxLength: 100, description: 'Unique' }),
+  stock_quantity: Type.Optional(Int32()),
+  weight: Type.Optional(DecimalInput('Weight in grams')),
+  dimensions: Type.Optional(Type.String({ maxLength: 100 })),
+  material: Type.Optional(Type.String({ maxLength: 100 })),
+  print_time: Type.Optional(Int32('Minutes')),
+  is_active: Type.Optional(Type.Boolean()),
+  is_featured: Type.Optional(Type.Boolean()),
+  low_stock_threshold: Type.Optional(Int32('Stock at or below this (and above 0) is low')),
+};
+/** POST and PUT: name, price, category and sku required; fields left out keep their value (PUT) or default (POST). */
+export const ProductBody = Type.Object(ProductFields);
+export type ProductInput = Static<typeof ProductBody>;
+export const ProductPatch = Type.Partial(Type.Object(ProductFields));
+export type ProductChanges = Static<typeof ProductPatch>;
+
+const CategoryFields = {
+  name: Type.String({ minLength: 1, maxLength: 100, description: 'Unique' }),
+  description: Type.Optional(Type.String({ maxLength: 100_000 })),
+  is_active: Type.Optional(Type.Boolean()),
+};
+export const CategoryBody = Type.Object(CategoryFields);
+export type CategoryInput = Static<typeof CategoryBody>;
+export const CategoryPatch = Type.Partial(Type.Object(CategoryFields));
+export type CategoryChanges = Static<typeof CategoryPatch>;
+
+
+export const LowStockResult = Type.Object({ results: Type.Array(ProductCard), count: Type.Integer() });
+export type LowStockResult = Static<typeof LowStockResult>;
+
+/** The contract's ad-hoc error shape, e.g. `{"error":"Permission denied"}`. */
+

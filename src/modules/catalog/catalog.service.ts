@@ -95,3 +95,9 @@ export async function listCategories(ctx: Ctx, page: PageQuery): Promise<PageRes
     async (limit, offset) => (await ctx.database.read((db) => repo.listCategories(db, limit, offset))).map((r) => toCategory(r, ctx.media)),
   );
 }
+
+export async function getCategory(ctx: Ctx, id: number): Promise<Category> {
+  const row = await ctx.database.read((db) => repo.findCategory(db, id));
+  if (!row) throw new AppError('not_found');
+  return toCategory(row, ctx.media);
+}

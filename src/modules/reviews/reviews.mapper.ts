@@ -33,3 +33,8 @@ export function toReview(r: ReviewRowLike): Review {
     user: r.user,
   };
 }
+
+/** A review written by `author` (the caller), whose name the row does not carry. */
+export function toOwnReview(r: Omit<ReviewRowLike, 'first_name' | 'last_name'>, author: { first_name: string; last_name: string }): Review {
+  return toReview({ ...r, first_name: author.first_name, last_name: author.last_name });
+}

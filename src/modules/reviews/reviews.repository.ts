@@ -36,3 +36,56 @@ export async function listForProduct(db: Db, productId: number, limit: number, o
     .offset(offset)
     .execute();
 }
+
+/** A review without its author's name (the author is the caller, whose name the service has). */
+export type OwnReviewRow = Omit<ReviewRowLike, 'first_name' | 'last_name'>;
+
+const OWN_REVIEW_COLUMNS = [
+  'id',
+  'rating',
+  'review_text',
+  'is_verified_purchase',
+  'created_at',
+  'updated_at',
+  'product_id as product',
+  'user_id as user',
+] as const;
+
+export interface NewReview {
+  productId: number;
+  userId: number;
+  rating: number;
+  reviewText: string;
+}
+
+/** Inserts the review if its product exists and is active; undefined otherwise. */
+export async function insertForActiveProduct(db: Db, r: NewReview): Promise<OwnReviewRow | undefined> {
+  const { rows } = await sql<OwnReviewRow>`
+    insert into reviews (product_id, user_id, rating, review_text)
+    select p.id, ${r.userId}::bigint, ${r.rating}::smallint, ${r.reviewText}::text
+      from products p
+     where p.id = ${r.productId} and p.is_active
+    returning id, rating, review_text, is_verified_purchase, created_at, updated_at, product_id as product, user_id as user`.execute(db);
+  return rows[0];
+}
+
+export async function findOwn(db: Db, id: number, userId: number): Promise<OwnReviewRow | undefined> {
+  return db.selectFrom('reviews').select(OWN_REVIEW_COLUMNS).where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+}
+
+/** Applies the changes and bumps updated_at; undefined when the user has no such review. */
+export async function updateOwn(db: Db, id: number, userId: number, changes: { rating?: number; review_text?: string }): Promise<OwnReviewRow | undefined> {
+  return db
+    .updateTable('reviews')
+    .set({ ...changes, updated_at: sql<string>`now()` })
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .returning(OWN_REVIEW_COLUMNS)
+    .executeTakeFirst();
+}
+
+/** Deletes the review; its product id, or undefined when the user has no such review. */
+export async function deleteOwn(db: Db, id: number, userId: number): Promise<number | undefined> {
+  const row = await db.deleteFrom('reviews').where('id', '=', id).where('user_id', '=', userId).returning('product_id').executeTakeFirst();
+  return row?.product_id;
+}

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
-import { ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
+import { ErrorBody, MixedErrorBody, NoContent } from '../../infra/http/schema.ts';
 import { ownerOf } from '../accounts/session.ts';
 import { Cart } from '../cart/cart.schemas.ts';
 import { Added, ItemParams, Message, MoveBody, ProductIdBody, ProductParams, Wishlist, WishlistItem } from './wishlist.schemas.ts';
@@ -73,7 +73,7 @@ export const wishlistRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.delete('/api/wishlist/items/:item_id/', {
-    schema: { tags, summary: 'Remove an item (by item id)', params: ItemParams, response: { 204: { type: 'null' }, 401: ErrorBody, 404: Refused } },
+    schema: { tags, summary: 'Remove an item (by item id)', params: ItemParams, response: { 204: NoContent, 401: ErrorBody, 404: Refused } },
     handler: async (request, reply) => {
       await wishlist.removeItem(ctxOf(request), (await ownerOf(request, reply, true))!, request.params.item_id);
       return reply.code(204).send(null);
