@@ -49,6 +49,18 @@ export function fieldError(field: string, message: string): AppError {
   return new AppError('bad_request', { errors: { [field]: [message] } });
 }
 
+/**
+ * A unique violation (23505) that raced past a service's own check, as the field error the check
+ * gives: `constraints` maps a constraint name to its field and message. Undefined for other errors.
+ */
+export function uniqueFieldError(err: unknown, constraints: Record<string, [field: string, message: string]>): AppError | undefined {
+  const e = err as { code?: string; constraint?: string; message?: string } | undefined;
+  if (e?.code !== '23505') return undefined;
+  const what = `${e.constraint ?? ''} ${e.message ?? ''}`;
+  const hit = Object.entries(constraints).find(([name]) => what.includes(name));
+  return hit ? fieldError(hit[1][0], hit[1][1]) : undefined;
+}
+
 export function wrappedBody(code: ErrorCode, message: string, status: number, errors?: FieldErrors) {
   return errors ? { error: true, message, status_code: status, code, errors } : { error: true, message, status_code: status, code };
 }

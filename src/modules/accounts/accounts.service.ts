@@ -1,7 +1,7 @@
 // Accounts: registration, sign-in, profile, password, addresses, newsletter. Passwords are
 // argon2id; emails are stored lower-case and unique; sign-in failures all read the same.
 import type { Ctx } from '../../infra/http/context.ts';
-import { AppError, fieldError, type FieldErrors } from '../../infra/http/errors.ts';
+import { AppError, fieldError, uniqueFieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
 import * as repo from './accounts.repository.ts';
 import { toAddress, toUser } from './accounts.mapper.ts';
@@ -14,15 +14,7 @@ const EMAIL_TAKEN = 'user with this email already exists.';
 const USERNAME_TAKEN = 'A user with that username already exists.';
 const DATE_FORMAT = 'Date has wrong format. Use one of these formats instead: YYYY-MM-DD.';
 
-/** A unique violation raced past the checks: the same field error the check would have given. */
-function uniqueViolation(err: unknown): AppError | undefined {
-  const e = err as { code?: string; constraint?: string; message?: string };
-  if (e.code !== '23505') return undefined;
-  const what = `${e.constraint ?? ''} ${e.message ?? ''}`;
-  if (what.includes('users_email_key')) return fieldError('email', EMAIL_TAKEN);
-  if (what.includes('users_username_key')) return fieldError('username', USERNAME_TAKEN);
-  return undefined;
-}
+const UNIQUE: Record<string, [string, string]> = { users_email_key: ['email', EMAIL_TAKEN], users_username_key: ['username', USERNAME_TAKEN] };
 
 function isRealDate(value: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
@@ -63,7 +55,7 @@ export async function register(ctx: Ctx, body: RegisterBody): Promise<repo.UserR
     void ctx.events.emit('user.registered', { id: user.id });
     return user;
   } catch (err) {
-    throw uniqueViolation(err) ?? err;
+    throw uniqueFieldError(err, UNIQUE) ?? err;
   }
 }
 
@@ -102,7 +94,7 @@ export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: Profi
     if (!row) throw new AppError('not_found');
     return toUser(row);
   } catch (err) {
-    throw uniqueViolation(err) ?? err;
+    throw uniqueFieldError(err, UNIQUE) ?? err;
   }
 }
 

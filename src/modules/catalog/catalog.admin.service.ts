@@ -3,7 +3,7 @@
 // transaction; its event is published after the commit.
 import type { Db } from '../../db/database.ts';
 import type { Ctx } from '../../infra/http/context.ts';
-import { AppError, fieldError, type FieldErrors } from '../../infra/http/errors.ts';
+import { AppError, uniqueFieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import * as repo from './catalog.repository.ts';
 import { toCategory, toProductCard, toProductDetail } from './catalog.mapper.ts';
 import type { Category, CategoryChanges, CategoryInput, LowStockResult, ProductChanges, ProductDetail, ProductInput } from './catalog.schemas.ts';
@@ -86,21 +86,13 @@ async function checkCategory(trx: Db, c: repo.CategoryUpdate, errors: FieldError
   throwIfAny(errors);
 }
 
-/** A unique violation that raced past the checks: the same field error the check gives. */
-function uniqueViolation(err: unknown): AppError | undefined {
-  const e = err as { code?: string; constraint?: string; message?: string };
-  if (e.code !== '23505') return undefined;
-  const what = `${e.constraint ?? ''} ${e.message ?? ''}`;
-  if (what.includes('products_sku_key')) return fieldError('sku', SKU_TAKEN);
-  if (what.includes('categories_name_key')) return fieldError('name', NAME_TAKEN);
-  return undefined;
-}
+const UNIQUE: Record<string, [string, string]> = { products_sku_key: ['sku', SKU_TAKEN], categories_name_key: ['name', NAME_TAKEN] };
 
 async function inTransaction<T>(ctx: Ctx, fn: (trx: Db) => Promise<T>): Promise<T> {
   try {
     return await ctx.database.db.transaction().execute(fn);
   } catch (err) {
-    throw uniqueViolation(err) ?? err;
+    throw uniqueFieldError(err, UNIQUE) ?? err;
   }
 }
 
