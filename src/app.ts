@@ -59,7 +59,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
       return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
     },
-    ajv: { customOptions: { allErrors: true, verbose: true, keywords: ['x-message'], coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
+    ajv: { customOptions: { allErrors: true, verbose: true, keywords: ['x-message'], allowUnionTypes: true, coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const database = deps.database ?? (await openDatabase(config));

@@ -176,6 +176,8 @@ forEachBackend('accounts', ({ db }) => {
     assert.equal(anon.headers['www-authenticate'], 'Bearer realm="api"');
     const anonBadBody = await send('PUT', '/api/users/profile/', {}, { username: 42 });
     assert.equal(anonBadBody.status, 401, 'who may call is checked before the body');
+    const anonBadJson = await app.inject({ method: 'PUT', url: '/api/users/profile/', headers: { 'content-type': 'application/json' }, payload: '{bad' });
+    assert.equal(anonBadJson.statusCode, 401, 'even before it is parsed');
     const reg = await post('/api/users/auth/register/', registration('prof'));
     const auth = bearer(reg.body.tokens.access);
     const put = await send('PUT', '/api/users/profile/', auth, { username: 'prof2', first_name: 'Grace', last_name: 'Hopper', phone: '555', date_of_birth: '1906-12-09', email: 'hijack@example.com', is_staff: true, id: 999 });
@@ -260,14 +262,18 @@ forEachBackend('accounts', ({ db }) => {
     assert.equal((await getJson(app, '/api/users/addresses/')).status, 401);
   });
 
-  test('newsletter: subscribe and unsubscribe by email, mirrored on the account; no email is the ad-hoc 400', async () => {
+  test('newsletter: by email, with or without an account; only the holder can switch their account on; no email is the ad-hoc 400', async () => {
     const reg = await post('/api/users/auth/register/', registration('news'));
-    const sub = await post('/api/users/newsletter/subscribe/', { email: 'NEWS@example.com' });
-    assert.deepEqual(sub.body, { message: 'Successfully subscribed to newsletter' });
-    assert.equal((await getJson(app, '/api/users/profile/', { headers: bearer(reg.body.tokens.access) })).body.newsletter_subscription, true);
+    const auth = bearer(reg.body.tokens.access);
+    const flag = async () => (await getJson(app, '/api/users/profile/', { headers: auth })).body.newsletter_subscription;
+    const anon = await post('/api/users/newsletter/subscribe/', { email: 'NEWS@example.com' });
+    assert.deepEqual(anon.body, { message: 'Successfully subscribed to newsletter' });
+    assert.equal(await flag(), false, 'a stranger cannot sign an account up');
+    await post('/api/users/newsletter/subscribe/', { email: 'news@example.com' }, auth);
+    assert.equal(await flag(), true, 'the holder can');
     const unsub = await post('/api/users/newsletter/unsubscribe/', { email: 'news@example.com' });
     assert.deepEqual(unsub.body, { message: 'Successfully unsubscribed from newsletter' });
-    assert.equal((await getJson(app, '/api/users/profile/', { headers: bearer(reg.body.tokens.access) })).body.newsletter_subscription, false);
+    assert.equal(await flag(), false, 'an unsubscribe always works');
     const guest = await post('/api/users/newsletter/subscribe/', { email: 'guest@example.com' });
     assert.equal(guest.status, 200);
     const row = await db().db.selectFrom('newsletter_subscribers').select('is_subscribed').where('email', '=', 'guest@example.com').executeTakeFirstOrThrow();
@@ -277,6 +283,24 @@ forEachBackend('accounts', ({ db }) => {
     assert.deepEqual(none.body, { error: 'Email is required' });
     const bad = await post('/api/users/newsletter/subscribe/', { email: 'nope' });
     assert.deepEqual(bad.body, { error: 'Enter a valid email address.' });
+  });
+
+  test('routes that need a user or staff refuse before reading the body, and answer privately', async () => {
+    const routes: [string, string][] = [
+      ['PUT', '/api/users/profile/'], ['POST', '/api/users/addresses/'], ['PATCH', '/api/users/password/change/'], ['POST', '/api/cart/merge/'],
+      ['POST', '/api/products/'], ['PATCH', '/api/products/1/'], ['POST', '/api/products/categories/'], ['POST', '/api/products/1/reviews/'], ['PUT', '/api/products/reviews/1/'],
+    ];
+    for (const [method, url] of routes) {
+      const r = await app.inject({ method: method as 'PUT', url, headers: { 'content-type': 'application/json', origin: 'http://localhost:3000' }, payload: '{"not json' });
+      assert.equal(r.statusCode, 401, `${method} ${url}`);
+      assert.equal(r.headers['cache-control'], 'private, no-store', `${method} ${url}`);
+      assert.match(String(r.headers.vary), /Origin/, 'the CORS Vary is kept');
+      assert.match(String(r.headers.vary), /Authorization/);
+    }
+    const low = await getJson(app, '/api/products/low-stock/');
+    assert.equal(low.status, 403);
+    assert.deepEqual(low.body, { error: 'Permission denied' });
+    assert.equal(low.headers['cache-control'], 'private, no-store');
   });
 
   test('a customer token on a staff-only route is 403, a staff token passes', async () => {

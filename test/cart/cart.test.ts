@@ -181,6 +181,58 @@ forEachBackend('cart', ({ db }) => {
     assert.equal(twice.body.total_items, 12, 'merging again adds nothing');
   });
 
+  test('extreme values: huge totals stay exact, huge quantities are refused cleanly, booleans and nulls are not numbers', async () => {
+    const user = await signedIn(app, db());
+    const call = (method: string, url: string, payload?: unknown) => getJson(app, url, { method: method as 'GET', headers: user.headers, ...(payload === undefined ? {} : { payload: payload as object }) });
+    const dear = await f.product(db().db, { price: '99999999.99', stock_quantity: 2147483647 });
+    const big = await call('POST', '/api/cart/add/', { product_id: dear.id, quantity: 1_000_000 });
+    assert.equal(big.status, 200);
+    assert.equal(big.body.total_price, '99999999990000.00');
+    const itemId = big.body.items[0].id;
+    await db().db.updateTable('cart_items').set({ quantity: 2147483000 }).where('id', '=', itemId).execute();
+    const over = await call('POST', '/api/cart/add/', { product_id: dear.id, quantity: 1_000_000 });
+    assert.equal(over.status, 400);
+    assert.deepEqual(over.body, { error: 'Cannot add 1000000 more items. Only 647 available.' });
+    const cart = await call('GET', '/api/cart/');
+    assert.equal(cart.status, 200);
+    assert.equal(cart.body.total_price, '214748299978525170.00');
+    for (const quantity of [true, null, '0x10', ' ']) {
+      const r = await call('POST', '/api/cart/add/', { product_id: dear.id, quantity });
+      assert.equal(r.status, 400, JSON.stringify(quantity));
+      assert.deepEqual(r.body, { quantity: ['A valid integer is required.'] }, JSON.stringify(quantity));
+    }
+    assert.equal((await call('POST', '/api/cart/add/', { product_id: dear.id, quantity: 1e300 })).status, 400);
+  });
+
+  test('a line whose product was taken off sale cannot be raised; it can be removed', async () => {
+    const user = await signedIn(app, db());
+    const p = await f.product(db().db, { stock_quantity: 10 });
+    const added = await getJson(app, '/api/cart/add/', { method: 'POST', headers: user.headers, payload: { product_id: p.id, quantity: 1 } });
+    await db().db.updateTable('products').set({ is_active: false }).where('id', '=', p.id).execute();
+    const url = `/api/cart/items/${added.body.items[0].id}/`;
+    const raise = await getJson(app, url, { method: 'PUT', headers: user.headers, payload: { quantity: 3 } });
+    assert.equal(raise.status, 400);
+    assert.deepEqual(raise.body, { error: 'Product is no longer available' });
+    const zero = await getJson(app, url, { method: 'PUT', headers: user.headers, payload: { quantity: 0 } });
+    assert.deepEqual(zero.body.items, []);
+  });
+
+  test('signing in replaces the guest session: the old cookie no longer names anything', async () => {
+    const g = guest(app);
+    const p = await f.product(db().db, { stock_quantity: 10 });
+    await g.call('POST', '/api/cart/add/', { product_id: p.id, quantity: 1 });
+    const old = g.cookie();
+    const user = await signedIn(app, db());
+    const login = await getJson(app, '/api/users/auth/login/', { method: 'POST', headers: { cookie: old }, payload: { email: user.email, password: user.password } });
+    assert.equal(login.status, 200);
+    const fresh = String(login.headers['set-cookie']).split(';')[0]!;
+    assert.match(fresh, /^sessionid=[a-z0-9]{32}$/);
+    assert.notEqual(fresh, old);
+    assert.equal(await app.sessions.exists(old.split('=')[1]!), false);
+    const merged = await getJson(app, '/api/cart/merge/', { method: 'POST', headers: user.headers, payload: { session_key: old.split('=')[1] } });
+    assert.equal(merged.body.total_items, 1, 'merged once at sign-in; the dead key merges nothing more');
+  });
+
   test('price changes show in the cart at once: totals follow the product', async () => {
     const user = await signedIn(app, db());
     const p = await f.product(db().db, { price: '10.00', stock_quantity: 10 });

@@ -55,11 +55,11 @@ test('a known path with another method is 405 with Allow; other methods without 
 });
 
 test('bad JSON is 400, an unknown content type 415, never 500', async () => {
-  const bad = await app.inject({ method: 'POST', url: '/api/products/', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
+  const bad = await app.inject({ method: 'POST', url: '/api/cart/add/', headers: { 'content-type': 'application/json' }, payload: '{"a":' });
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json().code, 'parse_error');
   assert.match(bad.json().message, /^JSON parse error - /);
-  const odd = await app.inject({ method: 'POST', url: '/api/products/', headers: { 'content-type': 'application/x-weird' }, payload: 'x' });
+  const odd = await app.inject({ method: 'POST', url: '/api/cart/add/', headers: { 'content-type': 'application/x-weird' }, payload: 'x' });
   assert.equal(odd.statusCode, 415);
   assert.equal(odd.json().status_code, 415);
 });

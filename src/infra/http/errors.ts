@@ -75,7 +75,8 @@ function validationMessage(e: { keyword: string; params: Record<string, unknown>
     case 'required':
       return 'This field is required.';
     case 'type': {
-      const t = Array.isArray(p.type) ? p.type[0] : p.type;
+      const types = [p.type].flat();
+      const t = types.includes('number') ? 'number' : types[0];
       if (t === 'integer') return 'A valid integer is required.';
       if (t === 'number') return 'A valid number is required.';
       if (t === 'boolean') return 'Must be a valid boolean.';

@@ -1,7 +1,7 @@
 // Per-request basics every route shares: request id, the contract's security headers, the
 // trailing-slash redirect (§4.13) and 405 for known paths called with another method.
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, HTTPMethods, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, HTTPMethods, RouteOptions } from 'fastify';
 import { AppError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -59,14 +59,17 @@ function sanitise(values: Record<string, unknown>, props: Props, dropEmpty: bool
     const type = prop?.type ?? prop?.items?.type;
     if (type !== 'number' && type !== 'integer') continue;
     const ok = type === 'integer' ? INTEGER : DECIMAL;
-    const fix = (x: unknown) => (typeof x === 'string' && !ok.test(x) ? 'not-a-number' : x);
+    // AJV would also take true as 1 and null as 0; DRF refuses both.
+    const fix = (x: unknown) => ((typeof x === 'string' && !ok.test(x)) || typeof x === 'boolean' || x === null ? 'not-a-number' : x);
     values[key] = Array.isArray(v) ? v.map(fix) : fix(v);
   }
 }
 
 export function registerInputGuards(app: FastifyInstance): void {
   app.addHook('preValidation', (request, _reply, done) => {
-    const schema = request.routeOptions.schema as { querystring?: { properties?: Props }; params?: { properties?: Props } } | undefined;
+    const schema = request.routeOptions.schema as { querystring?: { properties?: Props }; params?: { properties?: Props }; body?: { properties?: Props } } | undefined;
+    const body = request.body;
+    if (schema?.body && body && typeof body === 'object' && !Array.isArray(body)) sanitise(body as Record<string, unknown>, schema.body.properties, false);
     if (schema?.querystring && request.query && typeof request.query === 'object') sanitise(request.query as Record<string, unknown>, schema.querystring.properties, true);
     if (schema?.params && request.params && typeof request.params === 'object') sanitise(request.params as Record<string, unknown>, schema.params.properties, false);
     done();
@@ -108,14 +111,24 @@ export function methodNotAllowed(app: FastifyInstance): { seal(): void } {
   };
 }
 
-/**
- * For a plugin whose routes answer with one person's data (profile, cart, wishlist): no shared
- * cache may keep or serve them, and the answer depends on who asks.
- */
+/** Adds names to the Vary header, keeping those already there (CORS adds Origin). */
+export function appendVary(reply: FastifyReply, ...names: string[]): void {
+  const current = String(reply.getHeader('vary') ?? '');
+  const have = new Set(current.split(',').map((v) => v.trim().toLowerCase()).filter(Boolean));
+  const added = names.filter((n) => !have.has(n.toLowerCase()));
+  if (added.length) reply.header('vary', [current, ...added].filter(Boolean).join(', '));
+}
+
+/** A response with one person's data: no shared cache may keep it, and it depends on who asks. */
+export function markPrivate(reply: FastifyReply): void {
+  reply.header('cache-control', 'private, no-store');
+  appendVary(reply, 'Authorization', 'Cookie');
+}
+
+/** For a plugin whose every route answers with one person's data (profile, cart, wishlist). */
 export function privateResponses(app: FastifyInstance): void {
   app.addHook('onRequest', (_request, reply, done) => {
-    reply.header('cache-control', 'private, no-store');
-    reply.header('vary', 'Authorization, Cookie');
+    markPrivate(reply);
     done();
   });
 }

@@ -157,12 +157,12 @@ export async function deleteAddress(db: Db, userId: number, id: number): Promise
 
 // Newsletter --------------------------------------------------------------------------------
 
-/** Records the choice for an email, and mirrors it on the account with that email, if any. */
-export async function setNewsletter(db: Db, email: string, subscribed: boolean): Promise<void> {
+/** Records the choice for an email and, with `account`, mirrors it on the account with that email. */
+export async function setNewsletter(db: Db, email: string, subscribed: boolean, account: boolean): Promise<void> {
   await db
     .insertInto('newsletter_subscribers')
     .values({ email, is_subscribed: subscribed })
     .onConflict((oc) => oc.expression(sql`lower(email)`).doUpdateSet({ is_subscribed: subscribed, updated_at: sql<string>`now()` }))
     .execute();
-  await db.updateTable('users').set({ newsletter_subscription: subscribed }).where(sql`lower(email)`, '=', email.toLowerCase()).execute();
+  if (account) await db.updateTable('users').set({ newsletter_subscription: subscribed }).where(sql`lower(email)`, '=', email.toLowerCase()).execute();
 }

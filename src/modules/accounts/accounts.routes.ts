@@ -31,7 +31,7 @@ import {
 } from './accounts.schemas.ts';
 import { toUser } from './accounts.mapper.ts';
 import * as accounts from './accounts.service.ts';
-import { requireUser, signedInOnly } from './auth.ts';
+import { currentUser, requireUser, signedInOnly } from './auth.ts';
 import { TokenError, type TokenProblem } from './tokens.ts';
 
 const tags = ['accounts'];
@@ -48,13 +48,18 @@ function refused(err: unknown): never {
   throw err;
 }
 
-/** After sign-in: the guest's cart and wishlist (from the sessionid cookie) join the user's. */
+/**
+ * After sign-in: the guest's cart and wishlist (from the sessionid cookie) join the user's, and
+ * the guest session is replaced by a fresh one.
+ */
 async function adoptGuest(request: FastifyRequest, reply: FastifyReply, userId: number): Promise<void> {
-  const key = await request.server.sessions.current(request, reply);
+  const sessions = request.server.sessions;
+  const key = await sessions.current(request, reply);
   if (!key) return;
   const ctx = ctxOf(request);
   await mergeGuestCart(ctx, key, userId);
   await mergeGuestWishlist(ctx, key, userId);
+  await sessions.cycle(request, reply, key);
 }
 
 export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -99,26 +104,26 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/users/profile/', {
     schema: { tags, security, summary: 'The signed-in user', response: { 200: User, 401: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => toUser(await requireUser(request)),
   });
 
   app.put('/api/users/profile/', {
     schema: { tags, security, summary: 'Replace the profile (email is read-only)', body: ProfilePut, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
   });
 
   app.patch('/api/users/profile/', {
     schema: { tags, security, summary: 'Change some profile fields (email is read-only)', body: ProfilePatch, response: { 200: User, 400: ErrorBody, 401: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => accounts.updateProfile(ctxOf(request), await requireUser(request), request.body),
   });
 
   for (const method of ['put', 'patch'] as const) {
     app[method]('/api/users/password/change/', {
       schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
-      preValidation: signedInOnly,
+      onRequest: signedInOnly,
       handler: async (request) => {
         await accounts.changePassword(ctxOf(request), await requireUser(request), request.body);
         return { message: 'Password updated successfully' };
@@ -128,7 +133,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/users/addresses/', {
     schema: { tags, security, summary: "The signed-in user's addresses", querystring: PageQuery, response: { 200: AddressPage, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => {
       const user = await requireUser(request);
       return pageBody(request, await accounts.listAddresses(ctxOf(request), user.id, request.query));
@@ -137,7 +142,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/api/users/addresses/', {
     schema: { tags, security, summary: 'Add an address; is_default takes the default flag from the previous one of its type', body: AddressBody, response: { 201: Address, 400: ErrorBody, 401: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request, reply) => {
       const user = await requireUser(request);
       reply.code(201);
@@ -147,25 +152,25 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/users/addresses/:id/', {
     schema: { tags, security, summary: 'One of your addresses', params: IdParams, response: { 200: Address, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => accounts.getAddress(ctxOf(request), (await requireUser(request)).id, request.params.id),
   });
 
   app.put('/api/users/addresses/:id/', {
     schema: { tags, security, summary: 'Replace one of your addresses', params: IdParams, body: AddressBody, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
   });
 
   app.patch('/api/users/addresses/:id/', {
     schema: { tags, security, summary: 'Change one of your addresses', params: IdParams, body: AddressPatch, response: { 200: Address, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => accounts.updateAddress(ctxOf(request), (await requireUser(request)).id, request.params.id, request.body),
   });
 
   app.delete('/api/users/addresses/:id/', {
     schema: { tags, security, summary: 'Delete one of your addresses', params: IdParams, response: { 204: NoContent, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request, reply) => {
       await accounts.deleteAddress(ctxOf(request), (await requireUser(request)).id, request.params.id);
       return reply.code(204).send(null);
@@ -175,7 +180,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/api/users/newsletter/subscribe/', {
     schema: { tags, summary: 'Subscribe an email to the newsletter', body: NewsletterBody, response: { 200: Message, 400: MixedErrorBody('{"error":"Email is required"}') } },
     handler: async (request) => {
-      await accounts.setNewsletter(ctxOf(request), request.body?.email, true);
+      await accounts.setNewsletter(ctxOf(request), request.body?.email, true, await currentUser(request));
       return { message: 'Successfully subscribed to newsletter' };
     },
   });
@@ -183,7 +188,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/api/users/newsletter/unsubscribe/', {
     schema: { tags, summary: 'Unsubscribe an email from the newsletter', body: NewsletterBody, response: { 200: Message, 400: MixedErrorBody('{"error":"Email is required"}') } },
     handler: async (request) => {
-      await accounts.setNewsletter(ctxOf(request), request.body?.email, false);
+      await accounts.setNewsletter(ctxOf(request), request.body?.email, false, await currentUser(request));
       return { message: 'Successfully unsubscribed from newsletter' };
     },
   });

@@ -49,7 +49,7 @@ export async function register(ctx: Ctx, body: RegisterBody): Promise<repo.UserR
         phone: body.phone?.trim() ?? '',
         newsletter_subscription: body.newsletter_subscription ?? false,
       });
-      if (row.newsletter_subscription) await repo.setNewsletter(trx, email, true);
+      if (row.newsletter_subscription) await repo.setNewsletter(trx, email, true, true);
       return row;
     });
     void ctx.events.emit('user.registered', { id: user.id });
@@ -88,7 +88,7 @@ export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: Profi
   try {
     const row = await ctx.database.db.transaction().execute(async (trx) => {
       const updated = await repo.updateUser(trx, user.id, set);
-      if (updated && set.newsletter_subscription !== undefined) await repo.setNewsletter(trx, updated.email, set.newsletter_subscription);
+      if (updated && set.newsletter_subscription !== undefined) await repo.setNewsletter(trx, updated.email, set.newsletter_subscription, true);
       return updated;
     });
     if (!row) throw new AppError('not_found');
@@ -168,11 +168,18 @@ export async function deleteAddress(ctx: Ctx, userId: number, id: number): Promi
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-export async function setNewsletter(ctx: Ctx, rawEmail: string | undefined, subscribed: boolean): Promise<void> {
+/**
+ * Anyone may unsubscribe an address (an unsubscribe must always work). Subscribing records the
+ * address; it turns on an account's own flag only when that account's holder is the caller, so no
+ * one can sign someone else's account up.
+ */
+export async function setNewsletter(ctx: Ctx, rawEmail: string | undefined, subscribed: boolean, caller: repo.UserRow | null): Promise<void> {
   const email = rawEmail?.trim();
   if (!email) throw new AppError('bad_request', { body: { error: 'Email is required' } });
   if (!EMAIL.test(email) || email.length > 254) throw new AppError('bad_request', { body: { error: 'Enter a valid email address.' } });
-  await ctx.database.db.transaction().execute((trx) => repo.setNewsletter(trx, normaliseEmail(email), subscribed));
+  const normal = normaliseEmail(email);
+  const account = !subscribed || caller?.email === normal;
+  await ctx.database.db.transaction().execute((trx) => repo.setNewsletter(trx, normal, subscribed, account));
 }
 
 export async function createStaff(ctx: Ctx, email: string, password: string): Promise<{ created: boolean; user: repo.UserRow }> {

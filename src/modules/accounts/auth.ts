@@ -1,7 +1,8 @@
 // Who is calling: the Bearer token (checked on every route, public ones included, as DRF does)
 // and the helpers routes use to require a user or staff. The user row is loaded once per
 // request, from the primary, and only by routes that need it.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { markPrivate } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { findUserById, type UserRow } from './accounts.repository.ts';
 import { TokenError, type TokenClaims, type TokenService } from './tokens.ts';
@@ -70,13 +71,16 @@ export async function requireStaff(request: FastifyRequest): Promise<UserRow> {
 }
 
 /**
- * Route hooks (`preValidation`) that check who may call before the body is looked at, as DRF
- * checks permissions first: a caller who may not write learns nothing about the body.
+ * Route `onRequest` hooks: who may call is checked before the body is even parsed, as DRF checks
+ * permissions first (a caller who may not write learns nothing about the body, and gets the 401
+ * the storefront refreshes on). Their answers are personal, so never cached by anyone else.
  */
-export async function signedInOnly(request: FastifyRequest): Promise<void> {
+export async function signedInOnly(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  markPrivate(reply);
   await requireUser(request);
 }
 
-export async function staffOnly(request: FastifyRequest): Promise<void> {
+export async function staffOnly(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  markPrivate(reply);
   await requireStaff(request);
 }

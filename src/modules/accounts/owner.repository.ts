@@ -11,18 +11,18 @@ export async function findListId(db: Db, table: OwnedTable, owner: Owner): Promi
   return row?.id;
 }
 
-/** The owner's list id, creating the list on first use. Safe when many requests race to create it. */
+/**
+ * The owner's list id, creating the list on first use. Safe when many requests race to create it,
+ * and when a sign-in merges (deletes) a guest list between the insert and the look that follows.
+ */
 export async function ensureListId(db: Db, table: OwnedTable, owner: Owner): Promise<number> {
-  const found = await findListId(db, table, owner);
-  if (found !== undefined) return found;
   const values = owner.userId !== undefined ? { user_id: owner.userId, session_key: null } : { user_id: null, session_key: owner.sessionKey };
-  const inserted = await db
-    .insertInto(table)
-    .values(values)
-    .onConflict((oc) => oc.doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  return inserted?.id ?? (await findListId(db, table, owner))!;
+  for (;;) {
+    const found = await findListId(db, table, owner);
+    if (found !== undefined) return found;
+    const inserted = await db.insertInto(table).values(values).onConflict((oc) => oc.doNothing()).returning('id').executeTakeFirst();
+    if (inserted) return inserted.id;
+  }
 }
 
 /** Locks a guest's list for a merge (a second, concurrent merge waits and then finds nothing). */

@@ -82,6 +82,19 @@ export class GuestSessions {
     return key;
   }
 
+  /**
+   * A new key for the caller after sign-in (Django's cycle_key): whoever planted or learned the
+   * old cookie cannot follow the shopper past it. The old session ends.
+   */
+  async cycle(request: FastifyRequest, reply: FastifyReply, oldKey: string): Promise<string> {
+    await this.store.delete(`session:${oldKey}`);
+    const key = newSessionKey();
+    const now = Math.floor(Date.now() / 1000);
+    await this.store.set(`session:${key}`, JSON.stringify({ c: now, r: now }), this.ttlSeconds);
+    this.cookie(request, reply, key);
+    return key;
+  }
+
   /** Whether a session key names a live session (for the explicit cart merge). */
   async exists(key: string): Promise<boolean> {
     return SESSION_KEY.test(key) && (await this.store.get(`session:${key}`)) !== null;

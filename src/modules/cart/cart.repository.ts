@@ -37,12 +37,12 @@ export async function readCart(db: Db, cartId: number): Promise<CartRow | undefi
   const { rows } = await sql<CartRow>`
     select c.id, c.created_at, c.updated_at,
            coalesce(sum(ci.quantity), 0)::int as total_items,
-           coalesce(sum(p.price * ci.quantity), 0)::numeric(14, 2)::text as total_price,
-           coalesce(sum(p.weight * ci.quantity), 0)::numeric(14, 2)::text as total_weight,
+           round(coalesce(sum(p.price * ci.quantity), 0), 2)::text as total_price,
+           round(coalesce(sum(p.weight * ci.quantity), 0), 2)::text as total_weight,
            coalesce(json_agg(json_build_object(
                'id', ci.id, 'product', ${PRODUCT_CARD_JSON}, 'quantity', ci.quantity,
-               'total_price', (p.price * ci.quantity)::numeric(14, 2)::text,
-               'total_weight', (p.weight * ci.quantity)::numeric(14, 2)::text,
+               'total_price', round(p.price * ci.quantity, 2)::text,
+               'total_weight', round(p.weight * ci.quantity, 2)::text,
                'created_at', ci.created_at, 'updated_at', ci.updated_at)
              order by ci.id) filter (where ci.id is not null), '[]') as items
       from carts c
@@ -66,17 +66,17 @@ export async function addItem(db: Db, cartId: number, productId: number, quantit
      where p.id = ${productId} and p.is_active and p.stock_quantity >= ${quantity}
     on conflict (cart_id, product_id) do update
        set quantity = cart_items.quantity + excluded.quantity, updated_at = now()
-     where cart_items.quantity + excluded.quantity <= (select s.stock_quantity from products s where s.id = excluded.product_id)
+     where cart_items.quantity::bigint + excluded.quantity <= (select s.stock_quantity from products s where s.id = excluded.product_id)
     returning id`.execute(db);
   return rows.length > 0;
 }
 
-/** Sets a line's quantity if the line is in this cart and the stock allows it. */
+/** Sets a line's quantity if the line is in this cart, its product still on sale and in stock. */
 export async function setQuantity(db: Db, cartId: number, itemId: number, quantity: number): Promise<boolean> {
   const { rows } = await sql<{ id: number }>`
     update cart_items ci set quantity = ${quantity}, updated_at = now()
       from products p
-     where ci.id = ${itemId} and ci.cart_id = ${cartId} and p.id = ci.product_id and p.stock_quantity >= ${quantity}
+     where ci.id = ${itemId} and ci.cart_id = ${cartId} and p.id = ci.product_id and p.is_active and p.stock_quantity >= ${quantity}
     returning ci.id`.execute(db);
   return rows.length > 0;
 }
@@ -108,16 +108,16 @@ export async function lineState(db: Db, cartId: number, productId: number): Prom
   return row && { active: row.is_active, stock: row.stock_quantity, inCart: row.quantity ?? 0 };
 }
 
-/** The stock behind one of this cart's lines, or undefined when the line is not in this cart. */
-export async function itemStock(db: Db, cartId: number, itemId: number): Promise<number | undefined> {
+/** The product behind one of this cart's lines, or undefined when the line is not in this cart. */
+export async function itemProduct(db: Db, cartId: number, itemId: number): Promise<{ active: boolean; stock: number } | undefined> {
   const row = await db
     .selectFrom('cart_items as ci')
     .innerJoin('products as p', 'p.id', 'ci.product_id')
-    .select('p.stock_quantity')
+    .select(['p.is_active', 'p.stock_quantity'])
     .where('ci.id', '=', itemId)
     .where('ci.cart_id', '=', cartId)
     .executeTakeFirst();
-  return row?.stock_quantity;
+  return row && { active: row.is_active, stock: row.stock_quantity };
 }
 
 /**
@@ -132,7 +132,7 @@ export async function mergeItems(db: Db, fromCartId: number, intoCartId: number)
       from cart_items gi join products p on p.id = gi.product_id
      where gi.cart_id = ${fromCartId} and p.is_active and p.stock_quantity > 0
     on conflict (cart_id, product_id) do update
-       set quantity = greatest(cart_items.quantity, least(cart_items.quantity + excluded.quantity,
+       set quantity = greatest(cart_items.quantity, least(cart_items.quantity::bigint + excluded.quantity,
              (select s.stock_quantity from products s where s.id = excluded.product_id))),
            updated_at = now()`.execute(db);
 }

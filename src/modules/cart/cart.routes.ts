@@ -50,10 +50,10 @@ export const cartRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: MergeBody,
       response: { 200: Cart, 400: MixedErrorBody('{"error":"Session key required"}'), 401: ErrorBody },
     },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => {
       const user = await requireUser(request);
-      return cart.mergeCart(ctxOf(request), user.id, request.body?.session_key);
+      return cart.mergeCart(ctxOf(request), user.id, request.body?.session_key, (key) => app.sessions.exists(key));
     },
   });
 };

@@ -12,10 +12,26 @@ import type { Cart } from './cart.schemas.ts';
 const raw = (field: string, message: string) => new AppError('bad_request', { body: { [field]: [message] } });
 const adHoc = (status: number, message: string) => new AppError(status === 404 ? 'not_found' : 'bad_request', { status, body: { error: message } });
 
+/** The cart was deleted under this request (a sign-in merged it): the request starts over once. */
+class CartGone extends Error {}
+
 async function cartOf(ctx: Ctx, cartId: number): Promise<Cart> {
   const row = await repo.readCart(ctx.database.db, cartId);
-  if (!row) throw new AppError('not_found');
+  if (!row) throw new CartGone();
   return toCart(row, ctx.media);
+}
+
+async function withCart<T>(ctx: Ctx, owner: Owner, fn: (cartId: number) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const cartId = await ensureListId(ctx.database.db, 'carts', owner);
+    try {
+      return await fn(cartId);
+    } catch (err) {
+      const gone = err instanceof CartGone || (err as { code?: string }).code === '23503';
+      if (!gone) throw err;
+      if (attempt > 0) throw new AppError('conflict', { message: 'The cart changed while this request ran. Please try again.' });
+    }
+  }
 }
 
 function changed(ctx: Ctx, cartId: number, owner: Owner): void {
@@ -23,52 +39,55 @@ function changed(ctx: Ctx, cartId: number, owner: Owner): void {
 }
 
 export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
-  return cartOf(ctx, await ensureListId(ctx.database.db, 'carts', owner));
+  return withCart(ctx, owner, (cartId) => cartOf(ctx, cartId));
 }
 
 export async function addToCart(ctx: Ctx, owner: Owner, productId: number, quantity: number): Promise<Cart> {
   const db = ctx.database.db;
-  const cartId = await ensureListId(db, 'carts', owner);
-  if (!(await repo.addItem(db, cartId, productId, quantity))) {
-    const s = await repo.lineState(db, cartId, productId);
-    if (!s || !s.active) throw raw('product_id', 'Product not found');
-    if (s.stock <= 0) throw raw('product_id', 'Product is out of stock');
-    if (quantity > s.stock) throw raw('non_field_errors', `Only ${s.stock} items available in stock`);
-    if (s.inCart > 0) throw adHoc(400, `Cannot add ${quantity} more items. Only ${Math.max(0, s.stock - s.inCart)} available.`);
-    // The stock changed between the write and the look: the caller may simply retry.
-    throw raw('non_field_errors', `Only ${s.stock} items available in stock`);
-  }
-  changed(ctx, cartId, owner);
-  return cartOf(ctx, cartId);
+  return withCart(ctx, owner, async (cartId) => {
+    if (!(await repo.addItem(db, cartId, productId, quantity))) {
+      const s = await repo.lineState(db, cartId, productId);
+      if (!s || !s.active) throw raw('product_id', 'Product not found');
+      if (s.stock <= 0) throw raw('product_id', 'Product is out of stock');
+      if (quantity > s.stock) throw raw('non_field_errors', `Only ${s.stock} items available in stock`);
+      if (s.inCart > 0) throw adHoc(400, `Cannot add ${quantity} more items. Only ${Math.max(0, s.stock - s.inCart)} available.`);
+      // The stock changed between the write and the look: the caller may simply retry.
+      throw raw('non_field_errors', `Only ${s.stock} items available in stock`);
+    }
+    changed(ctx, cartId, owner);
+    return cartOf(ctx, cartId);
+  });
 }
 
 export async function updateItem(ctx: Ctx, owner: Owner, itemId: number, quantity: number): Promise<Cart> {
   const db = ctx.database.db;
-  const cartId = await ensureListId(db, 'carts', owner);
-  const done = quantity === 0 ? await repo.deleteItem(db, cartId, itemId) : await repo.setQuantity(db, cartId, itemId, quantity);
-  if (!done) {
-    const stock = await repo.itemStock(db, cartId, itemId);
-    if (stock === undefined) throw new AppError('not_found');
-    throw adHoc(400, `Only ${stock} items available in stock`);
-  }
-  changed(ctx, cartId, owner);
-  return cartOf(ctx, cartId);
+  return withCart(ctx, owner, async (cartId) => {
+    const done = quantity === 0 ? await repo.deleteItem(db, cartId, itemId) : await repo.setQuantity(db, cartId, itemId, quantity);
+    if (!done) {
+      const product = await repo.itemProduct(db, cartId, itemId);
+      if (!product) throw new AppError('not_found');
+      if (!product.active) throw adHoc(400, 'Product is no longer available');
+      throw adHoc(400, `Only ${product.stock} items available in stock`);
+    }
+    changed(ctx, cartId, owner);
+    return cartOf(ctx, cartId);
+  });
 }
 
 export async function removeItem(ctx: Ctx, owner: Owner, itemId: number): Promise<Cart> {
-  const db = ctx.database.db;
-  const cartId = await ensureListId(db, 'carts', owner);
-  if (!(await repo.deleteItem(db, cartId, itemId))) throw new AppError('not_found');
-  changed(ctx, cartId, owner);
-  return cartOf(ctx, cartId);
+  return withCart(ctx, owner, async (cartId) => {
+    if (!(await repo.deleteItem(ctx.database.db, cartId, itemId))) throw new AppError('not_found');
+    changed(ctx, cartId, owner);
+    return cartOf(ctx, cartId);
+  });
 }
 
 export async function clearCart(ctx: Ctx, owner: Owner): Promise<Cart> {
-  const db = ctx.database.db;
-  const cartId = await ensureListId(db, 'carts', owner);
-  await repo.clearItems(db, cartId);
-  changed(ctx, cartId, owner);
-  return cartOf(ctx, cartId);
+  return withCart(ctx, owner, async (cartId) => {
+    await repo.clearItems(ctx.database.db, cartId);
+    changed(ctx, cartId, owner);
+    return cartOf(ctx, cartId);
+  });
 }
 
 /** Moves a guest session's cart into the user's (§4.12), then deletes it. Idempotent. */
@@ -85,7 +104,10 @@ export async function mergeGuestCart(ctx: Ctx, sessionKey: string, userId: numbe
   return intoId;
 }
 
-export async function mergeCart(ctx: Ctx, userId: number, sessionKey: string | undefined): Promise<Cart> {
-  if (!sessionKey?.trim()) throw adHoc(400, 'Session key required');
-  return cartOf(ctx, await mergeGuestCart(ctx, sessionKey.trim(), userId));
+/** The explicit merge: only a live guest session's cart is taken; an unknown key changes nothing. */
+export async function mergeCart(ctx: Ctx, userId: number, sessionKey: string | undefined, sessionIsLive: (key: string) => Promise<boolean>): Promise<Cart> {
+  const key = sessionKey?.trim();
+  if (!key) throw adHoc(400, 'Session key required');
+  if (!(await sessionIsLive(key))) return getCart(ctx, { userId });
+  return cartOf(ctx, await mergeGuestCart(ctx, key, userId));
 }

@@ -98,8 +98,9 @@ export const PageOnlyQuery = Type.Object(PageQuerySchema);
 // Staff writes. Unknown keys pass validation (no additionalProperties: false), so services pick
 // the fields they own and read-only ones (id, review_count, timestamps…) are ignored.
 const Int32 = (description?: string) => Type.Integer({ minimum: 0, maximum: 2147483647, ...(description ? { description } : {}) });
+// One type list rather than a union, so a wrong type gets one clear message, not one per branch.
 const DecimalInput = (description: string) =>
-  Type.Union([Type.String({ maxLength: 40 }), Type.Number()], { description: `${description}: a decimal string or number, at most 2 places, 0 to 99999999.99` });
+  Type.Unsafe<string | number>({ type: ['string', 'number'], maxLength: 40, description: `${description}: a decimal string or number, at most 2 places, 0 to 99999999.99` });
 
 const ProductFields = {
   name: Type.String({ minLength: 1, maxLength: 200 }),

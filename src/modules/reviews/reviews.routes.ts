@@ -32,7 +32,7 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ReviewBody,
       response: { 201: Review, 400: ErrorBody, 401: ErrorBody, 409: ErrorBody },
     },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request, reply) => {
       reply.code(201);
       return reviews.createReview(ctxOf(request), await requireUser(request), request.params.id, request.body);
@@ -41,25 +41,25 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get('/api/products/reviews/:id/', {
     schema: { tags, security, summary: 'One of your reviews', params: IdParams, response: { 200: Review, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => reviews.getOwnReview(ctxOf(request), await requireUser(request), request.params.id),
   });
 
   app.put('/api/products/reviews/:id/', {
     schema: { tags, security, summary: 'Replace the rating and text of one of your reviews', params: IdParams, body: ReviewPut, response: { 200: Review, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => reviews.updateOwnReview(ctxOf(request), await requireUser(request), request.params.id, request.body),
   });
 
   app.patch('/api/products/reviews/:id/', {
     schema: { tags, security, summary: 'Change the rating or text of one of your reviews', params: IdParams, body: ReviewPatch, response: { 200: Review, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request) => reviews.updateOwnReview(ctxOf(request), await requireUser(request), request.params.id, request.body),
   });
 
   app.delete('/api/products/reviews/:id/', {
     schema: { tags, security, summary: 'Delete one of your reviews', params: IdParams, response: { 204: NoContent, 401: ErrorBody, 404: ErrorBody } },
-    preValidation: signedInOnly,
+    onRequest: signedInOnly,
     handler: async (request, reply) => {
       await reviews.deleteOwnReview(ctxOf(request), await requireUser(request), request.params.id);
       return reply.code(204).send(null);
