@@ -9,7 +9,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
-import { openSessionStore } from './infra/cache/stores.ts';
+import { wireInvalidation } from './infra/cache/invalidation.ts';
+import { registerResponseCache } from './infra/cache/response-cache.ts';
+import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.ts';
 import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
@@ -30,6 +32,7 @@ declare module 'fastify' {
     config: Config;
     database: Database;
     events: EventBus;
+    caches: Caches;
   }
 }
 
@@ -38,6 +41,8 @@ export interface AppDeps {
   database?: Database;
   /** A `session` store to use instead of the configured one (tests give Redis a key prefix). */
   sessionStore?: KeyValueStore;
+  /** Prepended to the cache stores' Redis keys and channels (tests share one Redis). */
+  cacheKeyPrefix?: string;
 }
 
 // The storefront's preflight expectations (API-CONTRACT.md §1.4).
@@ -70,7 +75,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (!config.secretKey) throw new Error('SECRET_KEY is required to sign tokens');
   const sessionStore = deps.sessionStore ?? openSessionStore(config, database);
   if (!deps.sessionStore) app.addHook('onClose', async () => sessionStore.close());
-  app.decorate('events', new EventBus(app.log));
+  const events = new EventBus(app.log);
+  const caches = openCaches(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix });
+  app.addHook('onClose', async () => caches.close());
+  wireInvalidation(events, caches);
+  app.decorate('events', events);
+  app.decorate('caches', caches);
   app.decorate('sessions', new GuestSessions(sessionStore, config.auth.sessionTtl));
 
   registerErrorHandlers(app);
@@ -81,6 +91,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // The contract accepts form-encoded bodies as well as JSON (§1.2); schemas coerce their strings.
   await app.register(formbody);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
+  // After the Bearer check (and, later, the rate limits): a cached answer never skips them.
+  if (config.cache.enabled) registerResponseCache(app, caches.api, { maxAge: config.cache.maxAge, compressThreshold: config.cache.compressThreshold });
 
   await app.register(cors, {
     origin: [...config.corsOrigins],

@@ -6,7 +6,6 @@ import { ConfigError, configTable, loadConfig, redact, type Config } from './con
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
-import { EventBus } from './infra/events.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
 import { startServer } from './server.ts';
 
@@ -91,8 +90,7 @@ async function main(argv: string[]): Promise<void> {
       const database = await openDatabase(cfg);
       try {
         await migrate(database);
-        const ctx = { database, media: () => null, requestId: 'cli', events: new EventBus() };
-        const { created, user } = await createStaff(ctx, values.email, values.password);
+        const { created, user } = await createStaff(database, values.email, values.password);
         process.stdout.write(created ? `created staff account ${user.email} (id ${user.id})\n` : `${user.email} already has an account (id ${user.id}); left unchanged\n`);
       } finally {
         await database.close();

@@ -116,7 +116,16 @@ export const CONFIG_VARIABLES = {
   DATABASE_SCHEMA: str({ default: 'public', desc: 'PostgreSQL schema holding the shop tables.' }),
   DATABASE_POOL_SIZE: num({ default: 10, desc: 'Connections per PostgreSQL pool (primary and each replica).' }),
   REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3). Unset: sessions live in the database.' }),
+  REDIS_DEFAULT_URL: redisUrl({ default: undefined, desc: 'Overrides the `default` cache store URL (default: REDIS_URL with database 1).' }),
   REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store URL (default: REDIS_URL with database 2). Run it with persistence on.' }),
+  REDIS_API_URL: redisUrl({ default: undefined, desc: 'Overrides the `api` (HTTP response) cache store URL (default: REDIS_URL with database 3).' }),
+  CACHE_ENABLED: flag({ default: true, desc: 'Cache catalog responses and data (`false` serves every request from the database).' }),
+  CACHE_MEMORY_MB: num({ default: 64, desc: 'Per store: bytes of in-process cache (the whole store in embedded mode, the hot L1 in front of Redis otherwise).' }),
+  CACHE_COMPRESS_THRESHOLD: num({ default: 1024, desc: 'Values of at least this many bytes are stored in Redis compressed.' }),
+  CACHE_TIMEOUT_MS: num({ default: 100, desc: 'A Redis cache command slower than this counts as a failure: the request goes to the database and the store rests for a while.' }),
+  CACHE_MAX_AGE: duration({ default: 30, desc: 'Cache-Control max-age of public catalog responses (they also carry an ETag and stale-while-revalidate of twice this).' }),
+  CACHE_WARM_INTERVAL: duration({ default: 300, desc: 'How often the hot catalog entries are re-warmed.' }),
+  PUBLIC_URL: httpUrl({ default: undefined, desc: 'The origin clients use (e.g. https://shop.example.com): the cache is warmed for it at start-up. Default http://localhost:PORT.' }),
   SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
   ACCESS_TOKEN_TTL: duration({ default: 3600, desc: 'Lifetime of a JWT access token (seconds, or 15m, 1h, 14d).' }),
   REFRESH_TOKEN_TTL: duration({ default: 604_800, desc: 'Lifetime of a JWT refresh token; each refresh rotates it.' }),
@@ -145,8 +154,19 @@ export interface Config {
   readonly secretKey: string | undefined;
   readonly redis: {
     readonly url: string | undefined;
+    readonly defaultUrl: string | undefined;
     readonly sessionUrl: string | undefined;
+    readonly apiUrl: string | undefined;
   };
+  readonly cache: {
+    readonly enabled: boolean;
+    readonly memoryBytes: number;
+    readonly compressThreshold: number;
+    readonly timeoutMs: number;
+    readonly maxAge: number;
+    readonly warmInterval: number;
+  };
+  readonly publicUrl: string | undefined;
   readonly auth: {
     readonly accessTokenTtl: number;
     readonly refreshTokenTtl: number;
@@ -187,6 +207,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('SECRET_KEY is required when DATABASE_URL is set or NODE_ENV is production');
   }
   if (ok('DATABASE_POOL_SIZE') && (!Number.isInteger(e.DATABASE_POOL_SIZE) || e.DATABASE_POOL_SIZE < 1)) problems.push('DATABASE_POOL_SIZE must be a whole number of at least 1');
+  if (ok('CACHE_MEMORY_MB') && !(e.CACHE_MEMORY_MB >= 1)) problems.push('CACHE_MEMORY_MB must be at least 1');
+  if (ok('CACHE_COMPRESS_THRESHOLD') && !(Number.isInteger(e.CACHE_COMPRESS_THRESHOLD) && e.CACHE_COMPRESS_THRESHOLD >= 0)) problems.push('CACHE_COMPRESS_THRESHOLD must be a whole number of bytes');
+  if (ok('CACHE_TIMEOUT_MS') && !(e.CACHE_TIMEOUT_MS >= 1)) problems.push('CACHE_TIMEOUT_MS must be at least 1');
   if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
   if (ok('DATABASE_SCHEMA') && !/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA ?? '')) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
   if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
@@ -207,7 +230,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolSize: e.DATABASE_POOL_SIZE,
     }),
     secretKey: e.SECRET_KEY,
-    redis: Object.freeze({ url: e.REDIS_URL, sessionUrl: e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined) }),
+    redis: Object.freeze({
+      url: e.REDIS_URL,
+      defaultUrl: e.REDIS_DEFAULT_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 1) : undefined),
+      sessionUrl: e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined),
+      apiUrl: e.REDIS_API_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 3) : undefined),
+    }),
+    cache: Object.freeze({
+      enabled: e.CACHE_ENABLED,
+      memoryBytes: Math.round(e.CACHE_MEMORY_MB * 1024 * 1024),
+      compressThreshold: e.CACHE_COMPRESS_THRESHOLD,
+      timeoutMs: e.CACHE_TIMEOUT_MS,
+      maxAge: e.CACHE_MAX_AGE,
+      warmInterval: e.CACHE_WARM_INTERVAL,
+    }),
+    publicUrl: e.PUBLIC_URL,
     auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL }),
     staff: e.STAFF_EMAIL && e.STAFF_PASSWORD ? Object.freeze({ email: e.STAFF_EMAIL, password: e.STAFF_PASSWORD }) : undefined,
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),

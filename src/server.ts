@@ -9,7 +9,6 @@ import type { Config } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
-import { EventBus } from './infra/events.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
 
 /** Embedded mode keeps a generated signing key in DATA_DIR so tokens survive restarts. */
@@ -52,8 +51,7 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   }
 
   if (config.staff) {
-    const ctx = { database, media: () => null, requestId: 'startup', events: new EventBus(log) };
-    const { created, user } = await createStaff(ctx, config.staff.email, config.staff.password);
+    const { created, user } = await createStaff(database, config.staff.email, config.staff.password);
     log.info({ user_id: user.id, email: user.email }, created ? 'staff account created from STAFF_EMAIL' : 'STAFF_EMAIL account exists; left unchanged');
   }
 

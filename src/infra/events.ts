@@ -14,6 +14,7 @@ export interface DomainEvents {
   'review.updated': { id: number; productId: number };
   'review.deleted': { id: number; productId: number };
   'user.registered': { id: number };
+  'user.updated': { id: number; fields: string[] };
   'cart.changed': { cartId: number; userId: number | null };
 }
 

@@ -2,12 +2,44 @@
 // set, otherwise the embedded implementation.
 import type { Config } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
+import { Cache, jsonCodec } from './cache.ts';
 import { DatabaseKeyValueStore } from './database-store.ts';
 import { RedisKeyValueStore, redisClient, type RedisStoreOptions } from './redis-store.ts';
+import { RemoteStore, type RemoteLog } from './remote.ts';
+import { responseCodec, type CachedResponse } from './response-cache.ts';
 import type { KeyValueStore } from './store.ts';
 
 /** The `session` store: Redis database 2 in production, the embedded database otherwise. */
 export function openSessionStore(config: Config, database: Database, opts: RedisStoreOptions = {}): KeyValueStore {
   const url = config.redis.sessionUrl;
   return url ? new RedisKeyValueStore(redisClient(url, opts), 'session') : new DatabaseKeyValueStore(database, 'session');
+}
+
+export interface Caches {
+  /** Data (the seed's `default`): lookups and per-user values services keep. */
+  readonly default: Cache<unknown>;
+  /** Ready HTTP responses of the public catalog. */
+  readonly api: Cache<CachedResponse>;
+  close(): Promise<void>;
+}
+
+export interface CacheOpenOptions {
+  log?: RemoteLog;
+  /** Prepended to every Redis key and channel (tests share one server). */
+  keyPrefix?: string;
+}
+
+/** `default` and `api`: in-process LRUs in embedded mode; Redis databases 1 and 3 behind an in-process L1 otherwise. */
+export function openCaches(config: Config, o: CacheOpenOptions = {}): Caches {
+  const c = config.cache;
+  const remote = (url: string | undefined, name: 'default' | 'api') =>
+    url && c.enabled ? new RemoteStore({ url, name, keyPrefix: o.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
+  const caches = {
+    default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.defaultUrl, 'default'), enabled: c.enabled }),
+    api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.apiUrl, 'api'), enabled: c.enabled }),
+    async close() {
+      await Promise.all([caches.default.close(), caches.api.close()]);
+    },
+  };
+  return caches;
 }

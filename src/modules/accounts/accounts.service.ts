@@ -1,5 +1,6 @@
 // Accounts: registration, sign-in, profile, password, addresses, newsletter. Passwords are
 // argon2id; emails are stored lower-case and unique; sign-in failures all read the same.
+import type { Database } from '../../db/database.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import { AppError, fieldError, uniqueFieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
@@ -52,7 +53,7 @@ export async function register(ctx: Ctx, body: RegisterBody): Promise<repo.UserR
       if (row.newsletter_subscription) await repo.setNewsletter(trx, email, true, true);
       return row;
     });
-    void ctx.events.emit('user.registered', { id: user.id });
+    await ctx.events.emit('user.registered', { id: user.id });
     return user;
   } catch (err) {
     throw uniqueFieldError(err, UNIQUE) ?? err;
@@ -92,6 +93,7 @@ export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: Profi
       return updated;
     });
     if (!row) throw new AppError('not_found');
+    await ctx.events.emit('user.updated', { id: user.id, fields: Object.keys(set) });
     return toUser(row);
   } catch (err) {
     throw uniqueFieldError(err, UNIQUE) ?? err;
@@ -182,9 +184,10 @@ export async function setNewsletter(ctx: Ctx, rawEmail: string | undefined, subs
   await ctx.database.db.transaction().execute((trx) => repo.setNewsletter(trx, normal, subscribed, account));
 }
 
-export async function createStaff(ctx: Ctx, email: string, password: string): Promise<{ created: boolean; user: repo.UserRow }> {
+/** A staff account for the CLI and STAFF_EMAIL (no request, so no ctx). */
+export async function createStaff(database: Database, email: string, password: string): Promise<{ created: boolean; user: repo.UserRow }> {
   const normal = normaliseEmail(email);
-  const existing = await repo.findLoginByEmail(ctx.database.db, normal);
+  const existing = await repo.findLoginByEmail(database.db, normal);
   if (existing) {
     const { password: _hash, ...user } = existing;
     return { created: false, user };
@@ -193,13 +196,13 @@ export async function createStaff(ctx: Ctx, email: string, password: string): Pr
   if (problems.length) throw new Error(`staff password rejected: ${problems.join(' ')}`);
   const local = normal.split('@')[0]!.replace(/[^\w.@+-]/g, '').slice(0, 100) || 'staff';
   let username = local;
-  for (let i = 2; await repo.usernameTaken(ctx.database.db, username); i++) username = `${local}${i}`;
+  for (let i = 2; await repo.usernameTaken(database.db, username); i++) username = `${local}${i}`;
   try {
-    const user = await repo.insertUser(ctx.database.db, { email: normal, username, first_name: 'Staff', last_name: '', password: await hashPassword(password), is_staff: true });
+    const user = await repo.insertUser(database.db, { email: normal, username, first_name: 'Staff', last_name: '', password: await hashPassword(password), is_staff: true });
     return { created: true, user };
   } catch (err) {
     // Another instance created it at the same moment: theirs stands, never overwritten.
-    const again = (err as { code?: string }).code === '23505' ? await repo.findLoginByEmail(ctx.database.db, normal) : undefined;
+    const again = (err as { code?: string }).code === '23505' ? await repo.findLoginByEmail(database.db, normal) : undefined;
     if (!again) throw err;
     const { password: _hash, ...user } = again;
     return { created: false, user };

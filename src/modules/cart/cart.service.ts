@@ -34,8 +34,9 @@ async function withCart<T>(ctx: Ctx, owner: Owner, fn: (cartId: number) => Promi
   }
 }
 
-function changed(ctx: Ctx, cartId: number, owner: Owner): void {
-  void ctx.events.emit('cart.changed', { cartId, userId: owner.userId ?? null });
+/** Published before the answer goes out, so the user's next read sees the change. */
+function changed(ctx: Ctx, cartId: number, owner: Owner): Promise<void> {
+  return ctx.events.emit('cart.changed', { cartId, userId: owner.userId ?? null });
 }
 
 export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
@@ -54,7 +55,7 @@ export async function addToCart(ctx: Ctx, owner: Owner, productId: number, quant
       // The stock changed between the write and the look: the caller may simply retry.
       throw raw('non_field_errors', `Only ${s.stock} items available in stock`);
     }
-    changed(ctx, cartId, owner);
+    await changed(ctx, cartId, owner);
     return cartOf(ctx, cartId);
   });
 }
@@ -69,7 +70,7 @@ export async function updateItem(ctx: Ctx, owner: Owner, itemId: number, quantit
       if (!product.active) throw adHoc(400, 'Product is no longer available');
       throw adHoc(400, `Only ${product.stock} items available in stock`);
     }
-    changed(ctx, cartId, owner);
+    await changed(ctx, cartId, owner);
     return cartOf(ctx, cartId);
   });
 }
@@ -77,7 +78,7 @@ export async function updateItem(ctx: Ctx, owner: Owner, itemId: number, quantit
 export async function removeItem(ctx: Ctx, owner: Owner, itemId: number): Promise<Cart> {
   return withCart(ctx, owner, async (cartId) => {
     if (!(await repo.deleteItem(ctx.database.db, cartId, itemId))) throw new AppError('not_found');
-    changed(ctx, cartId, owner);
+    await changed(ctx, cartId, owner);
     return cartOf(ctx, cartId);
   });
 }
@@ -85,7 +86,7 @@ export async function removeItem(ctx: Ctx, owner: Owner, itemId: number): Promis
 export async function clearCart(ctx: Ctx, owner: Owner): Promise<Cart> {
   return withCart(ctx, owner, async (cartId) => {
     await repo.clearItems(ctx.database.db, cartId);
-    changed(ctx, cartId, owner);
+    await changed(ctx, cartId, owner);
     return cartOf(ctx, cartId);
   });
 }
@@ -100,7 +101,7 @@ export async function mergeGuestCart(ctx: Ctx, sessionKey: string, userId: numbe
     await deleteList(trx, 'carts', fromId);
     return true;
   });
-  if (merged) changed(ctx, intoId, { userId });
+  if (merged) await changed(ctx, intoId, { userId });
   return intoId;
 }
 

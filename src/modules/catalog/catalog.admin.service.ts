@@ -116,7 +116,7 @@ export async function createProduct(ctx: Ctx, body: ProductInput): Promise<Produ
     await checkProduct(trx, values, errors);
     return productDetail(trx, await repo.insertProduct(trx, values));
   });
-  void ctx.events.emit('product.created', { id: row.id });
+  await ctx.events.emit('product.created', { id: row.id });
   return toProductDetail(row, ctx.media);
 }
 
@@ -130,13 +130,13 @@ export async function updateProduct(ctx: Ctx, id: number, body: ProductChanges):
     await repo.updateProduct(trx, id, changes);
     return productDetail(trx, id);
   });
-  void ctx.events.emit('product.updated', { id, fields: Object.keys(changes) });
+  await ctx.events.emit('product.updated', { id, fields: Object.keys(changes) });
   return toProductDetail(row, ctx.media);
 }
 
 export async function deactivateProduct(ctx: Ctx, id: number): Promise<void> {
   if (!(await repo.updateProduct(ctx.database.db, id, { is_active: false }))) throw new AppError('not_found');
-  void ctx.events.emit('product.deleted', { id });
+  await ctx.events.emit('product.deleted', { id });
 }
 
 export async function createCategory(ctx: Ctx, body: CategoryInput): Promise<Category> {
@@ -146,7 +146,7 @@ export async function createCategory(ctx: Ctx, body: CategoryInput): Promise<Cat
     await checkCategory(trx, values, errors);
     return categoryRow(trx, await repo.insertCategory(trx, values));
   });
-  void ctx.events.emit('category.created', { id: row.id });
+  await ctx.events.emit('category.created', { id: row.id });
   return toCategory(row, ctx.media);
 }
 
@@ -159,14 +159,14 @@ export async function updateCategory(ctx: Ctx, id: number, body: CategoryChanges
     await repo.updateCategory(trx, id, changes);
     return categoryRow(trx, id);
   });
-  void ctx.events.emit('category.updated', { id, fields: Object.keys(changes) });
+  await ctx.events.emit('category.updated', { id, fields: Object.keys(changes) });
   return toCategory(row, ctx.media);
 }
 
 /** Deactivates the category only; its products stay as they are. */
 export async function deactivateCategory(ctx: Ctx, id: number): Promise<void> {
   if (!(await repo.updateCategory(ctx.database.db, id, { is_active: false }))) throw new AppError('not_found');
-  void ctx.events.emit('category.deleted', { id });
+  await ctx.events.emit('category.deleted', { id });
 }
 
 /** Active products with 0 < stock ≤ their threshold, lowest stock first. */

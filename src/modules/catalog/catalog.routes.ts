@@ -4,6 +4,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
 import { ErrorBody, IdParams } from '../../infra/http/schema.ts';
+import { ResponseKeys, Tags } from '../../infra/cache/keys.ts';
+import { cacheResponse } from '../../infra/cache/response-cache.ts';
 import { catalogAdminRoutes } from './catalog.admin.routes.ts';
 import { Category, CategoryPage, PageOnlyQuery, ProductCardPage, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
 import * as catalog from './catalog.service.ts';
@@ -12,6 +14,7 @@ const tags = ['catalog'];
 
 export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/', {
+    config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.PRODUCTS] }),
     schema: {
       tags,
       summary: 'Active products, filtered, ordered and paginated',
@@ -22,21 +25,26 @@ export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/products/featured/', {
+    config: cacheResponse({ ...ResponseKeys.FEATURED_PRODUCTS, tags: () => [Tags.PRODUCTS] }),
     schema: { tags, summary: 'Active featured products, newest first', querystring: PageOnlyQuery, response: { 200: ProductCardPage, 404: ErrorBody } },
     handler: async (request) => pageBody(request, await catalog.listFeatured(ctxOf(request), request.query)),
   });
 
   app.get('/api/products/categories/', {
+    config: cacheResponse({ ...ResponseKeys.CATEGORY_LIST, tags: () => [Tags.CATEGORIES] }),
     schema: { tags, summary: 'Active categories', querystring: PageOnlyQuery, response: { 200: CategoryPage, 404: ErrorBody } },
     handler: async (request) => pageBody(request, await catalog.listCategories(ctxOf(request), request.query)),
   });
 
   app.get('/api/products/categories/:id/', {
+    config: cacheResponse({ ...ResponseKeys.CATEGORY_DETAIL, tags: () => [Tags.CATEGORIES] }),
     schema: { tags, summary: 'One active category', params: IdParams, response: { 200: Category, 404: ErrorBody } },
     handler: async (request) => catalog.getCategory(ctxOf(request), request.params.id),
   });
 
   app.get('/api/products/:id/', {
+    // The page shows the product, its category (with its product count) and its reviewers' names.
+    config: cacheResponse({ ...ResponseKeys.PRODUCT_DETAIL, tags: (r) => [Tags.product(Number((r.params as { id: string }).id)), Tags.CATEGORIES, Tags.REVIEWERS] }),
     schema: { tags, summary: 'One active product with category, images and reviews', params: IdParams, response: { 200: ProductDetail, 404: ErrorBody } },
     handler: async (request) => catalog.getProduct(ctxOf(request), request.params.id),
   });

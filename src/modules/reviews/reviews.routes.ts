@@ -4,6 +4,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
 import { ErrorBody, IdParams, NoContent } from '../../infra/http/schema.ts';
+import { ResponseKeys, Tags } from '../../infra/cache/keys.ts';
+import { cacheResponse } from '../../infra/cache/response-cache.ts';
 import { requireUser, signedInOnly } from '../accounts/auth.ts';
 import { Review, ReviewBody, ReviewListQuery, ReviewPage, ReviewPatch, ReviewPut } from './reviews.schemas.ts';
 import * as reviews from './reviews.service.ts';
@@ -13,6 +15,7 @@ const security = [{ bearerAuth: [] }];
 
 export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/:id/reviews/', {
+    config: cacheResponse({ ...ResponseKeys.REVIEW_LIST, tags: (r) => [Tags.product(Number((r.params as { id: string }).id)), Tags.REVIEWERS] }),
     schema: {
       tags,
       summary: "A product's reviews, newest first",

@@ -33,7 +33,7 @@ function reviewText(raw: string): string {
 export async function createReview(ctx: Ctx, author: Author, productId: number, body: ReviewInput): Promise<Review> {
   const row = await repo.insertForActiveProduct(ctx.database.db, { productId, userId: author.id, rating: Number(body.rating), reviewText: reviewText(body.review_text) });
   if (!row) throw new AppError('conflict');
-  void ctx.events.emit('review.created', { id: row.id, productId });
+  await ctx.events.emit('review.created', { id: row.id, productId });
   return toOwnReview(row, author);
 }
 
@@ -51,12 +51,12 @@ export async function updateOwnReview(ctx: Ctx, author: Author, id: number, body
   if (body.review_text !== undefined) changes.review_text = reviewText(body.review_text);
   const row = await repo.updateOwn(ctx.database.db, id, author.id, changes);
   if (!row) throw new AppError('not_found');
-  void ctx.events.emit('review.updated', { id, productId: row.product });
+  await ctx.events.emit('review.updated', { id, productId: row.product });
   return toOwnReview(row, author);
 }
 
 export async function deleteOwnReview(ctx: Ctx, author: Author, id: number): Promise<void> {
   const productId = await repo.deleteOwn(ctx.database.db, id, author.id);
   if (productId === undefined) throw new AppError('not_found');
-  void ctx.events.emit('review.deleted', { id, productId });
+  await ctx.events.emit('review.deleted', { id, productId });
 }

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { ErrorBody } from '../../infra/http/schema.ts';
+import { ResponseKeys, Tags } from '../../infra/cache/keys.ts';
+import { cacheResponse } from '../../infra/cache/response-cache.ts';
 import { AdvancedSearchQuery, AdvancedSearchResult, QuickSearchQuery, QuickSearchResult } from './search.schemas.ts';
 import { advancedSearch, quickSearch } from './search.service.ts';
 
@@ -8,6 +10,7 @@ const tags = ['search'];
 
 export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/search/', {
+    config: cacheResponse({ ...ResponseKeys.SEARCH, tags: () => [Tags.PRODUCTS] }),
     schema: {
       tags,
       summary: 'Search box: up to 10 ranked matches (full text with prefixes, typo-tolerant)',
@@ -18,6 +21,7 @@ export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/products/advanced-search/', {
+    config: cacheResponse({ ...ResponseKeys.ADVANCED_SEARCH, tags: () => [Tags.PRODUCTS, Tags.CATEGORIES] }),
     schema: {
       tags,
       summary: 'Filtered, sorted search with facet counts',

@@ -1,0 +1,341 @@
+// A named cache store (`default`, `api`): ready values in process memory (an LRU bounded by
+// bytes), optionally backed by Redis as the shared second level. Entries carry tags; a tag is
+// invalidated by moving it to a new version, so an entry is valid only while every tag it was
+// made under still has the version it saw before its loader ran. That also makes a load that
+// raced a write harmless: it is stored under the old versions and never served.
+//
+// Written here rather than taken from bentocache: its in-memory level cannot be bounded by bytes
+// without serialising every value (so every hit would parse), and a hit costs ~7 µs there against
+// ~0.1 µs for a plain LRU lookup, which matters when a cached response takes ~30 µs in all.
+import { LRUCache } from 'lru-cache';
+import type { InvalidationMessage, RemoteStore } from './remote.ts';
+import type { StoreName } from './store.ts';
+
+/** How a store turns its values into bytes for Redis and back, and how big a value is in memory. */
+export interface Codec<T> {
+  encode(value: T): Buffer;
+  decode(bytes: Buffer): T;
+  size(value: T): number;
+}
+
+export const jsonCodec: Codec<unknown> = {
+  encode: (v) => Buffer.from(JSON.stringify(v)),
+  decode: (b) => JSON.parse(b.toString()) as unknown,
+  size: (v) => JSON.stringify(v).length * 2 + 64,
+};
+
+interface Entry<T> {
+  value: T;
+  tags: string[];
+  versions: number[];
+}
+
+export interface CacheStats {
+  store: StoreName;
+  backend: 'memory' | 'redis';
+  available: boolean;
+  hits: number;
+  misses: number;
+  hitRate: number;
+  keys: number;
+  remoteKeys?: number;
+  memoryBytes: number;
+  evictions: number;
+  /** Bytes given to Redis before and after compression. */
+  rawBytes: number;
+  storedBytes: number;
+}
+
+export interface SetOptions {
+  ttl: number;
+  tags?: string[];
+  /** The tag versions read before the value was loaded (see `versionsFor`). */
+  versions?: number[];
+}
+
+export interface CacheOptions<T> {
+  name: StoreName;
+  codec: Codec<T>;
+  memoryBytes: number;
+  remote?: RemoteStore;
+  /** Longest an entry stays in process memory when Redis holds the shared copy. */
+  localTtlSeconds?: number;
+  /** false: nothing is kept; every read goes to its loader (CACHE_ENABLED=false). */
+  enabled?: boolean;
+}
+
+/** The family of a key (`product_list:…` → `product_list`): every key is tagged with it. */
+export function familyOf(key: string): string {
+  const i = key.indexOf(':');
+  return i === -1 ? key : key.slice(0, i);
+}
+
+export class Cache<T> {
+  readonly name: StoreName;
+  private readonly local: LRUCache<string, Entry<T>>;
+  private readonly versions = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<T>>();
+  private readonly counters = { hits: 0, misses: 0, evictions: 0 };
+  private readonly listeners = new Set<(m: InvalidationMessage) => void>();
+
+  constructor(private readonly opts: CacheOptions<T>) {
+    this.name = opts.name;
+    this.local = new LRUCache<string, Entry<T>>({
+      maxSize: opts.memoryBytes,
+      sizeCalculation: (e) => Math.max(1, opts.codec.size(e.value) + 64 * e.tags.length),
+      ttlAutopurge: false,
+      dispose: (_v, _k, reason) => {
+        if (reason === 'evict') this.counters.evictions++;
+      },
+    });
+    const remote = opts.remote;
+    if (remote) {
+      // While Redis was out of reach, other instances' invalidations may have been missed.
+      remote.onFailed = () => this.forgetLocal();
+      remote.onRecovered = () => this.forgetLocal();
+      void remote.subscribe(
+        (m) => this.apply(m),
+        () => this.forgetLocal(),
+      );
+    }
+  }
+
+  get backend(): 'memory' | 'redis' {
+    return this.opts.remote ? 'redis' : 'memory';
+  }
+
+  /** Whether the cache can be used right now (Redis, when there is one, is reachable). */
+  get available(): boolean {
+    return this.opts.enabled !== false && (!this.opts.remote || this.opts.remote.available);
+  }
+
+  /** Runs for every invalidation this instance applies, its own and other instances' (tests, warming). */
+  onInvalidation(listener: (m: InvalidationMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private forgetLocal(): void {
+    this.local.clear();
+    this.versions.clear();
+  }
+
+  private apply(m: InvalidationMessage): void {
+    if ('tags' in m) {
+      for (const [tag, v] of Object.entries(m.tags)) if (v > (this.versions.get(tag) ?? -1)) this.versions.set(tag, v);
+    } else if ('keys' in m) {
+      for (const k of m.keys) this.local.delete(k);
+    } else if ('prefix' in m) {
+      for (const k of this.local.keys()) if (k.startsWith(m.prefix)) this.local.delete(k);
+    } else {
+      this.forgetLocal();
+    }
+    for (const l of this.listeners) l(m);
+  }
+
+  private tagsFor(key: string, tags: string[] = []): string[] {
+    const family = familyOf(key);
+    return tags.includes(family) ? tags : [family, ...tags];
+  }
+
+  /** Versions known in this process, or undefined if one must be asked of Redis. */
+  private knownVersions(tags: string[]): number[] | undefined {
+    const out: number[] = [];
+    for (const t of tags) {
+      const v = this.versions.get(t);
+      if (v === undefined) {
+        if (this.opts.remote) return undefined;
+        out.push(0);
+      } else out.push(v);
+    }
+    return out;
+  }
+
+  /** The current versions of `tags` (read before loading a value that will be stored under them). */
+  async versionsFor(key: string, tags?: string[]): Promise<number[] | undefined> {
+    const all = this.tagsFor(key, tags);
+    const known = this.knownVersions(all);
+    if (known) return known;
+    const fetched = await this.opts.remote!.tagVersions(all);
+    if (!fetched) return undefined;
+    all.forEach((t, i) => {
+      if (!this.versions.has(t)) this.versions.set(t, fetched[i]!);
+    });
+    return this.knownVersions(all);
+  }
+
+  private valid(e: Entry<T>): boolean | undefined {
+    let unknown = false;
+    for (let i = 0; i < e.tags.length; i++) {
+      let v = this.versions.get(e.tags[i]!);
+      if (v === undefined) {
+        // In memory alone a tag never invalidated is at 0; with Redis, Redis must say.
+        if (this.opts.remote) {
+          unknown = true;
+          continue;
+        }
+        v = 0;
+      }
+      if (v !== e.versions[i]) return false;
+    }
+    return unknown ? undefined : true;
+  }
+
+  /** A value from process memory only, without waiting: the hot path of the response cache. */
+  peek(key: string): T | undefined {
+    if (!this.available) return undefined;
+    const e = this.local.get(key);
+    if (!e) return undefined;
+    if (this.valid(e) !== true) return undefined;
+    this.counters.hits++;
+    return e.value;
+  }
+
+  async get(key: string): Promise<T | undefined> {
+    if (!this.available) return undefined;
+    const e = this.local.get(key);
+    if (e) {
+      let ok = this.valid(e);
+      if (ok === undefined) {
+        await this.versionsFor(key, e.tags);
+        ok = this.valid(e);
+      }
+      if (ok) {
+        this.counters.hits++;
+        return e.value;
+      }
+      this.local.delete(key);
+    }
+    const remote = this.opts.remote;
+    if (remote) {
+      const found = await remote.get(key);
+      if (found) {
+        const entry: Entry<T> = { value: this.opts.codec.decode(found.payload), tags: found.tags, versions: found.versions };
+        if (this.valid(entry) === undefined) await this.versionsFor(key, found.tags);
+        if (this.valid(entry)) {
+          this.counters.hits++;
+          this.local.set(key, entry, { ttl: (this.opts.localTtlSeconds ?? 60) * 1000 });
+          return entry.value;
+        }
+      }
+    }
+    this.counters.misses++;
+    return undefined;
+  }
+
+  async set(key: string, value: T, o: SetOptions): Promise<void> {
+    if (!this.available) return;
+    const tags = this.tagsFor(key, o.tags);
+    const versions = o.versions ?? (await this.versionsFor(key, o.tags));
+    if (!versions) return;
+    const entry: Entry<T> = { value, tags, versions };
+    const remote = this.opts.remote;
+    this.local.set(key, entry, { ttl: Math.min(o.ttl, remote ? (this.opts.localTtlSeconds ?? 60) : o.ttl) * 1000 });
+    if (remote) await remote.set(key, { tags, versions, payload: this.opts.codec.encode(value) }, o.ttl);
+  }
+
+  /**
+   * The seed's get_or_set_cache: the cached value, or the loader's, stored for `ttl` seconds.
+   * Concurrent misses of one key in this process run the loader once. If the cache is out of
+   * reach the loader simply runs: no request fails because of the cache.
+   */
+  async getOrSet(key: string, loader: () => Promise<T>, o: { ttl: number; tags?: string[] }): Promise<T> {
+    const hit = await this.get(key);
+    if (hit !== undefined) return hit;
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const work = (async () => {
+      const versions = this.available ? await this.versionsFor(key, o.tags) : undefined;
+      const value = await loader();
+      if (versions) await this.set(key, value, { ttl: o.ttl, tags: o.tags, versions });
+      return value;
+    })();
+    this.inflight.set(key, work);
+    try {
+      return await work;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  /** Every entry made under any of these tags stops being served, on every instance. */
+  async invalidateTags(tags: string[]): Promise<void> {
+    if (!tags.length) return;
+    const remote = this.opts.remote;
+    if (!remote) {
+      const bumped: Record<string, number> = {};
+      for (const t of tags) bumped[t] = (this.versions.get(t) ?? 0) + 1;
+      this.apply({ tags: bumped });
+      return;
+    }
+    const bumped = await remote.bumpTags(tags);
+    // Redis out of reach: nothing is served from this store until it returns (see forgetLocal).
+    if (bumped) this.apply({ tags: bumped });
+  }
+
+  /**
+   * The seed's invalidate_cache: exact keys, and patterns ending in `*`. `family:*` (a whole key
+   * family such as `product_list:*`) is one tag bump; any other pattern is a SCAN of this store.
+   */
+  async invalidate(patterns: string[]): Promise<void> {
+    const keys: string[] = [];
+    const families: string[] = [];
+    const prefixes: string[] = [];
+    for (const p of patterns) {
+      if (!p.endsWith('*')) keys.push(p);
+      else if (/^[^:*?[\]]+:\*$/.test(p)) families.push(p.slice(0, -2));
+      else prefixes.push(p.slice(0, -1));
+    }
+    if (families.length) await this.invalidateTags(families);
+    if (keys.length) {
+      for (const k of keys) this.local.delete(k);
+      await this.opts.remote?.del(keys);
+      await this.opts.remote?.publish({ keys });
+      // `product:42` is also the tag of everything that shows product 42.
+      await this.invalidateTags(keys);
+    }
+    for (const prefix of prefixes) {
+      for (const k of this.local.keys()) if (k.startsWith(prefix)) this.local.delete(k);
+      await this.opts.remote?.deletePrefix(prefix);
+    }
+  }
+
+  /** Empties this store (its own entries only). */
+  async clear(): Promise<void> {
+    this.forgetLocal();
+    await this.opts.remote?.clear();
+  }
+
+  /** The most used keys in process memory, most recent first (for warming). */
+  recentKeys(limit: number): string[] {
+    const out: string[] = [];
+    for (const k of this.local.keys()) {
+      out.push(k);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async stats(): Promise<CacheStats> {
+    const { hits, misses, evictions } = this.counters;
+    const remote = this.opts.remote;
+    return {
+      store: this.name,
+      backend: this.backend,
+      available: this.available,
+      hits,
+      misses,
+      hitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+      keys: this.local.size,
+      ...(remote ? { remoteKeys: await remote.keyCount() } : {}),
+      memoryBytes: this.local.calculatedSize,
+      evictions,
+      rawBytes: remote?.stats.rawBytes ?? 0,
+      storedBytes: remote?.stats.storedBytes ?? 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.opts.remote?.close();
+  }
+}

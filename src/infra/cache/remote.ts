@@ -1,0 +1,200 @@
+// The shared second level of a cache store: one Redis logical database per store, plus a pub/sub
+// channel that tells every instance which tags were invalidated. Every command has a short
+// timeout; a failure puts the store to rest (callers then go to the database) and the outage is
+// logged once, not per request.
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Redis } from 'ioredis';
+import { redisClient } from './redis-store.ts';
+import type { StoreName } from './store.ts';
+
+export interface RemoteEnvelope {
+  tags: string[];
+  versions: number[];
+  payload: Buffer;
+}
+
+export interface RemoteLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface RemoteOptions {
+  url: string;
+  name: StoreName;
+  keyPrefix?: string;
+  timeoutMs: number;
+  compressThreshold: number;
+  log?: RemoteLog;
+  /** How long a failed store rests before it is tried again. */
+  restMs?: number;
+}
+
+export type InvalidationMessage = { tags: Record<string, number> } | { keys: string[] } | { prefix: string } | { clear: true };
+
+const FLAG_GZIP = 1;
+
+/**
+ * Entry layout in Redis: [flags u8][header length u32][header JSON {t, v}][payload, gzipped when
+ * flagged]. Buffers, not JSON: a cached response is stored as bytes and sent as bytes.
+ */
+export function encodeEnvelope(e: RemoteEnvelope, compressThreshold: number): Buffer {
+  const header = Buffer.from(JSON.stringify({ t: e.tags, v: e.versions }));
+  const compress = e.payload.length >= compressThreshold;
+  const payload = compress ? gzipSync(e.payload, { level: 6 }) : e.payload;
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt8(compress ? FLAG_GZIP : 0, 0);
+  head.writeUInt32BE(header.length, 1);
+  return Buffer.concat([head, header, payload]);
+}
+
+export function decodeEnvelope(buf: Buffer): RemoteEnvelope {
+  const flags = buf.readUInt8(0);
+  const length = buf.readUInt32BE(1);
+  const header = JSON.parse(buf.subarray(5, 5 + length).toString()) as { t: string[]; v: number[] };
+  const body = buf.subarray(5 + length);
+  return { tags: header.t, versions: header.v, payload: flags & FLAG_GZIP ? gunzipSync(body) : body };
+}
+
+export class RemoteStore {
+  private readonly client: Redis;
+  private subscriber: Redis | undefined;
+  private readonly channel: string;
+  private downUntil = 0;
+  private down = false;
+  readonly stats = { rawBytes: 0, storedBytes: 0, failures: 0 };
+
+  constructor(private readonly opts: RemoteOptions) {
+    this.client = redisClient(opts.url, { keyPrefix: opts.keyPrefix, commandTimeoutMs: opts.timeoutMs });
+    // Fail fast while disconnected instead of queueing behind the reconnect.
+    this.client.options.enableOfflineQueue = false;
+    this.channel = `${opts.keyPrefix ?? ''}pasargad:cache:${opts.name}`;
+  }
+
+  get available(): boolean {
+    return !this.down || Date.now() >= this.downUntil;
+  }
+
+  /** Runs a command unless the store is resting; undefined when it cannot answer. */
+  private async run<T>(command: (r: Redis) => Promise<T>): Promise<T | undefined> {
+    if (!this.available) return undefined;
+    try {
+      const result = await command(this.client);
+      if (this.down) {
+        this.down = false;
+        this.opts.log?.info({ store: this.opts.name }, 'cache store reachable again');
+        this.onRecovered?.();
+      }
+      return result;
+    } catch (err) {
+      this.stats.failures++;
+      if (!this.down) this.opts.log?.warn({ store: this.opts.name, err: (err as Error).message }, 'cache store unavailable: serving from the database until it returns');
+      this.down = true;
+      this.downUntil = Date.now() + (this.opts.restMs ?? 2_000);
+      this.onFailed?.();
+      return undefined;
+    }
+  }
+
+  /** Called after an outage: invalidations may have been missed, so local copies must go. */
+  onRecovered?: () => void;
+  onFailed?: () => void;
+
+  async get(key: string): Promise<RemoteEnvelope | null | undefined> {
+    const buf = await this.run((r) => r.getBuffer(key));
+    if (buf === undefined) return undefined;
+    if (buf === null) return null;
+    try {
+      return decodeEnvelope(buf);
+    } catch {
+      return null;
+    }
+  }
+
+  async set(key: string, envelope: RemoteEnvelope, ttlSeconds: number): Promise<void> {
+    const buf = encodeEnvelope(envelope, this.opts.compressThreshold);
+    const ok = await this.run((r) => r.set(key, buf, 'EX', ttlSeconds));
+    if (ok !== undefined) {
+      this.stats.rawBytes += envelope.payload.length;
+      this.stats.storedBytes += buf.length;
+    }
+  }
+
+  async del(keys: string[]): Promise<void> {
+    if (keys.length) await this.run((r) => r.del(...keys));
+  }
+
+  /** Current versions of tags (0 for a tag never invalidated); undefined when Redis cannot answer. */
+  async tagVersions(tags: string[]): Promise<number[] | undefined> {
+    if (!tags.length) return [];
+    const values = await this.run((r) => r.mget(...tags.map((t) => `tagv:${t}`)));
+    return values?.map((v) => Number(v ?? 0));
+  }
+
+  /** Moves tags to new versions and tells every instance. Undefined when Redis cannot answer. */
+  async bumpTags(tags: string[]): Promise<Record<string, number> | undefined> {
+    const results = await this.run(async (r) => {
+      const pipeline = r.pipeline();
+      for (const t of tags) pipeline.incr(`tagv:${t}`);
+      return pipeline.exec();
+    });
+    if (!results) return undefined;
+    const versions: Record<string, number> = {};
+    tags.forEach((t, i) => (versions[t] = Number(results[i]?.[1] ?? 0)));
+    await this.publish({ tags: versions });
+    return versions;
+  }
+
+  /** Deletes every key under a prefix: SCAN in batches, never KEYS. Returns how many went. */
+  async deletePrefix(prefix: string): Promise<number> {
+    const own = this.opts.keyPrefix ?? '';
+    const pattern = `${(own + prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const deleted = await this.run(async (r) => {
+      let cursor = '0';
+      let n = 0;
+      do {
+        const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        // SCAN answers with whole keys; the client adds its prefix again, so take it off first.
+        if (keys.length) n += await r.del(...keys.map((k) => k.slice(own.length)));
+      } while (cursor !== '0');
+      return n;
+    });
+    await this.publish({ prefix });
+    return deleted ?? 0;
+  }
+
+  /** Removes this store's entries (its own keys and tag versions only, never FLUSHDB). */
+  async clear(): Promise<number> {
+    const n = await this.deletePrefix('');
+    await this.publish({ clear: true });
+    return n;
+  }
+
+  async publish(message: InvalidationMessage): Promise<void> {
+    await this.run((r) => r.publish(this.channel, JSON.stringify(message)));
+  }
+
+  /** Listens for other instances' invalidations; `onReady` runs at each (re)subscription. */
+  async subscribe(handler: (m: InvalidationMessage) => void, onReady: () => void): Promise<void> {
+    const sub = this.client.duplicate({ keyPrefix: '', enableOfflineQueue: true, commandTimeout: undefined });
+    this.subscriber = sub;
+    sub.on('error', () => {});
+    sub.on('message', (_channel, raw: string) => {
+      try {
+        handler(JSON.parse(raw) as InvalidationMessage);
+      } catch {
+        // a malformed message is ignored
+      }
+    });
+    sub.on('ready', onReady);
+    await sub.subscribe(this.channel).catch(() => undefined);
+  }
+
+  async keyCount(): Promise<number | undefined> {
+    return this.run((r) => r.dbsize());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.client.quit().catch(() => this.client.disconnect()), this.subscriber?.quit().catch(() => this.subscriber?.disconnect())]);
+  }
+}

@@ -1,0 +1,187 @@
+// The HTTP response cache (the seed's CacheMiddleware): GET and HEAD of public catalog routes are
+// answered from the `api` store as ready bytes, with gzip and brotli variants made once when the
+// entry is stored, so a hit does no serialising and no compressing. ETag and 304, X-Cache, and a
+// public Cache-Control. A route opts in with `config: cacheResponse({ keyPrefix, ttl, tags })`.
+//
+// The lookup runs in `onRequest`, after the hooks registered before it (request id, the Bearer
+// check, and rate limits once they exist): a cached response never skips them. A route with its
+// own auth hooks cannot be cached at all (checked when routes are registered).
+import { createHash } from 'node:crypto';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { appendVary } from '../http/hooks.ts';
+import type { Cache, Codec } from './cache.ts';
+
+export interface CachedResponse {
+  status: number;
+  type: string;
+  etag: string;
+  body: Buffer;
+  gzip: Buffer | undefined;
+  br: Buffer | undefined;
+}
+
+export interface RouteCache {
+  /** The key family, e.g. `product_list`: `invalidate(['product_list:*'])` drops them all. */
+  keyPrefix: string;
+  /** Seconds an entry lives (invalidation usually ends it sooner). */
+  ttl: number;
+  /** Tags beyond the family, from the request alone (so they are known before the handler runs). */
+  tags?: (request: FastifyRequest) => string[];
+}
+
+/** The seed's `@cache_response(timeout, key_prefix)`, as route config. */
+export function cacheResponse(o: RouteCache): { cache: RouteCache } {
+  return { cache: o };
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    cache?: RouteCache;
+  }
+  interface FastifyRequest {
+    cacheFill?: { key: string; versions: number[] | undefined; tags: string[]; ttl: number; done: (e: CachedResponse | undefined) => void };
+  }
+}
+
+function variants(body: Buffer, threshold: number): Pick<CachedResponse, 'gzip' | 'br'> {
+  if (body.length < threshold) return { gzip: undefined, br: undefined };
+  return {
+    gzip: gzipSync(body, { level: 6 }),
+    br: brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 6, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } }),
+  };
+}
+
+/** Redis holds the status, type, ETag and identity body (the store compresses it); variants are remade on the way in. */
+export function responseCodec(compressThreshold: number): Codec<CachedResponse> {
+  return {
+    encode(r) {
+      const header = Buffer.from(JSON.stringify({ s: r.status, t: r.type, e: r.etag }));
+      const len = Buffer.allocUnsafe(2);
+      len.writeUInt16BE(header.length);
+      return Buffer.concat([len, header, r.body]);
+    },
+    decode(b) {
+      const n = b.readUInt16BE(0);
+      const h = JSON.parse(b.subarray(2, 2 + n).toString()) as { s: number; t: string; e: string };
+      const body = Buffer.from(b.subarray(2 + n));
+      return { status: h.s, type: h.t, etag: h.e, body, ...variants(body, compressThreshold) };
+    },
+    size: (r) => r.body.length + (r.gzip?.length ?? 0) + (r.br?.length ?? 0) + 256,
+  };
+}
+
+/** Method-free key: origin (links in bodies are absolute), path, and the query sorted by name. */
+export function responseKey(request: FastifyRequest, prefix: string): string {
+  const url = request.url;
+  const q = url.indexOf('?');
+  let normal = url;
+  if (q !== -1) {
+    const params = new URLSearchParams(url.slice(q + 1));
+    params.sort();
+    const query = params.toString();
+    normal = query ? `${url.slice(0, q)}?${query}` : url.slice(0, q);
+  }
+  return `${prefix}:${request.protocol}://${request.host}${normal}`;
+}
+
+function encodingFor(request: FastifyRequest, e: CachedResponse): 'br' | 'gzip' | undefined {
+  const accept = request.headers['accept-encoding'];
+  if (!accept || !e.gzip) return undefined;
+  if (e.br && /\bbr\b(?!;q=0(\.0*)?\b)/.test(accept)) return 'br';
+  if (/\bgzip\b(?!;q=0(\.0*)?\b)/.test(accept)) return 'gzip';
+  return undefined;
+}
+
+export interface ResponseCacheOptions {
+  maxAge: number;
+  compressThreshold: number;
+}
+
+export function registerResponseCache(app: FastifyInstance, api: Cache<CachedResponse>, o: ResponseCacheOptions): void {
+  const cacheControl = `public, max-age=${o.maxAge}, stale-while-revalidate=${o.maxAge * 2}`;
+  // Concurrent misses of one key wait for the first one's answer instead of all running the route.
+  const filling = new Map<string, Promise<CachedResponse | undefined>>();
+
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const cache = (route.config as { cache?: RouteCache } | undefined)?.cache;
+    if (cache && (route.onRequest || route.preValidation || route.preHandler)) {
+      throw new Error(`${route.url}: a cached route cannot have hooks of its own (a cache hit would skip them)`);
+    }
+  });
+
+  function headers(reply: FastifyReply, e: CachedResponse, state: 'HIT' | 'MISS'): void {
+    reply.header('x-cache', state);
+    reply.header('etag', e.etag);
+    reply.header('cache-control', cacheControl);
+    appendVary(reply, 'Accept-Encoding');
+  }
+
+  function serve(request: FastifyRequest, reply: FastifyReply, e: CachedResponse): FastifyReply {
+    headers(reply, e, 'HIT');
+    if (request.headers['if-none-match'] === e.etag) return reply.code(304).send();
+    const encoding = encodingFor(request, e);
+    reply.code(e.status).type(e.type);
+    if (encoding) reply.header('content-encoding', encoding);
+    return reply.send(encoding === 'br' ? e.br : encoding === 'gzip' ? e.gzip : e.body);
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    const cfg = request.routeOptions.config.cache;
+    if (!cfg || (request.method !== 'GET' && request.method !== 'HEAD')) return;
+    const key = responseKey(request, cfg.keyPrefix);
+    const hit = api.peek(key) ?? (await api.get(key));
+    if (hit) return serve(request, reply, hit);
+    const pending = filling.get(key);
+    if (pending) {
+      const shared = await pending;
+      if (shared) return serve(request, reply, shared);
+      return;
+    }
+    const tags = cfg.tags?.(request) ?? [];
+    let done!: (e: CachedResponse | undefined) => void;
+    filling.set(key, new Promise((resolve) => (done = resolve)));
+    const finish = (e: CachedResponse | undefined) => {
+      filling.delete(key);
+      done(e);
+    };
+    request.cacheFill = { key, tags, ttl: cfg.ttl, versions: await api.versionsFor(key, tags), done: finish };
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const fill = request.cacheFill;
+    if (!fill) return payload;
+    request.cacheFill = undefined;
+    if (reply.statusCode !== 200 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
+      fill.done(undefined);
+      return payload;
+    }
+    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
+    const entry: CachedResponse = {
+      status: 200,
+      type: String(reply.getHeader('content-type') ?? 'application/json'),
+      etag: `"${createHash('sha1').update(body).digest('base64url')}"`,
+      body,
+      ...variants(body, o.compressThreshold),
+    };
+    if (fill.versions) await api.set(fill.key, entry, { ttl: fill.ttl, tags: fill.tags, versions: fill.versions });
+    fill.done(entry);
+    headers(reply, entry, 'MISS');
+    if (request.headers['if-none-match'] === entry.etag) {
+      reply.code(304);
+      return '';
+    }
+    const encoding = encodingFor(request, entry);
+    if (!encoding) return body;
+    reply.header('content-encoding', encoding);
+    return encoding === 'br' ? entry.br : entry.gzip;
+  });
+
+  // A request that ends without a response (client gone) must not leave waiters behind.
+  app.addHook('onResponse', async (request) => {
+    request.cacheFill?.done(undefined);
+  });
+  app.addHook('onRequestAbort', async (request) => {
+    request.cacheFill?.done(undefined);
+  });
+}
