@@ -100,6 +100,11 @@ export class Cache<T> {
     }
   }
 
+  /** Resolves when the store can be used (Redis subscribed); at once for memory. */
+  ready(): Promise<void> {
+    return this.opts.remote?.ready ?? Promise.resolve();
+  }
+
   get backend(): 'memory' | 'redis' {
     return this.opts.remote ? 'redis' : 'memory';
   }

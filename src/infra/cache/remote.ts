@@ -61,17 +61,38 @@ export class RemoteStore {
   private readonly channel: string;
   private downUntil = 0;
   private down = false;
+  /** Subscribed to the invalidation channel: without it, copies in memory cannot be trusted. */
+  private listening = false;
   readonly stats = { rawBytes: 0, storedBytes: 0, failures: 0 };
 
   constructor(private readonly opts: RemoteOptions) {
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    // Commands made while (re)connecting wait in ioredis's queue, but never longer than the timeout.
     this.client = redisClient(opts.url, { keyPrefix: opts.keyPrefix, commandTimeoutMs: opts.timeoutMs });
-    // Fail fast while disconnected instead of queueing behind the reconnect.
-    this.client.options.enableOfflineQueue = false;
     this.channel = `${opts.keyPrefix ?? ''}pasargad:cache:${opts.name}`;
   }
 
+  /** Resolves once subscribed (until then nothing is cached: an invalidation could be missed). */
+  readonly ready: Promise<void>;
+  private markReady: () => void = () => {};
+
   get available(): boolean {
-    return !this.down || Date.now() >= this.downUntil;
+    return this.listening && (!this.down || Date.now() >= this.downUntil);
+  }
+
+  private failed(err: unknown): void {
+    this.stats.failures++;
+    if (!this.down) this.opts.log?.warn({ store: this.opts.name, err: (err as Error)?.message }, 'cache store unavailable: serving from the database until it returns');
+    this.down = true;
+    this.downUntil = Date.now() + (this.opts.restMs ?? 2_000);
+    this.onFailed?.();
+  }
+
+  private recovered(): void {
+    if (!this.down) return;
+    this.down = false;
+    this.opts.log?.info({ store: this.opts.name }, 'cache store reachable again');
+    this.onRecovered?.();
   }
 
   /** Runs a command unless the store is resting; undefined when it cannot answer. */
@@ -79,18 +100,10 @@ export class RemoteStore {
     if (!this.available) return undefined;
     try {
       const result = await command(this.client);
-      if (this.down) {
-        this.down = false;
-        this.opts.log?.info({ store: this.opts.name }, 'cache store reachable again');
-        this.onRecovered?.();
-      }
+      this.recovered();
       return result;
     } catch (err) {
-      this.stats.failures++;
-      if (!this.down) this.opts.log?.warn({ store: this.opts.name, err: (err as Error).message }, 'cache store unavailable: serving from the database until it returns');
-      this.down = true;
-      this.downUntil = Date.now() + (this.opts.restMs ?? 2_000);
-      this.onFailed?.();
+      this.failed(err);
       return undefined;
     }
   }
@@ -179,6 +192,11 @@ export class RemoteStore {
     const sub = this.client.duplicate({ keyPrefix: '', enableOfflineQueue: true, commandTimeout: undefined });
     this.subscriber = sub;
     sub.on('error', () => {});
+    sub.on('close', () => {
+      if (!this.listening) return;
+      this.listening = false;
+      this.failed(new Error('connection to Redis lost'));
+    });
     sub.on('message', (_channel, raw: string) => {
       try {
         handler(JSON.parse(raw) as InvalidationMessage);
@@ -186,7 +204,13 @@ export class RemoteStore {
         // a malformed message is ignored
       }
     });
-    sub.on('ready', onReady);
+    // ioredis subscribes again by itself after a reconnect, then says 'ready'.
+    sub.on('ready', () => {
+      onReady();
+      this.listening = true;
+      this.recovered();
+      this.markReady();
+    });
     await sub.subscribe(this.channel).catch(() => undefined);
   }
 

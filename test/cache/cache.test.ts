@@ -1,0 +1,199 @@
+// One contract suite for a cache store, run in memory alone (embedded) and with Redis behind an
+// in-process L1 (production); then what only the Redis form has: several instances, compression,
+// outages.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Cache, jsonCodec } from '../../src/infra/cache/cache.ts';
+import { RemoteStore } from '../../src/infra/cache/remote.ts';
+import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+import { tcpProxy } from '../helpers/tcp-proxy.ts';
+
+const REDIS = 'redis://127.0.0.1:6379/1';
+
+function remote(prefix: string, url = REDIS, log?: { warn: (o: object, m: string) => void; info: (o: object, m: string) => void }) {
+  return new RemoteStore({ url, name: 'default', keyPrefix: prefix, timeoutMs: 200, compressThreshold: 1024, log, restMs: 300 });
+}
+
+function contract(kind: string, open: () => Promise<{ cache: Cache<unknown>; done: () => Promise<void> }>) {
+  describe(`cache store contract [${kind}]`, () => {
+    let cache: Cache<unknown>;
+    let done: () => Promise<void>;
+    before(async () => {
+      ({ cache, done } = await open());
+    });
+    after(() => done());
+
+    test('get of a missing key is undefined; set then get; entries expire after their TTL', async () => {
+      assert.equal(await cache.get('none'), undefined);
+      await cache.set('a:1', { n: 1 }, { ttl: 60 });
+      assert.deepEqual(await cache.get('a:1'), { n: 1 });
+      await cache.set('a:short', 'x', { ttl: 1 });
+      await sleep(1_100);
+      assert.equal(await cache.get('a:short'), undefined);
+    });
+
+    test('getOrSet loads once and then serves; 20 concurrent misses run the loader once', async () => {
+      let runs = 0;
+      const loader = async () => {
+        runs++;
+        await sleep(50);
+        return { loaded: runs };
+      };
+      const results = await Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('stampede:1', loader, { ttl: 60 })));
+      assert.equal(runs, 1);
+      assert.ok(results.every((r) => (r as { loaded: number }).loaded === 1));
+      assert.deepEqual(await cache.getOrSet('stampede:1', loader, { ttl: 60 }), { loaded: 1 });
+      assert.equal(runs, 1);
+    });
+
+    test('a tag drops exactly the entries made under it', async () => {
+      await cache.set('p:1', 'one', { ttl: 60, tags: ['product:1', 'products'] });
+      await cache.set('p:2', 'two', { ttl: 60, tags: ['product:2', 'products'] });
+      await cache.set('c:1', 'cat', { ttl: 60, tags: ['categories'] });
+      await cache.invalidateTags(['product:1']);
+      assert.equal(await cache.get('p:1'), undefined);
+      assert.equal(await cache.get('p:2'), 'two');
+      await cache.invalidateTags(['products']);
+      assert.equal(await cache.get('p:2'), undefined);
+      assert.equal(await cache.get('c:1'), 'cat');
+    });
+
+    test("invalidate takes the seed's patterns: exact keys, key families, other prefixes", async () => {
+      await cache.set('product_list:a', 1, { ttl: 60 });
+      await cache.set('product_list:b', 2, { ttl: 60 });
+      await cache.set('product:42', 3, { ttl: 60 });
+      await cache.set('detail:42', 4, { ttl: 60, tags: ['product:42'] });
+      await cache.set('featured_products', 5, { ttl: 60 });
+      await cache.set('user:7:cart', 6, { ttl: 60 });
+      await cache.set('user:8:cart', 7, { ttl: 60 });
+      await cache.invalidate(['product_list:*', 'product:42', 'featured_products', 'user:7:*']);
+      for (const k of ['product_list:a', 'product_list:b', 'product:42', 'detail:42', 'featured_products', 'user:7:cart']) assert.equal(await cache.get(k), undefined, k);
+      assert.equal(await cache.get('user:8:cart'), 7);
+    });
+
+    test('a load that raced an invalidation is never served', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const slow = cache.getOrSet('race:1', async () => {
+        await gate;
+        return 'old';
+      }, { ttl: 60, tags: ['race'] });
+      await sleep(20);
+      await cache.invalidateTags(['race']);
+      release();
+      assert.equal(await slow, 'old', 'the caller that loaded gets its value');
+      assert.equal(await cache.get('race:1'), undefined, 'but nobody after it');
+    });
+
+    test('clear empties the store; stats count hits and misses', async () => {
+      await cache.set('s:1', 1, { ttl: 60 });
+      await cache.get('s:1');
+      await cache.get('s:missing');
+      const stats = await cache.stats();
+      assert.ok(stats.hits >= 1 && stats.misses >= 1);
+      assert.ok(stats.hitRate > 0 && stats.hitRate < 1);
+      assert.ok(stats.keys >= 1 && stats.memoryBytes > 0);
+      await cache.clear();
+      assert.equal(await cache.get('s:1'), undefined);
+    });
+  });
+}
+
+contract('memory', async () => ({ cache: new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20 }), done: async () => {} }));
+
+contract('redis + L1', async () => {
+  const prefix = uniquePrefix();
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
+  await cache.ready();
+  return {
+    cache,
+    done: async () => {
+      await cache.close();
+      await dropPrefix(prefix, REDIS);
+    },
+  };
+});
+
+test('memory is bounded by bytes: the least recently used go first', async () => {
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 20_000 });
+  for (let i = 0; i < 50; i++) await cache.set(`big:${i}`, 'x'.repeat(1_000), { ttl: 60 });
+  const stats = await cache.stats();
+  assert.ok(stats.memoryBytes <= 20_000, String(stats.memoryBytes));
+  assert.ok(stats.evictions > 30);
+  assert.equal(await cache.get('big:0'), undefined);
+  assert.equal(await cache.get('big:49'), 'x'.repeat(1_000));
+});
+
+describe('several instances sharing Redis', () => {
+  const prefix = uniquePrefix();
+  let a: Cache<unknown>;
+  let b: Cache<unknown>;
+  before(async () => {
+    a = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
+    b = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
+    await Promise.all([a.ready(), b.ready()]);
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+    await dropPrefix(prefix, REDIS);
+  });
+
+  test('what one instance stores the other reads; an invalidation on one reaches the other’s memory', async () => {
+    await a.set('shared:1', { v: 1 }, { ttl: 60, tags: ['product:9'] });
+    assert.deepEqual(await b.get('shared:1'), { v: 1 });
+    assert.deepEqual(b.peek('shared:1'), { v: 1 }, 'now held in b’s own memory');
+    const heard = new Promise<void>((resolve) => b.onInvalidation(() => resolve()));
+    await a.invalidateTags(['product:9']);
+    await heard;
+    assert.equal(b.peek('shared:1'), undefined);
+    assert.equal(await b.get('shared:1'), undefined);
+  });
+
+  test('large values are stored compressed', async () => {
+    const text = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: `Dragon miniature ${i}`, price: '19.99' })));
+    const before = (await a.stats()).rawBytes;
+    await a.set('big:1', text, { ttl: 60 });
+    const s = await a.stats();
+    assert.ok(s.rawBytes - before > 10_000);
+    assert.ok(s.storedBytes < s.rawBytes / 3, `${s.storedBytes} of ${s.rawBytes}`);
+    assert.equal(await b.get('big:1'), text);
+  });
+});
+
+test('Redis down: the loader answers, nothing throws, the outage is logged once; the cache heals when Redis returns', async () => {
+  const proxy = await tcpProxy(6379);
+  const prefix = uniquePrefix();
+  const logged: string[] = [];
+  const log = { warn: (_o: object, m: string) => logged.push(`warn ${m}`), info: (_o: object, m: string) => logged.push(`info ${m}`) };
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, `redis://127.0.0.1:${proxy.port}/1`, log) });
+  try {
+    await cache.ready();
+    let loads = 0;
+    const load = async () => ++loads;
+    assert.equal(await cache.getOrSet('k:1', load, { ttl: 60 }), 1);
+    assert.equal(await cache.getOrSet('k:1', load, { ttl: 60 }), 1, 'served from the cache');
+    await proxy.cut();
+    await sleep(50); // the lost connection is noticed
+    for (let i = 0; i < 20; i++) await cache.getOrSet('k:1', load, { ttl: 60 });
+    assert.ok(loads > 1, 'with Redis gone the database answers (no stale memory copy is trusted)');
+    assert.equal(logged.filter((l) => l.startsWith('warn')).length, 1, logged.join('\n'));
+    await proxy.restore();
+    const deadline = Date.now() + 10_000;
+    let healed = false;
+    while (!healed && Date.now() < deadline) {
+      await sleep(200);
+      const before = loads;
+      await cache.getOrSet('k:2', load, { ttl: 60 });
+      const again = loads;
+      await cache.getOrSet('k:2', load, { ttl: 60 });
+      healed = loads === again && again > before;
+    }
+    assert.ok(healed, 'caching again once Redis is back');
+    assert.ok(logged.some((l) => l.startsWith('info')), logged.join('\n'));
+  } finally {
+    await cache.close();
+    await proxy.close();
+    await dropPrefix(prefix, REDIS);
+  }
+});

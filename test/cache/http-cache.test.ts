@@ -1,0 +1,207 @@
+// The HTTP response cache through the API: hits and misses, ready compressed bytes, ETag/304,
+// headers, that it never skips authentication or serves one user's data to another, and that
+// every kind of write shows on the very next read — also on a second instance sharing Redis.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { getJson, testApp } from '../helpers/app.ts';
+import { signedIn, type TestUser } from '../helpers/auth.ts';
+import { forEachBackend, openTestDatabase } from '../helpers/db.ts';
+import * as f from '../helpers/factories.ts';
+import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+
+forEachBackend('HTTP response cache', ({ backend, db }) => {
+  let app: FastifyInstance;
+  let staff: TestUser;
+  const prefix = uniquePrefix();
+  const env = backend === 'postgres' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
+  before(async () => {
+    app = await testApp(db(), env, { cacheKeyPrefix: prefix });
+    staff = await signedIn(app, db(), { staff: true });
+  });
+  after(async () => {
+    await app.close();
+    if (backend === 'postgres') await Promise.all([dropPrefix(prefix, 'redis://127.0.0.1:6379/1'), dropPrefix(prefix, 'redis://127.0.0.1:6379/3')]);
+  });
+  const staffCall = (method: string, url: string, payload?: unknown) => getJson(app, url, { method: method as 'GET', headers: staff.headers, ...(payload === undefined ? {} : { payload: payload as object }) });
+
+  test('MISS then HIT with the same bytes, an ETag, a public Cache-Control; 304 for a matching If-None-Match', async () => {
+    const cat = await f.category(db().db);
+    for (let i = 0; i < 30; i++) await f.product(db().db, { category_id: cat.id, description: 'A finely printed piece '.repeat(5) });
+    const url = `/api/products/?category=${cat.id}`;
+    const first = await app.inject({ url, headers: { host: 'shop.test' } });
+    assert.equal(first.statusCode, 200);
+    assert.equal(first.headers['x-cache'], 'MISS');
+    const second = await app.inject({ url, headers: { host: 'shop.test' } });
+    assert.equal(second.headers['x-cache'], 'HIT');
+    assert.equal(second.body, first.body);
+    assert.equal(second.headers.etag, first.headers.etag);
+    assert.match(String(second.headers.etag), /^"[\w-]+"$/);
+    assert.equal(second.headers['cache-control'], 'public, max-age=30, stale-while-revalidate=60');
+    assert.match(String(second.headers['content-type']), /^application\/json/);
+    assert.match(String(second.headers.vary), /Accept-Encoding/);
+    assert.equal(second.headers['x-frame-options'], 'DENY', 'a hit keeps the security headers');
+    assert.ok(second.headers['x-request-id']);
+    const notModified = await app.inject({ url, headers: { host: 'shop.test', 'if-none-match': String(first.headers.etag) } });
+    assert.equal(notModified.statusCode, 304);
+    assert.equal(notModified.body, '');
+    const head = await app.inject({ method: 'HEAD', url, headers: { host: 'shop.test' } });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['x-cache'], 'HIT');
+    assert.equal(head.body, '');
+  });
+
+  test('compressed variants are made once and decode to the same body', async () => {
+    const url = '/api/products/?page_size=50';
+    const plain = await app.inject({ url, headers: { host: 'shop.test' } });
+    const br = await app.inject({ url, headers: { host: 'shop.test', 'accept-encoding': 'gzip, deflate, br' } });
+    const gz = await app.inject({ url, headers: { host: 'shop.test', 'accept-encoding': 'gzip' } });
+    assert.equal(br.headers['content-encoding'], 'br');
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(brotliDecompressSync(br.rawPayload).toString(), plain.body);
+    assert.equal(gunzipSync(gz.rawPayload).toString(), plain.body);
+    assert.ok(br.rawPayload.length < plain.rawPayload.length / 3);
+    const none = await app.inject({ url, headers: { host: 'shop.test', 'accept-encoding': 'br;q=0, gzip;q=0' } });
+    assert.equal(none.headers['content-encoding'], undefined);
+  });
+
+  test('the query is normalised: the same parameters in another order are the same entry', async () => {
+    await getJson(app, '/api/products/?ordering=price&page_size=5');
+    const swapped = await getJson(app, '/api/products/?page_size=5&ordering=price');
+    assert.equal(swapped.headers['x-cache'], 'HIT');
+    const other = await getJson(app, '/api/products/?page_size=6&ordering=price');
+    assert.equal(other.headers['x-cache'], 'MISS');
+    const otherHost = await getJson(app, '/api/products/?page_size=5&ordering=price', { headers: { host: 'other.test' } });
+    assert.equal(otherHost.headers['x-cache'], 'MISS', 'absolute links differ per host');
+    assert.match(otherHost.body.next ?? 'http://other.test', /^http:\/\/other\.test/);
+  });
+
+  test('a cached answer never skips the token check, and personal routes are never cached', async () => {
+    const url = '/api/products/featured/';
+    await getJson(app, url);
+    assert.equal((await getJson(app, url)).headers['x-cache'], 'HIT');
+    const bad = await getJson(app, url, { headers: { authorization: 'Bearer not-a-token' } });
+    assert.equal(bad.status, 401);
+    const a = await signedIn(app, db());
+    const b = await signedIn(app, db());
+    const p = await f.product(db().db, { stock_quantity: 10 });
+    await getJson(app, '/api/cart/add/', { method: 'POST', headers: a.headers, payload: { product_id: p.id, quantity: 2 } });
+    const cartA = await getJson(app, '/api/cart/', { headers: a.headers });
+    const cartB = await getJson(app, '/api/cart/', { headers: b.headers });
+    assert.equal(cartA.headers['x-cache'], undefined);
+    assert.equal(cartA.body.total_items, 2);
+    assert.equal(cartB.body.total_items, 0);
+    const low = await getJson(app, '/api/products/low-stock/', { headers: staff.headers });
+    assert.equal(low.headers['x-cache'], undefined);
+    assert.equal((await getJson(app, '/api/products/low-stock/', { headers: a.headers })).status, 403, 'staff-only stays staff-only');
+    const profile = await getJson(app, '/api/users/profile/', { headers: b.headers });
+    assert.equal(profile.body.id, b.id);
+  });
+
+  test('product writes show on the next read: detail, lists, filtered lists, featured, search, categories', async () => {
+    const cat = await f.category(db().db, { name: `Lamps ${backend}` });
+    const made = await staffCall('POST', '/api/products/', { name: 'Moon lamp', price: '40.00', category: cat.id, sku: `MOON-${backend}`, stock_quantity: 5, is_featured: false });
+    const id = made.body.id;
+    const reads = {
+      detail: `/api/products/${id}/`,
+      cheap: `/api/products/?max_price=30&category=${cat.id}`,
+      list: `/api/products/?category=${cat.id}`,
+      featured: '/api/products/featured/?page_size=100',
+      search: '/api/products/search/?q=moon',
+      categories: '/api/products/categories/?page_size=100',
+    };
+    const warm = async () => {
+      for (const url of Object.values(reads)) await getJson(app, url);
+      for (const url of Object.values(reads)) assert.equal((await getJson(app, url)).headers['x-cache'], 'HIT', url);
+    };
+    await warm();
+    assert.equal((await getJson(app, reads.cheap)).body.count, 0);
+
+    await staffCall('PATCH', `/api/products/${id}/`, { price: '25.50', stock_quantity: 0, is_featured: true });
+    assert.equal((await getJson(app, reads.detail)).body.price, '25.50');
+    assert.equal((await getJson(app, reads.detail)).body.stock_quantity, 0);
+    assert.deepEqual((await getJson(app, reads.cheap)).body.results.map((p: { id: number }) => p.id), [id], 'moved into a filtered list');
+    assert.equal((await getJson(app, reads.list)).body.results[0].is_in_stock, false);
+    assert.ok((await getJson(app, reads.featured)).body.results.some((p: { id: number }) => p.id === id));
+    assert.equal((await getJson(app, reads.search)).body.results.find((p: { id: number }) => p.id === id)?.price, '25.50');
+
+    await warm();
+    await staffCall('PATCH', `/api/products/${id}/`, { price: '35.00' });
+    assert.equal((await getJson(app, reads.cheap)).body.count, 0, 'moved out of a filtered list');
+
+    await warm();
+    const countBefore = (await getJson(app, reads.categories)).body.results.find((c: { id: number }) => c.id === cat.id).products_count;
+    await app.inject({ method: 'DELETE', url: reads.detail, headers: staff.headers });
+    assert.equal((await getJson(app, reads.detail)).status, 404);
+    assert.equal((await getJson(app, reads.list)).body.count, 0);
+    assert.equal((await getJson(app, reads.search)).body.results.some((p: { id: number }) => p.id === id), false);
+    assert.equal((await getJson(app, reads.categories)).body.results.find((c: { id: number }) => c.id === cat.id).products_count, countBefore - 1);
+  });
+
+  test('category, review and reviewer-name writes show on the next read', async () => {
+    const cat = await f.category(db().db, { name: `Busts ${backend}` });
+    const p = await f.product(db().db, { category_id: cat.id, name: 'Bust' });
+    const detail = `/api/products/${p.id}/`;
+    const list = `/api/products/?category=${cat.id}`;
+    const reviews = `/api/products/${p.id}/reviews/`;
+    for (const url of [detail, list, reviews, `/api/products/categories/${cat.id}/`]) {
+      await getJson(app, url);
+      assert.equal((await getJson(app, url)).headers['x-cache'], 'HIT');
+    }
+    await staffCall('PATCH', `/api/products/categories/${cat.id}/`, { name: `Heads ${backend}` });
+    assert.equal((await getJson(app, detail)).body.category.name, `Heads ${backend}`);
+    assert.equal((await getJson(app, list)).body.results[0].category_name, `Heads ${backend}`);
+    assert.equal((await getJson(app, `/api/products/categories/${cat.id}/`)).body.name, `Heads ${backend}`);
+
+    const reviewer = await signedIn(app, db(), { first_name: 'Rosa', last_name: 'Parks' });
+    await getJson(app, detail);
+    const made = await getJson(app, reviews, { method: 'POST', headers: reviewer.headers, payload: { rating: 4, review_text: 'Lovely' } });
+    assert.equal(made.status, 201);
+    assert.equal((await getJson(app, detail)).body.review_count, 1);
+    assert.equal((await getJson(app, detail)).body.average_rating, 4);
+    assert.equal((await getJson(app, list)).body.results[0].average_rating, 4);
+    assert.equal((await getJson(app, reviews)).body.results[0].user_name, 'Rosa P.');
+    await getJson(app, `/api/products/reviews/${made.body.id}/`, { method: 'PATCH', headers: reviewer.headers, payload: { rating: 2 } });
+    assert.equal((await getJson(app, detail)).body.average_rating, 2);
+    await getJson(app, '/api/users/profile/', { method: 'PATCH', headers: reviewer.headers, payload: { last_name: 'Luxemburg' } });
+    assert.equal((await getJson(app, reviews)).body.results[0].user_name, 'Rosa L.');
+    assert.equal((await getJson(app, detail)).body.reviews[0].user_name, 'Rosa L.');
+    await app.inject({ method: 'DELETE', url: `/api/products/reviews/${made.body.id}/`, headers: reviewer.headers });
+    assert.equal((await getJson(app, detail)).body.review_count, 0);
+    assert.equal((await getJson(app, reviews)).body.count, 0);
+  });
+});
+
+describe('two instances sharing PostgreSQL and Redis', () => {
+  const prefix = uniquePrefix();
+  let database: Awaited<ReturnType<typeof openTestDatabase>>;
+  let a: FastifyInstance;
+  let b: FastifyInstance;
+  before(async () => {
+    database = await openTestDatabase('postgres');
+    const env = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    a = await testApp(database, env, { cacheKeyPrefix: prefix });
+    b = await testApp(database, env, { cacheKeyPrefix: prefix });
+  });
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+    await database.drop();
+    await Promise.all([dropPrefix(prefix, 'redis://127.0.0.1:6379/1'), dropPrefix(prefix, 'redis://127.0.0.1:6379/3')]);
+  });
+
+  test('a write on one instance shows on the other’s next read, though it held the answer in memory', async () => {
+    const staff = await signedIn(a, database, { staff: true });
+    const p = await f.product(database.db, { price: '10.00' });
+    const url = `/api/products/${p.id}/`;
+    assert.equal((await getJson(a, url)).headers['x-cache'], 'MISS');
+    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'b found a’s entry in Redis');
+    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'and now holds it in memory');
+    const heard = new Promise<void>((resolve) => b.caches.api.onInvalidation(() => resolve()));
+    const patched = await getJson(a, url, { method: 'PATCH', headers: staff.headers, payload: { price: '12.00' } });
+    assert.equal(patched.status, 200);
+    await heard;
+    const read = await getJson(b, url);
+    assert.equal(read.body.price, '12.00');
+  });
+});
