@@ -15,7 +15,7 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
   let app: FastifyInstance;
   let staff: TestUser;
   const prefix = uniquePrefix();
-  const env = backend === 'postgres' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
+  const env: Record<string, string> = backend === 'postgres' ? { REDIS_URL: 'redis://127.0.0.1:6379' } : {};
   before(async () => {
     app = await testApp(db(), env, { cacheKeyPrefix: prefix });
     staff = await signedIn(app, db(), { staff: true });
@@ -137,6 +137,21 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
     assert.equal((await getJson(app, reads.list)).body.count, 0);
     assert.equal((await getJson(app, reads.search)).body.results.some((p: { id: number }) => p.id === id), false);
     assert.equal((await getJson(app, reads.categories)).body.results.find((c: { id: number }) => c.id === cat.id).products_count, countBefore - 1);
+  });
+
+  test("a user's cart is kept in the default store: repeated reads run no SQL; cart and product changes show at once", async () => {
+    const user = await signedIn(app, db());
+    const p = await f.product(db().db, { price: '10.00', stock_quantity: 10 });
+    await getJson(app, '/api/cart/add/', { method: 'POST', headers: user.headers, payload: { product_id: p.id, quantity: 2 } });
+    assert.equal((await getJson(app, '/api/cart/', { headers: user.headers })).body.total_price, '20.00');
+    const before = db().stats.statements;
+    assert.equal((await getJson(app, '/api/cart/', { headers: user.headers })).body.total_price, '20.00');
+    assert.equal(db().stats.statements - before, 1, 'only the user row behind the token');
+    await staffCall('PATCH', `/api/products/${p.id}/`, { price: '11.50' });
+    assert.equal((await getJson(app, '/api/cart/', { headers: user.headers })).body.total_price, '23.00');
+    const item = (await getJson(app, '/api/cart/', { headers: user.headers })).body.items[0].id;
+    await getJson(app, `/api/cart/items/${item}/`, { method: 'PUT', headers: user.headers, payload: { quantity: 3 } });
+    assert.equal((await getJson(app, '/api/cart/', { headers: user.headers })).body.total_price, '34.50');
   });
 
   test('category, review and reviewer-name writes show on the next read', async () => {

@@ -1,6 +1,7 @@
 // The shopper's cart: a user's when signed in, else the guest session's. Stock is checked, not
 // reserved (checkout reserves); every refused change leaves the cart as it was.
 import type { Ctx } from '../../infra/http/context.ts';
+import { CacheKeys, Tags } from '../../infra/cache/keys.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { deleteList, ensureListId, lockGuestList } from '../accounts/owner.repository.ts';
 import type { Owner } from '../accounts/session.ts';
@@ -39,8 +40,24 @@ function changed(ctx: Ctx, cartId: number, owner: Owner): Promise<void> {
   return ctx.events.emit('cart.changed', { cartId, userId: owner.userId ?? null });
 }
 
+/**
+ * A signed-in user's cart is read on every page of the storefront, so it is kept in the `default`
+ * store: dropped by the user's own cart changes and by any product change (prices, stock, names).
+ */
 export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
-  return withCart(ctx, owner, (cartId) => cartOf(ctx, cartId));
+  if (owner.userId === undefined) return withCart(ctx, owner, (cartId) => cartOf(ctx, cartId));
+  const key = CacheKeys.USER_CART(owner.userId);
+  const row = (await ctx.caches.default.getOrSet(
+    key,
+    () =>
+      withCart(ctx, owner, async (cartId) => {
+        const found = await repo.readCart(ctx.database.db, cartId);
+        if (!found) throw new CartGone();
+        return found;
+      }),
+    { ttl: 300, tags: [key, Tags.PRODUCTS] },
+  )) as repo.CartRow;
+  return toCart(row, ctx.media);
 }
 
 export async function addToCart(ctx: Ctx, owner: Owner, productId: number, quantity: number): Promise<Cart> {

@@ -151,6 +151,12 @@ export async function existingCategoryIds(db: Db, ids: number[]): Promise<number
   return rows.map((r) => r.id);
 }
 
+/** Every category id (a shop has tens or hundreds; the list is cached). */
+export async function allCategoryIds(db: Db): Promise<number[]> {
+  const rows = await db.selectFrom('categories').select('id').orderBy('id').execute();
+  return rows.map((r) => r.id);
+}
+
 const activeProductsIn = (categoryId: Expression<number>) =>
   sql<number>`(select count(*)::int from products x where x.category_id = ${categoryId} and x.is_active)`;
 

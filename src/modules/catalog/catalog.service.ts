@@ -1,4 +1,5 @@
 // Catalog reads: product list (filters, ordering, search), featured, detail, categories.
+import { CacheKeys, Tags } from '../../infra/cache/keys.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
@@ -34,8 +35,15 @@ async function categoryIds(ctx: Ctx, raw: string[] | undefined): Promise<number[
   if (parts.length === 0) return undefined;
   if (parts.some((v) => !/^\d{1,9}$/.test(v))) throw new AppError('bad_request', { errors: { category: [INVALID_CATEGORY] } });
   const ids = [...new Set(parts.map(Number))];
-  const found = await ctx.database.read((db) => repo.existingCategoryIds(db, ids));
-  if (found.length !== ids.length) throw new AppError('bad_request', { errors: { category: [INVALID_CATEGORY] } });
+  const known = (await ctx.caches.default.getOrSet(CacheKeys.CATEGORY_IDS, () => ctx.database.read((db) => repo.allCategoryIds(db)), {
+    ttl: 3600,
+    tags: [Tags.CATEGORIES],
+  })) as number[];
+  // The cached list vouches for ids it has; an id it lacks may be newer than it, so ask the database.
+  const unknown = ids.filter((id) => !known.includes(id));
+  if (unknown.length && (await ctx.database.read((db) => repo.existingCategoryIds(db, unknown))).length !== unknown.length) {
+    throw new AppError('bad_request', { errors: { category: [INVALID_CATEGORY] } });
+  }
   return ids;
 }
 
