@@ -7,7 +7,10 @@ import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
-import { startServer } from './server.ts';
+import { buildApp } from './app.ts';
+import { openCaches, openSessionStore } from './infra/cache/stores.ts';
+import { CacheWarmer } from './infra/cache/warming.ts';
+import { startServer, withEmbeddedSecret } from './server.ts';
 
 const USAGE = `Usage: pasargad <command> [options]
 
@@ -15,6 +18,9 @@ Commands:
   serve                          Start the HTTP API (embedded mode also migrates and seeds a demo catalog)
   migrate                        Apply pending database migrations
   seed --products N [--seed S]   Add N generated products (with images, reviews, reviewers)
+  cache warm                     Fill the Redis caches with the hot catalog answers
+  cache clear [--store api|default|session|all] [--pattern P]
+                                 Empty a store (default: api), or drop the keys matching P
   users create-staff --email E --password P
                                  Create a staff account (an existing email is left unchanged)
   config --markdown              Print the table of environment variables
@@ -78,6 +84,53 @@ async function main(argv: string[]): Promise<void> {
       } finally {
         bar.stop();
         await database.close();
+      }
+      return;
+    }
+    case 'cache': {
+      const [sub, ...args] = rest;
+      const cfg = config();
+      if (sub === 'warm') {
+        if (!cfg.redis.apiUrl) {
+          process.stdout.write('embedded mode: the caches live inside the server, which warms them at start-up and every CACHE_WARM_INTERVAL\n');
+          return;
+        }
+        const app = await buildApp(withEmbeddedSecret(cfg));
+        try {
+          await Promise.all([app.caches.api.ready(), app.caches.default.ready()]);
+          const r = await new CacheWarmer(app, cfg).warm();
+          process.stdout.write(`warmed ${r.requests} answers in ${r.ms} ms\n`);
+        } finally {
+          await app.close();
+        }
+        return;
+      }
+      if (sub !== 'clear') throw new Error(`unknown cache command: ${sub ?? '(none)'}; try \`cache warm\` or \`cache clear\``);
+      const { values } = parseArgs({ args, options: { store: { type: 'string', default: 'api' }, pattern: { type: 'string' } } });
+      const store = values.store!;
+      if (!['api', 'default', 'session', 'all'].includes(store)) throw new Error('--store must be api, default, session or all');
+      const names = store === 'all' ? ['default', 'session', 'api'] : [store];
+      if (!cfg.redis.apiUrl && names.some((n) => n !== 'session')) {
+        throw new Error('embedded mode: the default and api caches live inside the server process; restart it to empty them');
+      }
+      const database = await openDatabase(cfg);
+      const caches = openCaches(cfg);
+      const sessions = openSessionStore(cfg, database);
+      try {
+        await Promise.all([caches.api.ready(), caches.default.ready()]);
+        for (const name of names) {
+          if (name === 'session') {
+            const n = await sessions.clear(values.pattern?.replace(/\*$/, ''));
+            process.stdout.write(`session: removed ${n} entries\n`);
+            continue;
+          }
+          const cache = name === 'api' ? caches.api : caches.default;
+          if (values.pattern) await cache.invalidate([values.pattern]);
+          else await cache.clear();
+          process.stdout.write(`${name}: ${values.pattern ? `dropped ${values.pattern}` : 'emptied'}\n`);
+        }
+      } finally {
+        await Promise.all([caches.close(), sessions.close(), database.close()]);
       }
       return;
     }

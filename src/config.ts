@@ -119,6 +119,7 @@ export const CONFIG_VARIABLES = {
   REDIS_DEFAULT_URL: redisUrl({ default: undefined, desc: 'Overrides the `default` cache store URL (default: REDIS_URL with database 1).' }),
   REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store URL (default: REDIS_URL with database 2). Run it with persistence on.' }),
   REDIS_API_URL: redisUrl({ default: undefined, desc: 'Overrides the `api` (HTTP response) cache store URL (default: REDIS_URL with database 3).' }),
+  REDIS_KEY_PREFIX: str({ default: '', desc: 'Prepended to every Redis key and channel, so several shops (or test runs) can share one Redis.' }),
   CACHE_ENABLED: flag({ default: true, desc: 'Cache catalog responses and data (`false` serves every request from the database).' }),
   CACHE_MEMORY_MB: num({ default: 64, desc: 'Per store: bytes of in-process cache (the whole store in embedded mode, the hot L1 in front of Redis otherwise).' }),
   CACHE_COMPRESS_THRESHOLD: num({ default: 1024, desc: 'Values of at least this many bytes are stored in Redis compressed.' }),
@@ -157,6 +158,7 @@ export interface Config {
     readonly defaultUrl: string | undefined;
     readonly sessionUrl: string | undefined;
     readonly apiUrl: string | undefined;
+    readonly keyPrefix: string;
   };
   readonly cache: {
     readonly enabled: boolean;
@@ -235,6 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       defaultUrl: e.REDIS_DEFAULT_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 1) : undefined),
       sessionUrl: e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined),
       apiUrl: e.REDIS_API_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 3) : undefined),
+      keyPrefix: e.REDIS_KEY_PREFIX,
     }),
     cache: Object.freeze({
       enabled: e.CACHE_ENABLED,

@@ -9,6 +9,7 @@ import type { Config } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
+import { CacheWarmer } from './infra/cache/warming.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
 
 /** Embedded mode keeps a generated signing key in DATA_DIR so tokens survive restarts. */
@@ -56,6 +57,11 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   }
 
   await app.listen({ port: config.port, host: config.host });
+  if (config.cache.enabled) {
+    const warmer = new CacheWarmer(app, config);
+    app.addHook('preClose', async () => warmer.stop());
+    warmer.start();
+  }
   // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters.
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {

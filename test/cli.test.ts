@@ -9,6 +9,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { withEmbeddedSecret } from '../src/server.ts';
 import { postgresEnv, TEST_DATABASE_URL, uniqueSchema } from './helpers/db.ts';
+import { dropPrefix, uniquePrefix } from './helpers/redis.ts';
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -64,6 +65,21 @@ test('migrate applies once; serve refuses a production database with pending mig
     assert.equal(weak.code, 1);
     assert.match(weak.err, /too common/);
     assert.equal((await cli(['users', 'create-staff', '--email', 'x@example.com'], env)).code, 1);
+
+    // The Redis caches: warmed from the CLI, then emptied; a key prefix per run keeps other tests' keys apart.
+    const redisPrefix = uniquePrefix();
+    const redisEnv = { ...env, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix };
+    const warm = await cli(['cache', 'warm'], redisEnv);
+    assert.equal(warm.code, 0, warm.err);
+    assert.match(warm.out, /^warmed \d+ answers in \d+ ms/);
+    const cleared = await cli(['cache', 'clear', '--store', 'api', '--pattern', 'product_list:*'], redisEnv);
+    assert.equal(cleared.code, 0, cleared.err);
+    assert.match(cleared.out, /api: dropped product_list:\*/);
+    assert.equal((await cli(['cache', 'clear', '--store', 'nope'], redisEnv)).code, 1);
+    const embedded = await cli(['cache', 'clear'], { DATA_DIR: join(tmpdir(), 'pasargad-cli-nocache') });
+    assert.equal(embedded.code, 1);
+    assert.match(embedded.err, /live inside the server/);
+    await Promise.all([1, 2, 3].map((n) => dropPrefix(redisPrefix, `redis://127.0.0.1:6379/${n}`)));
   } finally {
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.end();

@@ -10,6 +10,7 @@ import { signedIn, type TestUser } from '../helpers/auth.ts';
 import { forEachBackend, openTestDatabase } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+import { CacheWarmer } from '../../src/infra/cache/warming.ts';
 
 forEachBackend('HTTP response cache', ({ backend, db }) => {
   let app: FastifyInstance;
@@ -186,6 +187,36 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
     assert.equal((await getJson(app, detail)).body.review_count, 0);
     assert.equal((await getJson(app, reviews)).body.count, 0);
   });
+});
+
+test('warming makes the hot answers before anyone asks, and re-makes them after an invalidation', async () => {
+  const database = await openTestDatabase('pglite');
+  const app = await testApp(database, { PORT: '8123' });
+  const warmer = new CacheWarmer(app, app.config);
+  try {
+    const cat = await f.category(database.db);
+    const p = await f.product(database.db, { category_id: cat.id, is_featured: true });
+    const local = { headers: { host: 'localhost:8123' } };
+    const r = await warmer.warm();
+    assert.ok(r.requests >= 4, JSON.stringify(r));
+    for (const url of ['/api/products/categories/', '/api/products/featured/', '/api/products/', `/api/products/?category=${cat.id}`]) {
+      assert.equal((await getJson(app, url, local)).headers['x-cache'], 'HIT', url);
+    }
+    // A page shoppers used recently is warmed again right after a write drops it.
+    const detail = `/api/products/${p.id}/`;
+    await getJson(app, detail);
+    warmer.start();
+    const staff = await signedIn(app, database, { staff: true });
+    await getJson(app, detail, { method: 'PATCH', headers: staff.headers, payload: { price: '99.00' } });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const after = await getJson(app, detail);
+    assert.equal(after.headers['x-cache'], 'HIT');
+    assert.equal(after.body.price, '99.00');
+  } finally {
+    await warmer.stop();
+    await app.close();
+    await database.drop();
+  }
 });
 
 describe('two instances sharing PostgreSQL and Redis', () => {

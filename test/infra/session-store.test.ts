@@ -52,6 +52,17 @@ function contract(name: string, open: () => Promise<{ store: KeyValueStore; done
       assert.equal(await store.get('lapsing'), 'new');
     });
 
+    test('clear removes the entries under a prefix, or all of them', async () => {
+      await store.set('session:a', '1', 60);
+      await store.set('session:b_%', '2', 60);
+      await store.set('revoked:c', '3', 60);
+      assert.equal(await store.clear('session:'), 2);
+      assert.equal(await store.get('session:a'), null);
+      assert.equal(await store.get('revoked:c'), '3');
+      assert.ok((await store.clear()) >= 1);
+      assert.equal(await store.get('revoked:c'), null);
+    });
+
     test('of 20 concurrent adds of one key exactly one wins', async () => {
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.add('race', String(i), 60)));
       assert.equal(results.filter(Boolean).length, 1);

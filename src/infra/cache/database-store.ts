@@ -52,6 +52,12 @@ export class DatabaseKeyValueStore implements KeyValueStore {
     await this.database.db.deleteFrom('kv_entries').where('store', '=', this.name).where('key', '=', key).execute();
   }
 
+  async clear(prefix = ''): Promise<number> {
+    const escaped = prefix.replace(/[\\%_]/g, '\\$&');
+    const r = await this.database.db.deleteFrom('kv_entries').where('store', '=', this.name).where('key', 'like', `${escaped}%`).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   /** Removes expired rows; returns how many. */
   async purgeExpired(): Promise<number> {
     const r = await this.database.db.deleteFrom('kv_entries').where('store', '=', this.name).where('expires_at', '<=', sql<string>`now()`).executeTakeFirst();

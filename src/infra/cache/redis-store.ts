@@ -54,6 +54,22 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.run(() => this.client.del(key));
   }
 
+  /** SCAN and DEL under this client's key prefix (never KEYS, never FLUSHDB). */
+  async clear(prefix = ''): Promise<number> {
+    const own = this.client.options.keyPrefix ?? '';
+    const pattern = `${(own + prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
+    return this.run(async () => {
+      let cursor = '0';
+      let n = 0;
+      do {
+        const [next, keys] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+        cursor = next;
+        if (keys.length) n += await this.client.del(...keys.map((k) => k.slice(own.length)));
+      } while (cursor !== '0');
+      return n;
+    });
+  }
+
   async close(): Promise<void> {
     await this.client.quit().catch(() => this.client.disconnect());
   }

@@ -12,6 +12,8 @@ export interface KeyValueStore {
   /** Sets the key only when it is absent or expired; true when this call set it. Atomic across instances. */
   add(key: string, value: string, ttlSeconds: number): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /** Removes every entry whose key starts with `prefix` (all of this store's when empty); returns how many. */
+  clear(prefix?: string): Promise<number>;
   close(): Promise<void>;
 }
 

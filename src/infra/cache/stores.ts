@@ -12,7 +12,7 @@ import type { KeyValueStore } from './store.ts';
 /** The `session` store: Redis database 2 in production, the embedded database otherwise. */
 export function openSessionStore(config: Config, database: Database, opts: RedisStoreOptions = {}): KeyValueStore {
   const url = config.redis.sessionUrl;
-  return url ? new RedisKeyValueStore(redisClient(url, opts), 'session') : new DatabaseKeyValueStore(database, 'session');
+  return url ? new RedisKeyValueStore(redisClient(url, { keyPrefix: config.redis.keyPrefix, ...opts }), 'session') : new DatabaseKeyValueStore(database, 'session');
 }
 
 export interface Caches {
@@ -25,7 +25,7 @@ export interface Caches {
 
 export interface CacheOpenOptions {
   log?: RemoteLog;
-  /** Prepended to every Redis key and channel (tests share one server). */
+  /** Prepended to every Redis key and channel instead of REDIS_KEY_PREFIX (tests share one server). */
   keyPrefix?: string;
 }
 
@@ -33,7 +33,7 @@ export interface CacheOpenOptions {
 export function openCaches(config: Config, o: CacheOpenOptions = {}): Caches {
   const c = config.cache;
   const remote = (url: string | undefined, name: 'default' | 'api') =>
-    url && c.enabled ? new RemoteStore({ url, name, keyPrefix: o.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
+    url && c.enabled ? new RemoteStore({ url, name, keyPrefix: o.keyPrefix ?? config.redis.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
   const caches = {
     default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.defaultUrl, 'default'), enabled: c.enabled }),
     api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.apiUrl, 'api'), enabled: c.enabled }),

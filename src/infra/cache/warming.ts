@@ -1,0 +1,101 @@
+// Cache warming: the hot catalog answers are made before a shopper asks for them, by running the
+// real routes (app.inject), so a warmed entry is exactly what a request would have stored. Warmed:
+// categories, featured, the first product page, the first page of every category, and the
+// entries used most recently; at start-up, a moment after an invalidation, and on a schedule.
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.ts';
+
+export interface WarmResult {
+  requests: number;
+  ms: number;
+}
+
+/** `prefix:origin/path?query` → [origin, path?query]. */
+function splitKey(key: string): [string, string] | undefined {
+  const m = /^[^:]+:(https?:\/\/[^/]+)(\/.*)$/.exec(key);
+  return m ? [m[1]!, m[2]!] : undefined;
+}
+
+export class CacheWarmer {
+  private timer: NodeJS.Timeout | undefined;
+  private pending: NodeJS.Timeout | undefined;
+  private running: Promise<WarmResult> | undefined;
+  private stopListening: (() => void) | undefined;
+  private readonly defaultOrigin: string;
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly config: Config,
+  ) {
+    this.defaultOrigin = config.publicUrl ?? `http://localhost:${config.port}`;
+  }
+
+  /** The URLs worth having warm, per origin. */
+  private async targets(): Promise<Map<string, Set<string>>> {
+    const categories = await this.app.database.read((db) => db.selectFrom('categories').select('id').where('is_active', '=', true).orderBy('id').limit(200).execute());
+    const base = ['/api/products/categories/', '/api/products/featured/', '/api/products/', ...categories.map((c) => `/api/products/?category=${c.id}`)];
+    const byOrigin = new Map<string, Set<string>>([[this.defaultOrigin, new Set(base)]]);
+    for (const key of this.app.caches.api.recentKeys(100)) {
+      const parts = splitKey(key);
+      if (!parts) continue;
+      const [origin, url] = parts;
+      if (!byOrigin.has(origin)) byOrigin.set(origin, new Set(base));
+      byOrigin.get(origin)!.add(url);
+    }
+    return byOrigin;
+  }
+
+  /** Runs the routes for every target; one at a time, so warming never crowds out shoppers. */
+  warm(): Promise<WarmResult> {
+    this.running ??= (async () => {
+      const started = Date.now();
+      let requests = 0;
+      try {
+        for (const [origin, urls] of await this.targets()) {
+          const { protocol, host } = new URL(origin);
+          // An https origin is only ever seen behind a trusted proxy: warm as if through it.
+          const viaProxy = protocol === 'https:' ? this.config.trustedProxies[0]?.split('/')[0] : undefined;
+          for (const url of urls) {
+            await this.app.inject({
+              method: 'GET',
+              url,
+              headers: { host, ...(viaProxy ? { 'x-forwarded-proto': 'https', 'x-forwarded-host': host } : {}) },
+              ...(viaProxy ? { remoteAddress: viaProxy } : {}),
+            });
+            requests++;
+          }
+        }
+      } finally {
+        this.running = undefined;
+      }
+      return { requests, ms: Date.now() - started };
+    })();
+    return this.running;
+  }
+
+  /** Warms now, again every CACHE_WARM_INTERVAL, and shortly after each invalidation. */
+  start(): void {
+    const log = this.app.log;
+    const run = (why: string) =>
+      this.warm().then(
+        (r) => log.debug({ ...r, why }, 'cache warmed'),
+        (err: unknown) => log.warn({ err, why }, 'cache warming failed'),
+      );
+    void run('start-up');
+    this.timer = setInterval(() => void run('schedule'), this.config.cache.warmInterval * 1000);
+    this.timer.unref();
+    // A burst of writes re-warms once, a quarter second after the last of them.
+    this.stopListening = this.app.caches.api.onInvalidation(() => {
+      clearTimeout(this.pending);
+      this.pending = setTimeout(() => void run('invalidation'), 250);
+      this.pending.unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    clearTimeout(this.pending);
+    this.stopListening?.();
+    await this.running?.catch(() => undefined);
+  }
+}
