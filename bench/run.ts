@@ -1,9 +1,12 @@
 // `npm run bench`: seeds a catalog, starts the real server, and drives the seed's shopper mix
-// (3 list : 2 detail : 1 search over varied pages, filters, ids and queries) with autocannon,
-// then the same load against a bare Fastify route returning fixed bytes of the same size, in the
-// same run. Prints requests/s, p50/p99, SQL statements per request and the ratio to the bare route.
+// (3 list : 2 detail : 1 search over varied pages, filters, ids and queries) with autocannon:
+// once with the cache off, once with it on (after a warm-up), then the same load against a bare
+// Fastify route returning fixed bytes of the same size, all in one run. Embedded mode and
+// PostgreSQL + Redis. Prints requests/s, p50/p99, SQL statements per request, cache hit rate,
+// the ratios, the seed's cache claims checked, and what compression saved in Redis.
 //
 //   npm run bench -- [--products 1000] [--duration 10] [--connections 32] [--backend pglite|postgres|both]
+//                    [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 
 const { values: opts } = parseArgs({
@@ -20,6 +24,7 @@ const { values: opts } = parseArgs({
     connections: { type: 'string', default: '32' },
     backend: { type: 'string', default: 'both' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });
 const PRODUCTS = Number(opts.products);
@@ -69,9 +74,22 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-function sqlStatements(child: ChildProcess): Promise<number> {
+interface StoreStats {
+  hits: number;
+  misses: number;
+  rawBytes: number;
+  storedBytes: number;
+  memoryBytes: number;
+  keys: number;
+}
+interface ServerStats {
+  statements: number;
+  caches: { api: StoreStats; default: StoreStats };
+}
+
+function serverStats(child: ChildProcess): Promise<ServerStats> {
   return new Promise((resolve) => {
-    child.once('message', (m: { statements: number }) => resolve(m.statements));
+    child.once('message', (m: ServerStats) => resolve(m));
     child.send({ type: 'stats' });
   });
 }
@@ -136,45 +154,91 @@ async function load(base: string, mix: string[]): Promise<Result> {
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, requests: r.requests.total };
 }
 
-async function benchBackend(backend: 'pglite' | 'postgres'): Promise<string[]> {
+interface Run {
+  result: Result;
+  sqlPerRequest: number;
+  hitRate?: number;
+  stats: ServerStats;
+}
+
+/** One server, warmed, under the mix. */
+async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label: string): Promise<{ run: Run; mix: string[]; bytes: number }> {
+  const port = await freePort();
+  const server = await start([...CLI, 'serve'], env, port);
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    const urls = mix ?? (await buildMix(base));
+    const bytes = await averageBytes(base, urls);
+    say(`${label}: warm-up`);
+    await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
+    const before = await serverStats(server);
+    say(`${label}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s`);
+    const result = await load(base, urls);
+    const after = await serverStats(server);
+    const hits = after.caches.api.hits - before.caches.api.hits;
+    const misses = after.caches.api.misses - before.caches.api.misses;
+    return {
+      run: { result, sqlPerRequest: (after.statements - before.statements) / result.requests, hitRate: hits + misses ? hits / (hits + misses) : undefined, stats: after },
+      mix: urls,
+      bytes,
+    };
+  } finally {
+    await stop(server);
+  }
+}
+
+interface BackendReport {
+  rows: string[];
+  claims: string[];
+}
+
+async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendReport> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000' };
   let dataDir: string | undefined;
   let schema: string | undefined;
+  const redisPrefix = `bench:${process.pid}:`;
   if (backend === 'pglite') {
     dataDir = mkdtempSync(join(tmpdir(), 'pasargad-bench-'));
     Object.assign(env, { DATA_DIR: dataDir, DEMO_PRODUCTS: '0' });
   } else {
     schema = `bench_${process.pid}`;
-    Object.assign(env, { DATABASE_URL: opts['database-url'], DATABASE_SCHEMA: schema });
+    Object.assign(env, { DATABASE_URL: opts['database-url'], DATABASE_SCHEMA: schema, REDIS_URL: opts['redis-url'], REDIS_KEY_PREFIX: redisPrefix });
   }
   try {
     say(`${backend}: seeding ${PRODUCTS} products`);
     await run([...CLI, 'seed', '--products', String(PRODUCTS)], env);
-    const port = await freePort();
-    const server = await start([...CLI, 'serve'], env, port);
-    const base = `http://127.0.0.1:${port}`;
-    const mix = await buildMix(base);
-    const bytes = await averageBytes(base, mix);
-    say(`${backend}: warm-up`);
-    await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: mix[Math.floor(Math.random() * mix.length)]! }) }] });
-    const sqlBefore = await sqlStatements(server);
-    say(`${backend}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s`);
-    const shop = await load(base, mix);
-    const sqlPerRequest = ((await sqlStatements(server)) - sqlBefore) / shop.requests;
-    await stop(server);
+    const off = await measure({ ...env, CACHE_ENABLED: 'false' }, undefined, `${backend}, cache off`);
+    const on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`);
 
     const barePort = await freePort();
-    const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], { ...env, BODY_BYTES: String(bytes) }, barePort);
-    say(`bare route, ${bytes} bytes`);
-    const yard = await load(`http://127.0.0.1:${barePort}`, mix);
+    const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], { ...env, BODY_BYTES: String(off.bytes) }, barePort);
+    say(`bare route, ${off.bytes} bytes`);
+    const yard = await load(`http://127.0.0.1:${barePort}`, off.mix);
     await stop(bare);
 
-    const row = (name: string, r: Result, sql: string, ratio: string) =>
-      `| ${name} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.errors + r.non2xx} | ${sql} | ${ratio} |`;
-    return [
-      row(`shop, ${backend}, ${PRODUCTS} products`, shop, sqlPerRequest.toFixed(2), `${(shop.rps / yard.rps).toFixed(3)}x`),
-      row(`bare Fastify, ${bytes} B`, yard, '0', '1x'),
+    const row = (name: string, r: Run | { result: Result; sqlPerRequest: number; hitRate?: number }) =>
+      `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
+    const speedup = on.run.result.rps / off.run.result.rps;
+    const api = on.run.stats.caches.api;
+    const saved = api.rawBytes ? 1 - api.storedBytes / api.rawBytes : undefined;
+    const check = (ok: boolean) => (ok ? 'met' : '**not met**');
+    const claims = [
+      `**${backend}** — SQL statements per request ${off.run.sqlPerRequest.toFixed(2)} → ${on.run.sqlPerRequest.toFixed(3)} (seed: 50–70% fewer; here ${((1 - on.run.sqlPerRequest / off.run.sqlPerRequest) * 100).toFixed(1)}% fewer): ${check(on.run.sqlPerRequest <= off.run.sqlPerRequest * 0.5)}`,
+      `**${backend}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
+      `**${backend}** — p99 with the cache on ${on.run.result.p99} ms (seed: < 100 ms; ours: < 10 ms): ${check(on.run.result.p99 < 10)}`,
+      `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}`,
+      saved === undefined
+        ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
+        : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
     ];
+    return {
+      rows: [
+        row(`shop, ${backend}, ${PRODUCTS} products, cache off`, off.run),
+        row(`shop, ${backend}, ${PRODUCTS} products, cache on`, on.run),
+        row(`bare Fastify, ${off.bytes} B`, { result: yard, sqlPerRequest: 0 }),
+      ],
+      claims,
+    };
   } finally {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     if (schema) {
@@ -182,19 +246,45 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<string[]> {
       await client.connect();
       await client.query(`drop schema if exists ${schema} cascade`);
       await client.end();
+      await dropRedisPrefix(opts['redis-url']!, redisPrefix);
     }
+  }
+}
+
+/** Removes the run's keys from databases 1-3 (SCAN, never KEYS). */
+async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  for (const db of [1, 2, 3]) {
+    const u = new URL(url);
+    u.pathname = `/${db}`;
+    const client = new Redis(u.toString());
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await client.del(...keys);
+    } while (cursor !== '0');
+    client.disconnect();
   }
 }
 
 const backends = opts.backend === 'both' ? (['pglite', 'postgres'] as const) : [opts.backend as 'pglite' | 'postgres'];
 const rows: string[] = [];
-for (const b of backends) rows.push(...(await benchBackend(b)));
+const claims: string[] = [];
+for (const b of backends) {
+  const r = await benchBackend(b);
+  rows.push(...r.rows);
+  claims.push(...r.claims);
+}
 const report = [
-  `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s, no cache, Node ${process.version}, ${new Date().toISOString()}`,
+  `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s, Node ${process.version}, ${new Date().toISOString()}`,
   '',
-  '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | ratio to bare |',
-  '|---|---|---|---|---|---|---|',
+  '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | ratio to bare |',
+  '|---|---|---|---|---|---|---|---|',
   ...rows,
+  '',
+  "The seed's claims, checked:",
+  '',
+  ...claims.map((c) => `- ${c}`),
 ].join('\n');
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/latest.md', `${report}\n`);

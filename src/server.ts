@@ -56,16 +56,15 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
     log.info({ user_id: user.id, email: user.email }, created ? 'staff account created from STAFF_EMAIL' : 'STAFF_EMAIL account exists; left unchanged');
   }
 
+  const warmer = config.cache.enabled ? new CacheWarmer(app, config) : undefined;
+  if (warmer) app.addHook('preClose', async () => warmer.stop());
   await app.listen({ port: config.port, host: config.host });
-  if (config.cache.enabled) {
-    const warmer = new CacheWarmer(app, config);
-    app.addHook('preClose', async () => warmer.stop());
-    warmer.start();
-  }
+  warmer?.start();
   // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters.
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {
-      if (msg?.type === 'stats') process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget });
+      if (msg?.type !== 'stats') return;
+      void app.caches.stats().then((caches) => process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget, caches }));
     });
   }
   let closing = false;

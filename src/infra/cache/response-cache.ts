@@ -71,18 +71,27 @@ export function responseCodec(compressThreshold: number): Codec<CachedResponse> 
   };
 }
 
-/** Method-free key: origin (links in bodies are absolute), path, and the query sorted by name. */
-export function responseKey(request: FastifyRequest, prefix: string): string {
-  const url = request.url;
+// Sorting a query costs microseconds a hit cannot spare; the same URLs come back again and again.
+const normalised = new Map<string, string>();
+
+function normalUrl(url: string): string {
   const q = url.indexOf('?');
-  let normal = url;
-  if (q !== -1) {
+  if (q === -1) return url;
+  let normal = normalised.get(url);
+  if (normal === undefined) {
     const params = new URLSearchParams(url.slice(q + 1));
     params.sort();
     const query = params.toString();
     normal = query ? `${url.slice(0, q)}?${query}` : url.slice(0, q);
+    if (normalised.size >= 10_000) normalised.clear();
+    normalised.set(url, normal);
   }
-  return `${prefix}:${request.protocol}://${request.host}${normal}`;
+  return normal;
+}
+
+/** Method-free key: origin (links in bodies are absolute), path, and the query sorted by name. */
+export function responseKey(request: FastifyRequest, prefix: string): string {
+  return `${prefix}:${request.protocol}://${request.host}${normalUrl(request.url)}`;
 }
 
 function encodingFor(request: FastifyRequest, e: CachedResponse): 'br' | 'gzip' | undefined {
@@ -114,7 +123,8 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     reply.header('x-cache', state);
     reply.header('etag', e.etag);
     reply.header('cache-control', cacheControl);
-    appendVary(reply, 'Accept-Encoding');
+    if (reply.hasHeader('vary')) appendVary(reply, 'Accept-Encoding');
+    else reply.header('vary', 'Accept-Encoding');
   }
 
   function serve(request: FastifyRequest, reply: FastifyReply, e: CachedResponse): FastifyReply {
@@ -126,17 +136,39 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     return reply.send(encoding === 'br' ? e.br : encoding === 'gzip' ? e.gzip : e.body);
   }
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback style, so a hit held in memory is answered without a promise or a tick.
+  app.addHook('onRequest', (request, reply, done) => {
     const cfg = request.routeOptions.config.cache;
-    if (!cfg || (request.method !== 'GET' && request.method !== 'HEAD')) return;
+    if (!cfg || (request.method !== 'GET' && request.method !== 'HEAD')) return done();
     const key = responseKey(request, cfg.keyPrefix);
-    const hit = api.peek(key) ?? (await api.get(key));
-    if (hit) return serve(request, reply, hit);
+    const hot = api.peek(key);
+    if (hot) {
+      serve(request, reply, hot);
+      return;
+    }
+    lookup(request, reply, cfg, key).then(
+      (served) => {
+        if (!served) done();
+      },
+      (err: unknown) => done(err as Error),
+    );
+  });
+
+  /** Redis, or the answer another request is already making; else this request will fill the entry. */
+  async function lookup(request: FastifyRequest, reply: FastifyReply, cfg: RouteCache, key: string): Promise<boolean> {
+    const hit = await api.get(key);
+    if (hit) {
+      serve(request, reply, hit);
+      return true;
+    }
     const pending = filling.get(key);
     if (pending) {
       const shared = await pending;
-      if (shared) return serve(request, reply, shared);
-      return;
+      if (shared) {
+        serve(request, reply, shared);
+        return true;
+      }
+      return false;
     }
     const tags = cfg.tags?.(request) ?? [];
     let done!: (e: CachedResponse | undefined) => void;
@@ -146,12 +178,20 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       done(e);
     };
     request.cacheFill = { key, tags, ttl: cfg.ttl, versions: await api.versionsFor(key, tags), done: finish };
+    return false;
+  }
+
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const fill = request.cacheFill;
+    if (!fill) return done(null, payload);
+    request.cacheFill = undefined;
+    fillEntry(request, reply, payload, fill).then(
+      (out) => done(null, out),
+      (err: unknown) => done(err as Error),
+    );
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
-    const fill = request.cacheFill;
-    if (!fill) return payload;
-    request.cacheFill = undefined;
+  async function fillEntry(request: FastifyRequest, reply: FastifyReply, payload: unknown, fill: NonNullable<FastifyRequest['cacheFill']>): Promise<unknown> {
     if (reply.statusCode !== 200 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
       fill.done(undefined);
       return payload;
@@ -175,13 +215,15 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     if (!encoding) return body;
     reply.header('content-encoding', encoding);
     return encoding === 'br' ? entry.br : entry.gzip;
-  });
+  }
 
   // A request that ends without a response (client gone) must not leave waiters behind.
-  app.addHook('onResponse', async (request) => {
+  app.addHook('onResponse', (request, _reply, done) => {
     request.cacheFill?.done(undefined);
+    done();
   });
-  app.addHook('onRequestAbort', async (request) => {
+  app.addHook('onRequestAbort', (request, done) => {
     request.cacheFill?.done(undefined);
+    done();
   });
 }

@@ -2,7 +2,7 @@
 // set, otherwise the embedded implementation.
 import type { Config } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
-import { Cache, jsonCodec } from './cache.ts';
+import { Cache, jsonCodec, type CacheStats } from './cache.ts';
 import { DatabaseKeyValueStore } from './database-store.ts';
 import { RedisKeyValueStore, redisClient, type RedisStoreOptions } from './redis-store.ts';
 import { RemoteStore, type RemoteLog } from './remote.ts';
@@ -20,6 +20,8 @@ export interface Caches {
   readonly default: Cache<unknown>;
   /** Ready HTTP responses of the public catalog. */
   readonly api: Cache<CachedResponse>;
+  /** Hits, misses, hit rate, keys, memory and compression of every cache store: one call for monitoring. */
+  stats(): Promise<Record<'default' | 'api', CacheStats>>;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,10 @@ export function openCaches(config: Config, o: CacheOpenOptions = {}): Caches {
   const caches = {
     default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.defaultUrl, 'default'), enabled: c.enabled }),
     api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.apiUrl, 'api'), enabled: c.enabled }),
+    async stats() {
+      const [d, a] = await Promise.all([caches.default.stats(), caches.api.stats()]);
+      return { default: d, api: a };
+    },
     async close() {
       await Promise.all([caches.default.close(), caches.api.close()]);
     },

@@ -30,19 +30,21 @@ export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
   app.decorate('tokens', tokens);
   app.decorateRequest('auth', null);
   app.decorateRequest('authUser', undefined);
-  app.addHook('onRequest', async (request) => {
+  // Callback style: most requests carry no token, and they pass without a promise or a tick.
+  app.addHook('onRequest', (request, _reply, done) => {
     const header = request.headers.authorization;
-    if (!header || request.is404) return;
+    if (!header || request.is404) return done();
     const parts = header.trim().split(/\s+/);
     // Other schemes (Basic…) are not ours to judge: the caller is anonymous, as in DRF.
-    if (parts[0]?.toLowerCase() !== 'bearer') return;
-    if (parts.length !== 2) throw unauthenticated('token_not_valid', 'Authorization header must contain two space-delimited values');
-    try {
-      request.auth = await tokens.verify(parts[1]!, 'access');
-    } catch (err) {
-      if (err instanceof TokenError) throw unauthenticated('token_not_valid');
-      throw err;
-    }
+    if (parts[0]?.toLowerCase() !== 'bearer') return done();
+    if (parts.length !== 2) return done(unauthenticated('token_not_valid', 'Authorization header must contain two space-delimited values'));
+    tokens.verify(parts[1]!, 'access').then(
+      (claims) => {
+        request.auth = claims;
+        done();
+      },
+      (err: unknown) => done(err instanceof TokenError ? unauthenticated('token_not_valid') : (err as Error)),
+    );
   });
 }
 
