@@ -1,7 +1,7 @@
 // `npm run bench`: seeds a catalog, starts the real server, and drives the seed's shopper mix
 // (3 list : 2 detail : 1 search over varied pages, filters, ids and queries) with autocannon:
-// once with the cache off, once with it on (after a warm-up), then the same load against a bare
-// Fastify route returning fixed bytes of the same size, all in one run. Embedded mode and
+// once with the cache off, once with it on (after a warm-up) in slices alternating with the same
+// load on a bare Fastify route returning fixed bytes of the same size, all in one run. Embedded mode and
 // PostgreSQL + Redis. Prints requests/s, p50/p99, SQL statements per request, cache hit rate,
 // the ratios, the seed's cache claims checked, and what compression saved in Redis.
 //
@@ -143,12 +143,12 @@ interface Result {
   requests: number;
 }
 
-async function load(base: string, mix: string[]): Promise<Result> {
+async function load(base: string, mix: string[], duration = DURATION): Promise<Result> {
   let i = 0;
   const r = await autocannon({
     url: base,
     connections: CONNECTIONS,
-    duration: DURATION,
+    duration,
     requests: [{ setupRequest: (req) => ({ ...req, path: mix[i++ % mix.length]! }) }],
   });
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, requests: r.requests.total };
@@ -161,8 +161,24 @@ interface Run {
   stats: ServerStats;
 }
 
-/** One server, warmed, under the mix. */
-async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label: string): Promise<{ run: Run; mix: string[]; bytes: number }> {
+/** Slices of load on each target in turn, so drift in the machine's speed hits both alike. */
+async function interleaved(targets: { base: string; mix: string[] }[], slices = 4): Promise<Result[]> {
+  const parts: Result[][] = targets.map(() => []);
+  for (let s = 0; s < slices; s++) {
+    for (const [i, t] of targets.entries()) parts[i]!.push(await load(t.base, t.mix, DURATION / slices));
+  }
+  return parts.map((rs) => ({
+    rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
+    p50: Math.max(...rs.map((r) => r.p50)),
+    p99: Math.max(...rs.map((r) => r.p99)),
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    requests: rs.reduce((a, r) => a + r.requests, 0),
+  }));
+}
+
+/** One server, warmed, under the mix (beside the bare route when one is given). */
+async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label: string, bare?: { base: string }): Promise<{ run: Run; mix: string[]; bytes: number; yard?: Result }> {
   const port = await freePort();
   const server = await start([...CLI, 'serve'], env, port);
   try {
@@ -172,8 +188,11 @@ async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label:
     say(`${label}: warm-up`);
     await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
     const before = await serverStats(server);
-    say(`${label}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s`);
-    const result = await load(base, urls);
+    say(`${label}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s${bare ? ', in slices alternating with the bare route' : ''}`);
+    let result: Result;
+    let yard: Result | undefined;
+    if (bare) [result, yard] = (await interleaved([{ base, mix: urls }, { base: bare.base, mix: urls }])) as [Result, Result];
+    else result = await load(base, urls);
     const after = await serverStats(server);
     const hits = after.caches.api.hits - before.caches.api.hits;
     const misses = after.caches.api.misses - before.caches.api.misses;
@@ -181,6 +200,7 @@ async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label:
       run: { result, sqlPerRequest: (after.statements - before.statements) / result.requests, hitRate: hits + misses ? hits / (hits + misses) : undefined, stats: after },
       mix: urls,
       bytes,
+      yard,
     };
   } finally {
     await stop(server);
@@ -208,13 +228,15 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
     say(`${backend}: seeding ${PRODUCTS} products`);
     await run([...CLI, 'seed', '--products', String(PRODUCTS)], env);
     const off = await measure({ ...env, CACHE_ENABLED: 'false' }, undefined, `${backend}, cache off`);
-    const on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`);
-
     const barePort = await freePort();
     const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], { ...env, BODY_BYTES: String(off.bytes) }, barePort);
-    say(`bare route, ${off.bytes} bytes`);
-    const yard = await load(`http://127.0.0.1:${barePort}`, off.mix);
-    await stop(bare);
+    let on: Awaited<ReturnType<typeof measure>>;
+    try {
+      on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`, { base: `http://127.0.0.1:${barePort}` });
+    } finally {
+      await stop(bare);
+    }
+    const yard = on.yard!;
 
     const row = (name: string, r: Run | { result: Result; sqlPerRequest: number; hitRate?: number }) =>
       `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;

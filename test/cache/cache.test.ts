@@ -86,6 +86,21 @@ function contract(kind: string, open: () => Promise<{ cache: Cache<unknown>; don
       assert.equal(await cache.get('race:1'), undefined, 'but nobody after it');
     });
 
+    test('wrap caches a function by its arguments, under its key family', async () => {
+      let calls = 0;
+      const featured = cache.wrap(async (page: number) => {
+        calls++;
+        return { page };
+      }, { keyPrefix: 'featured_fn', ttl: 60 });
+      assert.deepEqual(await featured(1), { page: 1 });
+      assert.deepEqual(await featured(1), { page: 1 });
+      assert.deepEqual(await featured(2), { page: 2 });
+      assert.equal(calls, 2);
+      await cache.invalidate(['featured_fn:*']);
+      await featured(1);
+      assert.equal(calls, 3);
+    });
+
     test('clear empties the store; stats count hits and misses', async () => {
       await cache.set('s:1', 1, { ttl: 60 });
       await cache.get('s:1');

@@ -250,4 +250,57 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     const read = await getJson(b, url);
     assert.equal(read.body.price, '12.00');
   });
+
+  test('every kind of write on one instance shows on the other: filtered lists, categories, reviews, reviewer names, carts', async () => {
+    const staff = await signedIn(a, database, { staff: true });
+    const shopper = await signedIn(a, database, { first_name: 'Ida', last_name: 'Wells' });
+    const cat = await f.category(database.db, { name: 'Shared shelf' });
+    const p = await f.product(database.db, { category_id: cat.id, price: '50.00', stock_quantity: 5 });
+    const reads = [`/api/products/?category=${cat.id}&max_price=30`, `/api/products/${p.id}/`, `/api/products/${p.id}/reviews/`, '/api/products/categories/?page_size=100'];
+    const holdOnB = async () => {
+      for (const url of reads) await getJson(b, url);
+      for (const url of reads) assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', url);
+    };
+    /** Runs a write on a, waits until b has heard of it, and hands back b's fresh reads. */
+    const writeOnA = async (write: () => Promise<unknown>) => {
+      const heard = new Promise<void>((resolve) => {
+        const off = b.caches.api.onInvalidation(() => {
+          off();
+          resolve();
+        });
+      });
+      await write();
+      await heard;
+      return Promise.all(reads.map((url) => getJson(b, url)));
+    };
+
+    await holdOnB();
+    let [cheap, detail] = await writeOnA(() => getJson(a, `/api/products/${p.id}/`, { method: 'PATCH', headers: staff.headers, payload: { price: '20.00' } }));
+    assert.deepEqual(cheap!.body.results.map((x: { id: number }) => x.id), [p.id], 'moved into the filtered list');
+    assert.equal(detail!.body.price, '20.00');
+
+    await holdOnB();
+    let categories;
+    [, detail, , categories] = await writeOnA(() => getJson(a, `/api/products/categories/${cat.id}/`, { method: 'PATCH', headers: staff.headers, payload: { name: 'Shared rack' } }));
+    assert.equal(detail!.body.category.name, 'Shared rack');
+    assert.ok(categories!.body.results.some((c: { name: string }) => c.name === 'Shared rack'));
+
+    await holdOnB();
+    let reviews;
+    [, detail, reviews] = await writeOnA(() => getJson(a, `/api/products/${p.id}/reviews/`, { method: 'POST', headers: shopper.headers, payload: { rating: 5, review_text: 'Sturdy' } }));
+    assert.equal(detail!.body.review_count, 1);
+    assert.equal(reviews!.body.results[0].user_name, 'Ida W.');
+
+    await holdOnB();
+    [, , reviews] = await writeOnA(() => getJson(a, '/api/users/profile/', { method: 'PATCH', headers: shopper.headers, payload: { last_name: 'Barnett' } }));
+    assert.equal(reviews!.body.results[0].user_name, 'Ida B.');
+
+    // A signed-in user's cart, cached in the default store, follows a price change made on a.
+    await getJson(b, '/api/cart/add/', { method: 'POST', headers: shopper.headers, payload: { product_id: p.id, quantity: 2 } });
+    assert.equal((await getJson(b, '/api/cart/', { headers: shopper.headers })).body.total_price, '40.00');
+    const heardDefault = new Promise<void>((resolve) => b.caches.default.onInvalidation(() => resolve()));
+    await getJson(a, `/api/products/${p.id}/`, { method: 'PATCH', headers: staff.headers, payload: { price: '21.00' } });
+    await heardDefault;
+    assert.equal((await getJson(b, '/api/cart/', { headers: shopper.headers })).body.total_price, '42.00');
+  });
 });

@@ -263,6 +263,14 @@ export class Cache<T> {
     }
   }
 
+  /**
+   * The seed's `@cache_response(timeout, key_prefix)` on a function: calls with equal arguments
+   * share one entry, `keyPrefix:<arguments as JSON>`, in this store.
+   */
+  wrap<A extends unknown[]>(fn: (...args: A) => Promise<T>, o: { keyPrefix: string; ttl: number; tags?: (...args: A) => string[] }): (...args: A) => Promise<T> {
+    return (...args: A) => this.getOrSet(`${o.keyPrefix}:${JSON.stringify(args)}`, () => fn(...args), { ttl: o.ttl, tags: o.tags?.(...args) });
+  }
+
   /** Every entry made under any of these tags stops being served, on every instance. */
   async invalidateTags(tags: string[]): Promise<void> {
     if (!tags.length) return;
