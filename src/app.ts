@@ -1,6 +1,5 @@
 // buildApp(config): composes plugins and routes into a Fastify instance. It never listens;
 // server.ts does that, tests use app.inject().
-import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
@@ -87,7 +86,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerHttpHooks(app);
   registerInputGuards(app);
   const routeTable = methodNotAllowed(app);
-  await app.register(cookie);
   // The contract accepts form-encoded bodies as well as JSON (§1.2); schemas coerce their strings.
   await app.register(formbody);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));

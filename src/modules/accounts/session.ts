@@ -3,6 +3,7 @@
 // are made only when a guest first needs one (cart, wishlist), never for catalog reads, so
 // public responses stay cookie-free and cacheable.
 import { randomBytes } from 'node:crypto';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyValueStore } from '../../infra/cache/store.ts';
 import { currentUser } from './auth.ts';
@@ -47,13 +48,16 @@ export class GuestSessions {
     this.renewAfter = Math.min(86_400, Math.floor(ttlSeconds / 14));
   }
 
+  // Cookies are read and written only here, when a guest needs a session; no hook parses them
+  // on every request.
   private cookie(request: FastifyRequest, reply: FastifyReply, key: string): void {
-    reply.setCookie(SESSION_COOKIE, key, { httpOnly: true, path: '/', sameSite: 'lax', maxAge: this.ttlSeconds, secure: request.protocol === 'https' });
+    reply.header('set-cookie', stringifySetCookie({ name: SESSION_COOKIE, value: key, httpOnly: true, path: '/', sameSite: 'lax', maxAge: this.ttlSeconds, secure: request.protocol === 'https' }));
   }
 
   /** The caller's live session key, or null. Renews the session when it is due. */
   async current(request: FastifyRequest, reply: FastifyReply): Promise<string | null> {
-    const key = request.cookies[SESSION_COOKIE];
+    const header = request.headers.cookie;
+    const key = header ? parseCookie(header)[SESSION_COOKIE] : undefined;
     if (!key || !SESSION_KEY.test(key)) return null;
     const raw = await this.store.get(`session:${key}`);
     if (!raw) return null;
