@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { appendVary } from '../http/hooks.ts';
+import { addRouteHook, appendVary, inputGuards } from '../http/hooks.ts';
 import type { Cache, Codec } from './cache.ts';
 
 export interface CachedResponse {
@@ -112,11 +112,17 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
   // Concurrent misses of one key wait for the first one's answer instead of all running the route.
   const filling = new Map<string, Promise<CachedResponse | undefined>>();
 
+  // The lookup is a route-level hook, added last: after every app-wide hook (request id, the
+  // Bearer check, rate limits) and any of the route's own onRequest hooks. Hooks that run later
+  // (preValidation, preHandler) would be skipped by a hit, so a cached route may not have them.
+  const isGuardOnly = (route: RouteOptions) => [route.preValidation].flat().every((h) => h && inputGuards.has(h));
   app.addHook('onRoute', (route: RouteOptions) => {
-    const cache = (route.config as { cache?: RouteCache } | undefined)?.cache;
-    if (cache && (route.onRequest || route.preValidation || route.preHandler)) {
-      throw new Error(`${route.url}: a cached route cannot have hooks of its own (a cache hit would skip them)`);
+    const cfg = (route.config as { cache?: RouteCache } | undefined)?.cache;
+    if (!cfg) return;
+    if (route.preHandler || (route.preValidation && !isGuardOnly(route))) {
+      throw new Error(`${route.url}: a cached route cannot have preValidation or preHandler hooks (a cache hit would skip them)`);
     }
+    addRouteHook(route, 'onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => lookupHook(cfg, request, reply, done));
   });
 
   function headers(reply: FastifyReply, e: CachedResponse, state: 'HIT' | 'MISS'): void {
@@ -137,9 +143,8 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
   }
 
   // Callback style, so a hit held in memory is answered without a promise or a tick.
-  app.addHook('onRequest', (request, reply, done) => {
-    const cfg = request.routeOptions.config.cache;
-    if (!cfg || (request.method !== 'GET' && request.method !== 'HEAD')) return done();
+  function lookupHook(cfg: RouteCache, request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return done();
     const key = responseKey(request, cfg.keyPrefix);
     const hot = api.peek(key);
     if (hot) {
@@ -152,7 +157,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       },
       (err: unknown) => done(err as Error),
     );
-  });
+  }
 
   /** Redis, or the answer another request is already making; else this request will fill the entry. */
   async function lookup(request: FastifyRequest, reply: FastifyReply, cfg: RouteCache, key: string): Promise<boolean> {
@@ -172,11 +177,17 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     }
     const tags = cfg.tags?.(request) ?? [];
     let done!: (e: CachedResponse | undefined) => void;
-    filling.set(key, new Promise((resolve) => (done = resolve)));
+    const promise = new Promise<CachedResponse | undefined>((resolve) => (done = resolve));
+    filling.set(key, promise);
+    let finished = false;
     const finish = (e: CachedResponse | undefined) => {
-      filling.delete(key);
+      if (finished) return;
+      finished = true;
+      if (filling.get(key) === promise) filling.delete(key);
       done(e);
     };
+    // However this request ends (an error, the client gone), nobody is left waiting on it.
+    reply.raw.once('close', () => finish(undefined));
     request.cacheFill = { key, tags, ttl: cfg.ttl, versions: await api.versionsFor(key, tags), done: finish };
     return false;
   }
@@ -217,13 +228,4 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     return encoding === 'br' ? entry.br : entry.gzip;
   }
 
-  // A request that ends without a response (client gone) must not leave waiters behind.
-  app.addHook('onResponse', (request, _reply, done) => {
-    request.cacheFill?.done(undefined);
-    done();
-  });
-  app.addHook('onRequestAbort', (request, done) => {
-    request.cacheFill?.done(undefined);
-    done();
-  });
 }

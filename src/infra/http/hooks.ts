@@ -1,7 +1,7 @@
 // Per-request basics every route shares: request id, the contract's security headers, the
 // trailing-slash redirect (§4.13) and 405 for known paths called with another method.
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, HTTPMethods, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import { AppError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -18,24 +18,37 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'same-origin',
 };
 
+/** Appends a route-level hook (Fastify takes one function or an array). */
+export function addRouteHook(route: RouteOptions, name: 'onRequest' | 'preValidation', hook: (...args: never[]) => unknown): void {
+  const existing = route[name];
+  route[name] = [...(existing ? [existing].flat() : []), hook] as never;
+}
+
+// Routes are registered with their trailing slash and matched with or without it; a GET without
+// it is redirected so caches and clients converge on one URL, other methods are served as they
+// are (a redirect would lose their body). Only slashed routes carry this hook.
+function slashRedirect(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  const method = request.method;
+  if (method === 'GET' || method === 'HEAD') {
+    const url = request.url;
+    const q = url.indexOf('?');
+    const end = q === -1 ? url.length : q;
+    if (url.charCodeAt(end - 1) !== 47) {
+      reply.redirect(`${url.slice(0, end)}/${url.slice(end)}`, 301);
+      return;
+    }
+  }
+  done();
+}
+
 export function registerHttpHooks(app: FastifyInstance): void {
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', request.id);
-    // Routes are registered with their trailing slash and matched with or without it; a GET
-    // without it is redirected so caches and clients converge on one URL, other methods are
-    // served as they are (a redirect would lose their body).
-    const method = request.method;
-    if (method === 'GET' || method === 'HEAD') {
-      const url = request.url;
-      const q = url.indexOf('?');
-      const end = q === -1 ? url.length : q;
-      if (url.charCodeAt(end - 1) !== 47 && request.routeOptions.url?.endsWith('/')) {
-        reply.redirect(`${url.slice(0, end)}/${url.slice(end)}`, 301);
-        return;
-      }
-    }
     done();
+  });
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.url.endsWith('/') && [route.method].flat().some((m) => m === 'GET' || m === 'HEAD')) addRouteHook(route, 'onRequest', slashRedirect);
   });
 }
 
@@ -65,14 +78,23 @@ function sanitise(values: Record<string, unknown>, props: Props, dropEmpty: bool
   }
 }
 
+/** The input guards, which a cache hit may skip: it answers a request already validated once. */
+export const inputGuards = new WeakSet<object>();
+
 export function registerInputGuards(app: FastifyInstance): void {
-  app.addHook('preValidation', (request, _reply, done) => {
-    const schema = request.routeOptions.schema as { querystring?: { properties?: Props }; params?: { properties?: Props }; body?: { properties?: Props } } | undefined;
-    const body = request.body;
-    if (schema?.body && body && typeof body === 'object' && !Array.isArray(body)) sanitise(body as Record<string, unknown>, schema.body.properties, false);
-    if (schema?.querystring && request.query && typeof request.query === 'object') sanitise(request.query as Record<string, unknown>, schema.querystring.properties, true);
-    if (schema?.params && request.params && typeof request.params === 'object') sanitise(request.params as Record<string, unknown>, schema.params.properties, false);
-    done();
+  // Attached per route, with the route's schema in hand (no lookup per request).
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const schema = route.schema as { querystring?: { properties?: Props }; params?: { properties?: Props }; body?: { properties?: Props } } | undefined;
+    if (!schema?.querystring && !schema?.params && !schema?.body) return;
+    const guard = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+      const body = request.body;
+      if (schema.body && body && typeof body === 'object' && !Array.isArray(body)) sanitise(body as Record<string, unknown>, schema.body.properties, false);
+      if (schema.querystring && request.query && typeof request.query === 'object') sanitise(request.query as Record<string, unknown>, schema.querystring.properties, true);
+      if (schema.params && request.params && typeof request.params === 'object') sanitise(request.params as Record<string, unknown>, schema.params.properties, false);
+      done();
+    };
+    inputGuards.add(guard);
+    addRouteHook(route, 'preValidation', guard);
   });
 }
 
