@@ -16,6 +16,8 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { redisDatabase } from '../src/config.ts';
+import { deleteMatching } from '../src/infra/cache/redis-store.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -276,15 +278,8 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
 /** Removes the run's keys from databases 1-3 (SCAN, never KEYS). */
 async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
   for (const db of [1, 2, 3]) {
-    const u = new URL(url);
-    u.pathname = `/${db}`;
-    const client = new Redis(u.toString());
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await client.del(...keys);
-    } while (cursor !== '0');
+    const client = new Redis(redisDatabase(url, db));
+    await deleteMatching(client, prefix);
     client.disconnect();
   }
 }

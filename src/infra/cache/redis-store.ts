@@ -24,6 +24,24 @@ export function redisClient(url: string, opts: RedisStoreOptions = {}): Redis {
   return client;
 }
 
+/**
+ * Deletes every key that starts with `prefix` (after the client's own key prefix): SCAN in
+ * batches, never KEYS, never FLUSHDB. Returns how many went.
+ */
+export async function deleteMatching(client: Redis, prefix: string): Promise<number> {
+  const own = client.options.keyPrefix ?? '';
+  const pattern = `${(own + prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    // SCAN answers with whole keys; the client adds its prefix again, so take it off first.
+    if (keys.length) n += await client.del(...keys.map((k) => k.slice(own.length)));
+  } while (cursor !== '0');
+  return n;
+}
+
 export class RedisKeyValueStore implements KeyValueStore {
   constructor(
     private readonly client: Redis,
@@ -54,20 +72,8 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.run(() => this.client.del(key));
   }
 
-  /** SCAN and DEL under this client's key prefix (never KEYS, never FLUSHDB). */
-  async clear(prefix = ''): Promise<number> {
-    const own = this.client.options.keyPrefix ?? '';
-    const pattern = `${(own + prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
-    return this.run(async () => {
-      let cursor = '0';
-      let n = 0;
-      do {
-        const [next, keys] = await this.client.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-        cursor = next;
-        if (keys.length) n += await this.client.del(...keys.map((k) => k.slice(own.length)));
-      } while (cursor !== '0');
-      return n;
-    });
+  clear(prefix = ''): Promise<number> {
+    return this.run(() => deleteMatching(this.client, prefix));
   }
 
   async close(): Promise<void> {

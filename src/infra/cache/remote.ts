@@ -4,7 +4,7 @@
 // logged once, not per request.
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Redis } from 'ioredis';
-import { redisClient } from './redis-store.ts';
+import { deleteMatching, redisClient } from './redis-store.ts';
 import type { StoreName } from './store.ts';
 
 export interface RemoteEnvelope {
@@ -157,21 +157,9 @@ export class RemoteStore {
     return versions;
   }
 
-  /** Deletes every key under a prefix: SCAN in batches, never KEYS. Returns how many went. */
+  /** Deletes every key under a prefix (SCAN, never KEYS) and tells every instance. */
   async deletePrefix(prefix: string): Promise<number> {
-    const own = this.opts.keyPrefix ?? '';
-    const pattern = `${(own + prefix).replace(/[*?[\]\\]/g, '\\$&')}*`;
-    const deleted = await this.run(async (r) => {
-      let cursor = '0';
-      let n = 0;
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-        cursor = next;
-        // SCAN answers with whole keys; the client adds its prefix again, so take it off first.
-        if (keys.length) n += await r.del(...keys.map((k) => k.slice(own.length)));
-      } while (cursor !== '0');
-      return n;
-    });
+    const deleted = await this.run((r) => deleteMatching(r, prefix));
     await this.publish({ prefix });
     return deleted ?? 0;
   }
