@@ -261,7 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function configTable(): string {
   const rows = Object.entries(CONFIG_VARIABLES).map(([name, spec]) => {
     const d = (spec as { default?: unknown }).default;
-    const shown = d === undefined ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
+    const shown = d === undefined || d === '' ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
     return `| \`${name}\` | ${shown} | ${(spec as { desc?: string }).desc ?? ''} |`;
   });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
