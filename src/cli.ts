@@ -39,6 +39,17 @@ function config(): Config {
   }
 }
 
+/** Waits for the Redis cache stores, or fails after 5 s instead of hanging. */
+async function redisReady(ready: Promise<void>[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('Redis did not answer within 5 s')), 5_000)));
+  try {
+    await Promise.race([Promise.all(ready), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -97,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
         }
         const app = await buildApp(withEmbeddedSecret(cfg));
         try {
-          await Promise.all([app.caches.api.ready(), app.caches.default.ready()]);
+          await redisReady([app.caches.api.ready(), app.caches.default.ready()]);
           const r = await new CacheWarmer(app, cfg).warm();
           process.stdout.write(`warmed ${r.requests} answers in ${r.ms} ms\n`);
         } finally {
@@ -117,7 +128,7 @@ async function main(argv: string[]): Promise<void> {
       const caches = openCaches(cfg);
       const sessions = openSessionStore(cfg, database);
       try {
-        await Promise.all([caches.api.ready(), caches.default.ready()]);
+        if (names.some((n) => n !== 'session')) await redisReady([caches.api.ready(), caches.default.ready()]);
         for (const name of names) {
           if (name === 'session') {
             const n = await sessions.clear(values.pattern?.replace(/\*$/, ''));

@@ -176,6 +176,70 @@ describe('several instances sharing Redis', () => {
   });
 });
 
+test('a write made while Redis was out of reach is applied when it returns: no instance serves the old entry', async () => {
+  const proxy = await tcpProxy(6379);
+  const prefix = uniquePrefix();
+  const a = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, `redis://127.0.0.1:${proxy.port}/1`) });
+  const b = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
+  try {
+    await Promise.all([a.ready(), b.ready()]);
+    await a.set('item:1', 'v0', { ttl: 60, tags: ['product:1'] });
+    assert.equal(await b.get('item:1'), 'v0');
+    await proxy.cut();
+    await sleep(50);
+    await a.invalidateTags(['product:1']); // the write's bump cannot reach Redis
+    await proxy.restore();
+    const deadline = Date.now() + 10_000;
+    while (!a.available && Date.now() < deadline) {
+      await a.get('poke');
+      await sleep(100);
+    }
+    assert.ok(a.available, 'a is back');
+    await sleep(100);
+    assert.equal(await a.get('item:1'), undefined);
+    assert.equal(await b.get('item:1'), undefined, 'b, which never lost Redis, heard the late bump');
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await proxy.close();
+    await dropPrefix(prefix, REDIS);
+  }
+});
+
+test('a concurrent miss joins a load only if no write happened since it started', async () => {
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20 });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const first = cache.getOrSet('join:1', async () => {
+    await gate;
+    return 'before the write';
+  }, { ttl: 60, tags: ['t'] });
+  await sleep(10);
+  await cache.invalidateTags(['t']);
+  const second = cache.getOrSet('join:1', async () => 'after the write', { ttl: 60, tags: ['t'] });
+  release();
+  assert.equal(await first, 'before the write');
+  assert.equal(await second, 'after the write');
+  assert.equal(await cache.get('join:1'), 'after the write');
+});
+
+test('an entry Redis holds in another format is a miss, not an error', async () => {
+  const prefix = uniquePrefix();
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
+  const raw = new (await import('ioredis')).Redis(REDIS);
+  try {
+    await cache.ready();
+    await cache.set('odd:1', { ok: true }, { ttl: 60 });
+    const other = new Cache({ name: 'default', codec: { ...jsonCodec, decode: () => { throw new Error('old format'); } }, memoryBytes: 1 << 20, remote: remote(prefix) });
+    await other.ready();
+    assert.equal(await other.getOrSet('odd:1', async () => ({ fresh: true }), { ttl: 60 }).then((v) => JSON.stringify(v)), '{"fresh":true}');
+    await other.close();
+  } finally {
+    raw.disconnect();
+    await cache.close();
+    await dropPrefix(prefix, REDIS);
+  }
+});
+
 test('Redis down: the loader answers, nothing throws, the outage is logged once; the cache heals when Redis returns', async () => {
   const proxy = await tcpProxy(6379);
   const prefix = uniquePrefix();

@@ -78,6 +78,20 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
     assert.match(otherHost.body.next ?? 'http://other.test', /^http:\/\/other\.test/);
   });
 
+  test('different bytes in a query are different entries, even where decoding would make them alike', async () => {
+    const a = await getJson(app, '/api/products/search/?q=%C3%A9t%C3%A9');
+    const b = await getJson(app, '/api/products/search/?q=%FF%FE');
+    assert.equal(a.headers['x-cache'], 'MISS');
+    assert.equal(b.headers['x-cache'], 'MISS');
+    const [c1, c2] = [await f.category(db().db), await f.category(db().db)];
+    const one = await getJson(app, `/api/products/?category=${c1.id}&category=${c2.id}&page_size=3`);
+    assert.equal(one.status, 200);
+    const swapped = await getJson(app, `/api/products/?page_size=3&category=${c2.id}&category=${c1.id}`);
+    assert.equal(swapped.headers['x-cache'], 'MISS', 'repeated parameters keep their order');
+    const same = await getJson(app, `/api/products/?page_size=3&category=${c1.id}&category=${c2.id}`);
+    assert.equal(same.headers['x-cache'], 'HIT');
+  });
+
   test('a cached answer never skips the token check, and personal routes are never cached', async () => {
     const url = '/api/products/featured/';
     await getJson(app, url);
@@ -204,12 +218,12 @@ test('warming makes the hot answers before anyone asks, and re-makes them after 
     }
     // A page shoppers used recently is warmed again right after a write drops it.
     const detail = `/api/products/${p.id}/`;
-    await getJson(app, detail);
+    await getJson(app, detail, local);
     warmer.start();
     const staff = await signedIn(app, database, { staff: true });
     await getJson(app, detail, { method: 'PATCH', headers: staff.headers, payload: { price: '99.00' } });
     await new Promise((resolve) => setTimeout(resolve, 600));
-    const after = await getJson(app, detail);
+    const after = await getJson(app, detail, local);
     assert.equal(after.headers['x-cache'], 'HIT');
     assert.equal(after.body.price, '99.00');
   } finally {

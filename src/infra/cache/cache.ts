@@ -64,6 +64,10 @@ export interface CacheOptions<T> {
   enabled?: boolean;
 }
 
+export function sameVersions(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 /** The family of a key (`product_list:…` → `product_list`): every key is tagged with it. */
 export function familyOf(key: string): string {
   const i = key.indexOf(':');
@@ -73,16 +77,21 @@ export function familyOf(key: string): string {
 export class Cache<T> {
   readonly name: StoreName;
   private readonly local: LRUCache<string, Entry<T>>;
-  private readonly versions = new Map<string, number>();
-  private readonly inflight = new Map<string, Promise<T>>();
+  // With Redis a forgotten version is simply asked again, so the map can be bounded; in memory
+  // alone it is the only record, and holds one number per tag ever invalidated.
+  private readonly versions: Map<string, number> | LRUCache<string, number>;
+  /** Tag bumps Redis did not take (it was out of reach): made before anything is served again. */
+  private readonly unsent = new Set<string>();
+  private readonly inflight = new Map<string, { work: Promise<T>; versions: number[] | undefined }>();
   private readonly counters = { hits: 0, misses: 0, evictions: 0 };
-  private readonly listeners = new Set<(m: InvalidationMessage) => void>();
+  private readonly listeners = new Set<(m: InvalidationMessage, own: boolean) => void>();
 
   constructor(private readonly opts: CacheOptions<T>) {
     this.name = opts.name;
+    this.versions = opts.remote ? new LRUCache<string, number>({ max: 200_000 }) : new Map<string, number>();
     this.local = new LRUCache<string, Entry<T>>({
       maxSize: opts.memoryBytes,
-      sizeCalculation: (e) => Math.max(1, opts.codec.size(e.value) + 64 * e.tags.length),
+      sizeCalculation: (e, key) => Math.max(1, opts.codec.size(e.value) + 2 * key.length + 64 * e.tags.length),
       ttlAutopurge: false,
       dispose: (_v, _k, reason) => {
         if (reason === 'evict') this.counters.evictions++;
@@ -92,9 +101,12 @@ export class Cache<T> {
     if (remote) {
       // While Redis was out of reach, other instances' invalidations may have been missed.
       remote.onFailed = () => this.forgetLocal();
-      remote.onRecovered = () => this.forgetLocal();
+      remote.onRecovered = () => {
+        this.forgetLocal();
+        void this.sendUnsent();
+      };
       void remote.subscribe(
-        (m) => this.apply(m),
+        (m) => this.apply(m, false),
         () => this.forgetLocal(),
       );
     }
@@ -111,11 +123,20 @@ export class Cache<T> {
 
   /** Whether the cache can be used right now (Redis, when there is one, is reachable). */
   get available(): boolean {
-    return this.opts.enabled !== false && (!this.opts.remote || this.opts.remote.available);
+    return this.opts.enabled !== false && (!this.opts.remote || (this.opts.remote.available && this.unsent.size === 0));
+  }
+
+  private async sendUnsent(): Promise<void> {
+    if (!this.unsent.size || !this.opts.remote) return;
+    const tags = [...this.unsent];
+    const bumped = await this.opts.remote.bumpTags(tags);
+    if (!bumped) return;
+    for (const t of tags) this.unsent.delete(t);
+    this.apply({ tags: bumped }, true);
   }
 
   /** Runs for every invalidation this instance applies, its own and other instances' (tests, warming). */
-  onInvalidation(listener: (m: InvalidationMessage) => void): () => void {
+  onInvalidation(listener: (m: InvalidationMessage, own: boolean) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -125,9 +146,15 @@ export class Cache<T> {
     this.versions.clear();
   }
 
-  private apply(m: InvalidationMessage): void {
+  private apply(m: InvalidationMessage, own: boolean): void {
     if ('tags' in m) {
-      for (const [tag, v] of Object.entries(m.tags)) if (v > (this.versions.get(tag) ?? -1)) this.versions.set(tag, v);
+      for (const [tag, v] of Object.entries(m.tags)) {
+        const known = this.versions.get(tag);
+        // A counter that went back (expired, restored, cleared) could make old copies look
+        // current again: drop every copy this instance holds.
+        if (known !== undefined && v < known) this.forgetLocal();
+        if (known === undefined || v !== known) this.versions.set(tag, v);
+      }
     } else if ('keys' in m) {
       for (const k of m.keys) this.local.delete(k);
     } else if ('prefix' in m) {
@@ -135,7 +162,7 @@ export class Cache<T> {
     } else {
       this.forgetLocal();
     }
-    for (const l of this.listeners) l(m);
+    for (const l of this.listeners) l(m, own);
   }
 
   private tagsFor(key: string, tags: string[] = []): string[] {
@@ -214,8 +241,15 @@ export class Cache<T> {
     const remote = this.opts.remote;
     if (remote) {
       const found = await remote.get(key);
-      if (found) {
-        const entry: Entry<T> = { value: this.opts.codec.decode(found.payload), tags: found.tags, versions: found.versions };
+      let value: T | undefined;
+      try {
+        value = found ? this.opts.codec.decode(found.payload) : undefined;
+      } catch {
+        // Not ours, or an older format (a rolling deploy): a miss, and the entry goes.
+        await remote.del([key]);
+      }
+      if (found && value !== undefined) {
+        const entry: Entry<T> = { value, tags: found.tags, versions: found.versions };
         if (this.valid(entry) === undefined) await this.versionsFor(key, found.tags);
         if (this.valid(entry)) {
           this.counters.hits++;
@@ -247,19 +281,21 @@ export class Cache<T> {
   async getOrSet(key: string, loader: () => Promise<T>, o: { ttl: number; tags?: string[] }): Promise<T> {
     const hit = await this.get(key);
     if (hit !== undefined) return hit;
+    const versions = this.available ? await this.versionsFor(key, o.tags) : undefined;
     const running = this.inflight.get(key);
-    if (running) return running;
+    // Join a load only if no write happened since it started; a later caller must see the write.
+    if (running && versions && running.versions && sameVersions(running.versions, versions)) return running.work;
     const work = (async () => {
-      const versions = this.available ? await this.versionsFor(key, o.tags) : undefined;
       const value = await loader();
       if (versions) await this.set(key, value, { ttl: o.ttl, tags: o.tags, versions });
       return value;
     })();
-    this.inflight.set(key, work);
+    const entry = { work, versions };
+    this.inflight.set(key, entry);
     try {
       return await work;
     } finally {
-      this.inflight.delete(key);
+      if (this.inflight.get(key) === entry) this.inflight.delete(key);
     }
   }
 
@@ -278,12 +314,17 @@ export class Cache<T> {
     if (!remote) {
       const bumped: Record<string, number> = {};
       for (const t of tags) bumped[t] = (this.versions.get(t) ?? 0) + 1;
-      this.apply({ tags: bumped });
+      this.apply({ tags: bumped }, true);
       return;
     }
     const bumped = await remote.bumpTags(tags);
-    // Redis out of reach: nothing is served from this store until it returns (see forgetLocal).
-    if (bumped) this.apply({ tags: bumped });
+    if (bumped) {
+      this.apply({ tags: bumped }, true);
+      return;
+    }
+    // Redis out of reach: the store serves nothing until these bumps are made (see sendUnsent).
+    for (const t of tags) this.unsent.add(t);
+    this.forgetLocal();
   }
 
   /**
@@ -294,6 +335,7 @@ export class Cache<T> {
     const keys: string[] = [];
     const families: string[] = [];
     const prefixes: string[] = [];
+    if (patterns.includes('*')) return this.clear();
     for (const p of patterns) {
       if (!p.endsWith('*')) keys.push(p);
       else if (/^[^:*?[\]]+:\*$/.test(p)) families.push(p.slice(0, -2));

@@ -33,6 +33,9 @@ export type InvalidationMessage = { tags: Record<string, number> } | { keys: str
 
 const FLAG_GZIP = 1;
 
+/** Seconds a tag counter outlives its last bump: far longer than any entry's TTL (at most an hour). */
+export const TAG_VERSION_TTL = 2 * 86_400;
+
 /**
  * Entry layout in Redis: [flags u8][header length u32][header JSON {t, v}][payload, gzipped when
  * flagged]. Buffers, not JSON: a cached response is stored as bytes and sent as bytes.
@@ -147,12 +150,13 @@ export class RemoteStore {
   async bumpTags(tags: string[]): Promise<Record<string, number> | undefined> {
     const results = await this.run(async (r) => {
       const pipeline = r.pipeline();
-      for (const t of tags) pipeline.incr(`tagv:${t}`);
+      // A counter untouched for two days may go: every entry made under it expired long before.
+      for (const t of tags) pipeline.incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL);
       return pipeline.exec();
     });
     if (!results) return undefined;
     const versions: Record<string, number> = {};
-    tags.forEach((t, i) => (versions[t] = Number(results[i]?.[1] ?? 0)));
+    tags.forEach((t, i) => (versions[t] = Number(results[i * 2]?.[1] ?? 0)));
     await this.publish({ tags: versions });
     return versions;
   }
@@ -160,7 +164,9 @@ export class RemoteStore {
   /** Deletes every key under a prefix (SCAN, never KEYS) and tells every instance. */
   async deletePrefix(prefix: string): Promise<number> {
     const deleted = await this.run((r) => deleteMatching(r, prefix));
-    await this.publish({ prefix });
+    // If tag counters went too, every instance must forget what it holds (see Cache.apply).
+    const counters = 'tagv:'.startsWith(prefix) || prefix.startsWith('tagv:');
+    await this.publish(counters ? { clear: true } : { prefix });
     return deleted ?? 0;
   }
 
@@ -177,7 +183,7 @@ export class RemoteStore {
 
   /** Listens for other instances' invalidations; `onReady` runs at each (re)subscription. */
   async subscribe(handler: (m: InvalidationMessage) => void, onReady: () => void): Promise<void> {
-    const sub = this.client.duplicate({ keyPrefix: '', enableOfflineQueue: true, commandTimeout: undefined });
+    const sub = this.client.duplicate({ keyPrefix: '', enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: false });
     this.subscriber = sub;
     sub.on('error', () => {});
     sub.on('close', () => {
@@ -192,14 +198,18 @@ export class RemoteStore {
         // a malformed message is ignored
       }
     });
-    // ioredis subscribes again by itself after a reconnect, then says 'ready'.
+    // Listening only once SUBSCRIBE is confirmed: an invalidation published before that would be missed.
     sub.on('ready', () => {
-      onReady();
-      this.listening = true;
-      this.recovered();
-      this.markReady();
+      sub.subscribe(this.channel).then(
+        () => {
+          onReady();
+          this.listening = true;
+          this.recovered();
+          this.markReady();
+        },
+        () => undefined,
+      );
     });
-    await sub.subscribe(this.channel).catch(() => undefined);
   }
 
   async keyCount(): Promise<number | undefined> {

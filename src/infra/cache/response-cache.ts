@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { addRouteHook, appendVary, inputGuards } from '../http/hooks.ts';
-import type { Cache, Codec } from './cache.ts';
+import { sameVersions, type Cache, type Codec } from './cache.ts';
 
 export interface CachedResponse {
   status: number;
@@ -72,19 +72,38 @@ export function responseCodec(compressThreshold: number): Codec<CachedResponse> 
 }
 
 // Sorting a query costs microseconds a hit cannot spare; the same URLs come back again and again.
+// Short URLs only, so the memo stays small (10,000 × 512 characters at most).
 const normalised = new Map<string, string>();
 
-function normalUrl(url: string): string {
+const paramName = (p: string) => {
+  const eq = p.indexOf('=');
+  return eq === -1 ? p : p.slice(0, eq);
+};
+
+/**
+ * The query's parameters in name order, as the client wrote them (never decoded: two different
+ * byte strings must never share a key). The sort is stable, so repeated parameters keep their
+ * order, which can matter (`ordering=price&ordering=name`).
+ */
+export function normalUrl(url: string): string {
   const q = url.indexOf('?');
   if (q === -1) return url;
   let normal = normalised.get(url);
   if (normal === undefined) {
-    const params = new URLSearchParams(url.slice(q + 1));
-    params.sort();
-    const query = params.toString();
-    normal = query ? `${url.slice(0, q)}?${query}` : url.slice(0, q);
-    if (normalised.size >= 10_000) normalised.clear();
-    normalised.set(url, normal);
+    const parts = url
+      .slice(q + 1)
+      .split('&')
+      .filter(Boolean)
+      .sort((a, b) => {
+        const x = paramName(a);
+        const y = paramName(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
+    normal = parts.length ? `${url.slice(0, q)}?${parts.join('&')}` : url.slice(0, q);
+    if (url.length <= 512) {
+      if (normalised.size >= 10_000) normalised.clear();
+      normalised.set(url, normal);
+    }
   }
   return normal;
 }
@@ -109,8 +128,9 @@ export interface ResponseCacheOptions {
 
 export function registerResponseCache(app: FastifyInstance, api: Cache<CachedResponse>, o: ResponseCacheOptions): void {
   const cacheControl = `public, max-age=${o.maxAge}, stale-while-revalidate=${o.maxAge * 2}`;
-  // Concurrent misses of one key wait for the first one's answer instead of all running the route.
-  const filling = new Map<string, Promise<CachedResponse | undefined>>();
+  // Concurrent misses of one key wait for the first one's answer instead of all running the route,
+  // as long as no write happened since that one started.
+  const filling = new Map<string, { promise: Promise<CachedResponse | undefined>; versions: number[] | undefined }>();
 
   // The lookup is a route-level hook, added last: after every app-wide hook (request id, the
   // Bearer check, rate limits) and any of the route's own onRequest hooks. Hooks that run later
@@ -166,29 +186,30 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       serve(request, reply, hit);
       return true;
     }
+    const tags = cfg.tags?.(request) ?? [];
+    const versions = await api.versionsFor(key, tags);
     const pending = filling.get(key);
-    if (pending) {
-      const shared = await pending;
+    if (pending && versions && pending.versions && sameVersions(pending.versions, versions)) {
+      const shared = await pending.promise;
       if (shared) {
         serve(request, reply, shared);
         return true;
       }
       return false;
     }
-    const tags = cfg.tags?.(request) ?? [];
     let done!: (e: CachedResponse | undefined) => void;
-    const promise = new Promise<CachedResponse | undefined>((resolve) => (done = resolve));
-    filling.set(key, promise);
+    const mine = { promise: new Promise<CachedResponse | undefined>((resolve) => (done = resolve)), versions };
+    filling.set(key, mine);
     let finished = false;
     const finish = (e: CachedResponse | undefined) => {
       if (finished) return;
       finished = true;
-      if (filling.get(key) === promise) filling.delete(key);
+      if (filling.get(key) === mine) filling.delete(key);
       done(e);
     };
     // However this request ends (an error, the client gone), nobody is left waiting on it.
     reply.raw.once('close', () => finish(undefined));
-    request.cacheFill = { key, tags, ttl: cfg.ttl, versions: await api.versionsFor(key, tags), done: finish };
+    request.cacheFill = { key, tags, ttl: cfg.ttl, versions, done: finish };
     return false;
   }
 

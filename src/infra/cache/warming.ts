@@ -1,7 +1,8 @@
 // Cache warming: the hot catalog answers are made before a shopper asks for them, by running the
 // real routes (app.inject), so a warmed entry is exactly what a request would have stored. Warmed:
 // categories, featured, the first product page, the first page of every category, and the
-// entries used most recently; at start-up, a moment after an invalidation, and on a schedule.
+// entries used most recently; at start-up, a moment after an invalidation, and on a schedule;
+// for PUBLIC_URL's origin (default http://localhost:PORT).
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.ts';
 
@@ -30,19 +31,18 @@ export class CacheWarmer {
     this.defaultOrigin = config.publicUrl ?? `http://localhost:${config.port}`;
   }
 
-  /** The URLs worth having warm, per origin. */
-  private async targets(): Promise<Map<string, Set<string>>> {
+  /**
+   * The URLs worth having warm, for the one origin clients use (PUBLIC_URL): a Host header is
+   * the caller's to choose, so other origins are never warmed.
+   */
+  private async targets(): Promise<Set<string>> {
     const categories = await this.app.database.read((db) => db.selectFrom('categories').select('id').where('is_active', '=', true).orderBy('id').limit(200).execute());
-    const base = ['/api/products/categories/', '/api/products/featured/', '/api/products/', ...categories.map((c) => `/api/products/?category=${c.id}`)];
-    const byOrigin = new Map<string, Set<string>>([[this.defaultOrigin, new Set(base)]]);
+    const urls = new Set(['/api/products/categories/', '/api/products/featured/', '/api/products/', ...categories.map((c) => `/api/products/?category=${c.id}`)]);
     for (const key of this.app.caches.api.recentKeys(100)) {
       const parts = splitKey(key);
-      if (!parts) continue;
-      const [origin, url] = parts;
-      if (!byOrigin.has(origin)) byOrigin.set(origin, new Set(base));
-      byOrigin.get(origin)!.add(url);
+      if (parts && parts[0] === this.defaultOrigin) urls.add(parts[1]);
     }
-    return byOrigin;
+    return urls;
   }
 
   /** Runs the routes for every target; one at a time, so warming never crowds out shoppers. */
@@ -51,19 +51,19 @@ export class CacheWarmer {
       const started = Date.now();
       let requests = 0;
       try {
-        for (const [origin, urls] of await this.targets()) {
-          const { protocol, host } = new URL(origin);
-          // An https origin is only ever seen behind a trusted proxy: warm as if through it.
-          const viaProxy = protocol === 'https:' ? this.config.trustedProxies[0]?.split('/')[0] : undefined;
-          for (const url of urls) {
-            await this.app.inject({
+        const { protocol, host } = new URL(this.defaultOrigin);
+        // An https origin is only ever seen behind a trusted proxy: warm as if through it.
+        const viaProxy = protocol === 'https:' ? this.config.trustedProxies[0]?.split('/')[0] : undefined;
+        for (const url of await this.targets()) {
+          await this.app
+            .inject({
               method: 'GET',
               url,
               headers: { host, ...(viaProxy ? { 'x-forwarded-proto': 'https', 'x-forwarded-host': host } : {}) },
               ...(viaProxy ? { remoteAddress: viaProxy } : {}),
-            });
-            requests++;
-          }
+            })
+            .catch(() => undefined);
+          requests++;
         }
       } finally {
         this.running = undefined;
@@ -84,8 +84,10 @@ export class CacheWarmer {
     void run('start-up');
     this.timer = setInterval(() => void run('schedule'), this.config.cache.warmInterval * 1000);
     this.timer.unref();
-    // A burst of writes re-warms once, a quarter second after the last of them.
-    this.stopListening = this.app.caches.api.onInvalidation(() => {
+    // A burst of writes re-warms once, a quarter second after the last of them; only the instance
+    // that made the write re-warms (the others find the new entries in Redis).
+    this.stopListening = this.app.caches.api.onInvalidation((_m, own) => {
+      if (!own) return;
       clearTimeout(this.pending);
       this.pending = setTimeout(() => void run('invalidation'), 250);
       this.pending.unref();
