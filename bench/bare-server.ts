@@ -23,4 +23,7 @@ app.get('/*', (_req, reply) => {
   reply.headers(headers).header('x-request-id', randomUUID()).send(body);
 });
 await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+process.on('message', (msg: { type?: string }) => {
+  if (msg?.type === 'stats') process.send?.({ type: 'stats', cpu: process.cpuUsage() });
+});
 process.send?.({ type: 'ready' });

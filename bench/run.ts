@@ -87,14 +87,26 @@ interface StoreStats {
 interface ServerStats {
   statements: number;
   caches: { api: StoreStats; default: StoreStats };
+  cpu: { user: number; system: number };
 }
 
-function serverStats(child: ChildProcess): Promise<ServerStats> {
+const cpuMicros = (a: { user: number; system: number }, b: { user: number; system: number }) => b.user + b.system - (a.user + a.system);
+
+/** Asks a child for its counters over IPC (other messages, such as 'ready', are passed over). */
+function ask<T>(child: ChildProcess): Promise<T> {
   return new Promise((resolve) => {
-    child.once('message', (m: ServerStats) => resolve(m));
+    const onMessage = (m: { type?: string }) => {
+      if (m?.type !== 'stats') return;
+      child.off('message', onMessage);
+      resolve(m as T);
+    };
+    child.on('message', onMessage);
     child.send({ type: 'stats' });
   });
 }
+
+const bareCpu = async (child: ChildProcess) => (await ask<{ cpu: { user: number; system: number } }>(child)).cpu;
+const serverStats = (child: ChildProcess) => ask<ServerStats>(child);
 
 /** Deterministic shuffled URL mix: 3 list : 2 detail : 1 search. */
 async function buildMix(base: string): Promise<string[]> {
@@ -161,6 +173,8 @@ interface Run {
   sqlPerRequest: number;
   hitRate?: number;
   stats: ServerStats;
+  /** Server CPU (user + system) per request, µs. */
+  cpuPerRequest: number;
 }
 
 /** Slices of load on each target in turn, so drift in the machine's speed hits both alike. */
@@ -180,7 +194,12 @@ async function interleaved(targets: { base: string; mix: string[] }[], slices = 
 }
 
 /** One server, warmed, under the mix (beside the bare route when one is given). */
-async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label: string, bare?: { base: string }): Promise<{ run: Run; mix: string[]; bytes: number; yard?: Result }> {
+async function measure(
+  env: NodeJS.ProcessEnv,
+  mix: string[] | undefined,
+  label: string,
+  bare?: { base: string; child: ChildProcess },
+): Promise<{ run: Run; mix: string[]; bytes: number; yard?: Result; yardCpu?: number }> {
   const port = await freePort();
   const server = await start([...CLI, 'serve'], env, port);
   try {
@@ -190,19 +209,28 @@ async function measure(env: NodeJS.ProcessEnv, mix: string[] | undefined, label:
     say(`${label}: warm-up`);
     await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
     const before = await serverStats(server);
+    const bareBefore = bare ? await bareCpu(bare.child) : undefined;
     say(`${label}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s${bare ? ', in slices alternating with the bare route' : ''}`);
     let result: Result;
     let yard: Result | undefined;
     if (bare) [result, yard] = (await interleaved([{ base, mix: urls }, { base: bare.base, mix: urls }])) as [Result, Result];
     else result = await load(base, urls);
     const after = await serverStats(server);
+    const yardCpu = bare && yard ? cpuMicros(bareBefore!, await bareCpu(bare.child)) / yard.requests : undefined;
     const hits = after.caches.api.hits - before.caches.api.hits;
     const misses = after.caches.api.misses - before.caches.api.misses;
     return {
-      run: { result, sqlPerRequest: (after.statements - before.statements) / result.requests, hitRate: hits + misses ? hits / (hits + misses) : undefined, stats: after },
+      run: {
+        result,
+        sqlPerRequest: (after.statements - before.statements) / result.requests,
+        hitRate: hits + misses ? hits / (hits + misses) : undefined,
+        stats: after,
+        cpuPerRequest: cpuMicros(before.cpu, after.cpu) / result.requests,
+      },
       mix: urls,
       bytes,
       yard,
+      yardCpu,
     };
   } finally {
     await stop(server);
@@ -234,14 +262,14 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
     const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], { ...env, BODY_BYTES: String(off.bytes) }, barePort);
     let on: Awaited<ReturnType<typeof measure>>;
     try {
-      on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`, { base: `http://127.0.0.1:${barePort}` });
+      on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`, { base: `http://127.0.0.1:${barePort}`, child: bare });
     } finally {
       await stop(bare);
     }
     const yard = on.yard!;
 
-    const row = (name: string, r: Run | { result: Result; sqlPerRequest: number; hitRate?: number }) =>
-      `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
+    const row = (name: string, r: { result: Result; sqlPerRequest: number; hitRate?: number; cpuPerRequest?: number }) =>
+      `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${r.cpuPerRequest === undefined ? '—' : Math.round(r.cpuPerRequest)} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
     const speedup = on.run.result.rps / off.run.result.rps;
     const api = on.run.stats.caches.api;
     const saved = api.rawBytes ? 1 - api.storedBytes / api.rawBytes : undefined;
@@ -250,7 +278,7 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       `**${backend}** — SQL statements per request ${off.run.sqlPerRequest.toFixed(2)} → ${on.run.sqlPerRequest.toFixed(3)} (seed: 50–70% fewer; here ${((1 - on.run.sqlPerRequest / off.run.sqlPerRequest) * 100).toFixed(1)}% fewer): ${check(on.run.sqlPerRequest <= off.run.sqlPerRequest * 0.5)}`,
       `**${backend}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
       `**${backend}** — p99 with the cache on ${on.run.result.p99} ms (seed: < 100 ms; ours: < 10 ms): ${check(on.run.result.p99 < 10)}`,
-      `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}`,
+      `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
       saved === undefined
         ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
         : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
@@ -259,7 +287,7 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       rows: [
         row(`shop, ${backend}, ${PRODUCTS} products, cache off`, off.run),
         row(`shop, ${backend}, ${PRODUCTS} products, cache on`, on.run),
-        row(`bare Fastify, ${off.bytes} B`, { result: yard, sqlPerRequest: 0 }),
+        row(`bare Fastify, ${off.bytes} B`, { result: yard, sqlPerRequest: 0, cpuPerRequest: on.yardCpu }),
       ],
       claims,
     };
@@ -295,8 +323,8 @@ for (const b of backends) {
 const report = [
   `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s, Node ${process.version}, ${new Date().toISOString()}`,
   '',
-  '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | ratio to bare |',
-  '|---|---|---|---|---|---|---|---|',
+  '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU µs / request | ratio to bare |',
+  '|---|---|---|---|---|---|---|---|---|',
   ...rows,
   '',
   "The seed's claims, checked:",

@@ -64,7 +64,9 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {
       if (msg?.type !== 'stats') return;
-      void app.caches.stats().then((caches) => process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget, caches }));
+      void app.caches.stats().then((caches) =>
+        process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget, caches, cpu: process.cpuUsage() }),
+      );
     });
   }
   let closing = false;
