@@ -47,6 +47,10 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
     const notModified = await app.inject({ url, headers: { host: 'shop.test', 'if-none-match': String(first.headers.etag) } });
     assert.equal(notModified.statusCode, 304);
     assert.equal(notModified.body, '');
+    for (const header of [`"other", W/${first.headers.etag}`, '*']) {
+      assert.equal((await app.inject({ url, headers: { host: 'shop.test', 'if-none-match': header } })).statusCode, 304, header);
+    }
+    assert.equal((await app.inject({ url, headers: { host: 'shop.test', 'if-none-match': '"other"' } })).statusCode, 200);
     const head = await app.inject({ method: 'HEAD', url, headers: { host: 'shop.test' } });
     assert.equal(head.statusCode, 200);
     assert.equal(head.headers['x-cache'], 'HIT');

@@ -113,6 +113,19 @@ export function responseKey(request: FastifyRequest, prefix: string): string {
   return `${prefix}:${request.protocol}://${request.host}${normalUrl(request.url)}`;
 }
 
+/**
+ * If-None-Match as RFC 9110 has it: a list of entity tags compared weakly (`W/` ignored), or `*`.
+ * Browsers send back the one tag they hold, which the first comparison settles.
+ */
+export function notModified(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header === etag) return true;
+  return header.split(',').some((t) => {
+    const tag = t.trim();
+    return tag === '*' || (tag.startsWith('W/') ? tag.slice(2) : tag) === etag;
+  });
+}
+
 function encodingFor(request: FastifyRequest, e: CachedResponse): 'br' | 'gzip' | undefined {
   const accept = request.headers['accept-encoding'];
   if (!accept || !e.gzip) return undefined;
@@ -155,7 +168,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
 
   function serve(request: FastifyRequest, reply: FastifyReply, e: CachedResponse): FastifyReply {
     headers(reply, e, 'HIT');
-    if (request.headers['if-none-match'] === e.etag) return reply.code(304).send();
+    if (notModified(request.headers['if-none-match'], e.etag)) return reply.code(304).send();
     const encoding = encodingFor(request, e);
     reply.code(e.status).type(e.type);
     if (encoding) reply.header('content-encoding', encoding);
@@ -239,7 +252,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     if (fill.versions) await api.set(fill.key, entry, { ttl: fill.ttl, tags: fill.tags, versions: fill.versions });
     fill.done(entry);
     headers(reply, entry, 'MISS');
-    if (request.headers['if-none-match'] === entry.etag) {
+    if (notModified(request.headers['if-none-match'], entry.etag)) {
       reply.code(304);
       return '';
     }
