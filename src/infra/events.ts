@@ -13,6 +13,10 @@ export interface DomainEvents {
   'review.created': { id: number; productId: number };
   'review.updated': { id: number; productId: number };
   'review.deleted': { id: number; productId: number };
+  // Product images (the media issue publishes these; a category's image is a category.updated).
+  'image.created': { id: number; productId: number };
+  'image.updated': { id: number; productId: number };
+  'image.deleted': { id: number; productId: number };
   'user.registered': { id: number };
   'user.updated': { id: number; fields: string[] };
   'cart.changed': { cartId: number; userId: number | null };

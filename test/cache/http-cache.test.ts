@@ -205,6 +205,25 @@ forEachBackend('HTTP response cache', ({ backend, db }) => {
     assert.equal((await getJson(app, detail)).body.review_count, 0);
     assert.equal((await getJson(app, reviews)).body.count, 0);
   });
+
+  test('an image change shows on the next read of the detail and the lists', async () => {
+    const cat = await f.category(db().db);
+    const p = await f.product(db().db, { category_id: cat.id, name: 'Framed Relief' });
+    const detail = `/api/products/${p.id}/`;
+    const list = `/api/products/?category=${cat.id}`;
+    for (const url of [detail, list]) {
+      await getJson(app, url);
+      assert.equal((await getJson(app, url)).headers['x-cache'], 'HIT');
+    }
+    // The write itself arrives with the media issue's upload routes; this is their event.
+    const img = await f.image(db().db, p.id, { image_url: 'https://img.test/relief.jpg', is_main: true });
+    await app.events.emit('image.created', { id: img.id, productId: p.id });
+    const shown = await getJson(app, detail);
+    assert.equal(shown.headers['x-cache'], 'MISS');
+    assert.equal(shown.body.images.length, 1);
+    assert.equal(shown.body.main_image, 'https://img.test/relief.jpg');
+    assert.equal((await getJson(app, list)).body.results[0].main_image, 'https://img.test/relief.jpg');
+  });
 });
 
 test('warming makes the hot answers before anyone asks, and re-makes them after an invalidation', async () => {

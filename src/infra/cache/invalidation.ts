@@ -22,6 +22,10 @@ export function wireInvalidation(events: EventBus, caches: Caches): void {
   for (const name of ['review.created', 'review.updated', 'review.deleted'] as const) {
     events.on(name, ({ productId }) => drop([Tags.product(productId), Tags.PRODUCTS]));
   }
+  // A product's images show in its detail and, as the main image, in every list and search page.
+  for (const name of ['image.created', 'image.updated', 'image.deleted'] as const) {
+    events.on(name, ({ productId }) => drop([Tags.product(productId), Tags.PRODUCTS]));
+  }
   events.on('user.updated', ({ fields }) => (fields.some((f) => f === 'first_name' || f === 'last_name') ? drop([Tags.REVIEWERS]) : undefined));
   events.on('cart.changed', ({ userId }) => (userId === null ? undefined : caches.default.invalidate([CacheKeys.USER_CART(userId)])));
 }
