@@ -16,6 +16,10 @@ import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
+import { openLimits } from './infra/limits/open.ts';
+import type { Limits } from './infra/limits/limits.ts';
+import { registerIpGuard, registerRateLimits } from './infra/limits/plugin.ts';
+import { limitRoutes } from './modules/limits/limits.routes.ts';
 import { registerAuth } from './modules/accounts/auth.ts';
 import { GuestSessions } from './modules/accounts/session.ts';
 import { TokenService } from './modules/accounts/tokens.ts';
@@ -32,6 +36,8 @@ declare module 'fastify' {
     database: Database;
     events: EventBus;
     caches: Caches;
+    /** Rate limits and IP blocks; undefined when RATE_LIMIT_ENABLED is false. */
+    limits: Limits | undefined;
   }
 }
 
@@ -40,7 +46,7 @@ export interface AppDeps {
   database?: Database;
   /** A `session` store to use instead of the configured one (tests give Redis a key prefix). */
   sessionStore?: KeyValueStore;
-  /** Prepended to the cache stores' Redis keys and channels (tests share one Redis). */
+  /** Prepended to the Redis keys and channels of the caches and limits (tests share one Redis). */
   cacheKeyPrefix?: string;
 }
 
@@ -82,14 +88,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('caches', caches);
   app.decorate('sessions', new GuestSessions(sessionStore, config.auth.sessionTtl));
 
+  const limits = config.limits.enabled ? openLimits(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix }) : undefined;
+  if (limits) app.addHook('onClose', async () => limits.close());
+  app.decorate('limits', limits);
+
   registerErrorHandlers(app);
   registerHttpHooks(app);
+  // Request path (DESIGN.md): client IP and block check, the Bearer check, rate limits, then
+  // the response cache (a route-level hook, so after all of these).
+  registerIpGuard(app, limits, config.limits.allowlist);
   registerInputGuards(app);
   const routeTable = methodNotAllowed(app);
   // The contract accepts form-encoded bodies as well as JSON (§1.2); schemas coerce their strings.
   await app.register(formbody);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
-  // After the Bearer check (and, later, the rate limits): a cached answer never skips them.
+  if (limits) registerRateLimits(app, limits);
+  // After the Bearer check and the rate limits: a cached answer never skips them.
   if (config.cache.enabled) registerResponseCache(app, caches.api, { maxAge: config.cache.maxAge, compressThreshold: config.cache.compressThreshold });
 
   await app.register(cors, {
@@ -115,6 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(accountRoutes);
   await app.register(cartRoutes);
   await app.register(wishlistRoutes);
+  await app.register(limitRoutes);
   routeTable.seal();
   return app;
 }

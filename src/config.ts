@@ -57,6 +57,46 @@ const duration = makeValidator<number>((input) => {
   if (seconds < 1) throw new EnvError('must be at least one second');
   return seconds;
 });
+/** A rate such as `100/hour`, `20/minute`, `1000/day` or `5/15m`: requests per window. */
+export interface Rate {
+  readonly points: number;
+  /** Window length in seconds. */
+  readonly duration: number;
+}
+
+const UNITS: Record<string, number> = { s: 1, sec: 1, second: 1, m: 60, min: 60, minute: 60, h: 3600, hour: 3600, d: 86_400, day: 86_400 };
+
+export function parseRate(input: string): Rate {
+  const m = /^\s*(\d{1,9})\s*\/\s*(\d{0,6})\s*([a-z]+?)s?\s*$/i.exec(input);
+  const unit = m ? UNITS[m[3]!.toLowerCase()] : undefined;
+  if (!m || !unit || Number(m[1]) < 1 || m[2] === '0') throw new EnvError(`"${input}" is not a rate such as 100/hour, 20/minute or 5/15m`);
+  return Object.freeze({ points: Number(m[1]), duration: (m[2] ? Number(m[2]) : 1) * unit });
+}
+
+const rate = makeValidator<Rate>(parseRate);
+
+/** `100/hour`, `5/15m`: the way a rate is written. */
+export function formatRate(r: Rate): string {
+  for (const [unit, seconds] of [['day', 86_400], ['hour', 3600], ['minute', 60], ['second', 1]] as const) {
+    if (r.duration === seconds) return `${r.points}/${unit}`;
+  }
+  for (const [unit, seconds] of [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (r.duration % seconds === 0) return `${r.points}/${r.duration / seconds}${unit}`;
+  }
+  return `${r.points}/${r.duration}s`;
+}
+
+/** `name=rate` pairs, e.g. `search=60/minute,checkout=20/hour`. */
+const rateMap = makeValidator<Record<string, Rate>>((input) =>
+  Object.fromEntries(
+    list(input).map((pair) => {
+      const [name, value, ...rest] = pair.split('=');
+      if (!name || !/^[a-z_]+$/.test(name.trim()) || value === undefined || rest.length) throw new EnvError(`"${pair}" is not name=rate (e.g. search=60/minute)`);
+      return [name.trim(), parseRate(value)];
+    }),
+  ),
+);
+
 const pgUrlList = makeValidator<string[]>((input) => list(input).map(postgresUrl));
 
 const httpUrl = makeValidator<string>((input) => {
@@ -135,6 +175,21 @@ export const CONFIG_VARIABLES = {
   STAFF_PASSWORD: str({ default: undefined, desc: 'Password for STAFF_EMAIL (8+ characters, not a common password).' }),
   CORS_ORIGINS: originList({ default: ['http://localhost:3000', 'http://127.0.0.1:3000'], desc: 'Comma-separated storefront origins allowed to call the API with credentials.' }),
   TRUSTED_PROXIES: cidrList({ default: [], desc: 'Comma-separated proxy addresses/CIDRs whose X-Forwarded-* headers are trusted.' }),
+  RATE_LIMIT_ENABLED: flag({ default: true, desc: 'Apply rate limits and IP blocks.' }),
+  RATE_LIMIT_ANON: rate({ default: parseRate('100/hour'), desc: 'Anonymous callers, per client IP.' }),
+  RATE_LIMIT_USER: rate({ default: parseRate('1000/hour'), desc: 'Signed-in customers, per user.' }),
+  RATE_LIMIT_BURST: rate({ default: parseRate('20/minute'), desc: 'Burst tier, per user (or per IP when anonymous), applied with the tiers above.' }),
+  RATE_LIMIT_SUSTAINED: rate({ default: parseRate('1000/day'), desc: 'Sustained tier, per user (or per IP when anonymous), applied with the tiers above.' }),
+  RATE_LIMIT_STAFF: rate({ default: parseRate('10000/hour'), desc: 'Staff accounts: this tier replaces the user, burst and sustained tiers.' }),
+  RATE_LIMIT_ROUTES: rateMap({ default: {}, desc: 'Overrides of per-route limits, e.g. `search=60/minute,checkout=20/hour` (names in the README).' }),
+  RATE_LIMIT_ALLOWLIST: cidrList({ default: [], desc: 'Comma-separated client addresses/CIDRs exempt from limits and blocks (load tests, internal callers). Nothing by default, loopback included.' }),
+  RATE_LIMIT_BLOCK_AFTER: num({ default: 10, desc: 'Limit violations (429s) within RATE_LIMIT_BLOCK_WINDOW after which an IP is blocked (0 never blocks).' }),
+  RATE_LIMIT_BLOCK_WINDOW: duration({ default: 3600, desc: 'Window in which violations are counted.' }),
+  RATE_LIMIT_BLOCK_DURATION: duration({ default: 86_400, desc: 'How long a blocked IP gets 403 on every request.' }),
+  LOGIN_FREE_FAILURES: num({ default: 5, desc: 'Failed sign-ins per IP and per account before each further failure doubles a wait (1 s, 2 s, 4 s…).' }),
+  LOGIN_MAX_BACKOFF: duration({ default: 900, desc: 'Longest wait after failed sign-ins.' }),
+  RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
+  RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the `session` store URL). Unset without REDIS_URL: in-process.' }),
   USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
   CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true.' }),
   DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
@@ -177,6 +232,23 @@ export interface Config {
   readonly staff: { readonly email: string; readonly password: string } | undefined;
   readonly corsOrigins: readonly string[];
   readonly trustedProxies: readonly string[];
+  readonly limits: {
+    readonly enabled: boolean;
+    readonly anonymous: Rate;
+    readonly user: Rate;
+    readonly burst: Rate;
+    readonly sustained: Rate;
+    readonly staff: Rate;
+    readonly routes: Readonly<Record<string, Rate>>;
+    readonly allowlist: readonly string[];
+    readonly blockAfter: number;
+    readonly blockWindow: number;
+    readonly blockDuration: number;
+    readonly loginFreeFailures: number;
+    readonly loginMaxBackoff: number;
+    readonly redisUrl: string | undefined;
+    readonly timeoutMs: number;
+  };
   readonly cdnUrl: string | undefined;
   readonly demoProducts: number;
 }
@@ -211,13 +283,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('DATABASE_POOL_SIZE') && (!Number.isInteger(e.DATABASE_POOL_SIZE) || e.DATABASE_POOL_SIZE < 1)) problems.push('DATABASE_POOL_SIZE must be a whole number of at least 1');
   if (ok('CACHE_MEMORY_MB') && !(e.CACHE_MEMORY_MB >= 1)) problems.push('CACHE_MEMORY_MB must be at least 1');
   if (ok('CACHE_COMPRESS_THRESHOLD') && !(Number.isInteger(e.CACHE_COMPRESS_THRESHOLD) && e.CACHE_COMPRESS_THRESHOLD >= 0)) problems.push('CACHE_COMPRESS_THRESHOLD must be a whole number of bytes');
+  if (ok('RATE_LIMIT_TIMEOUT_MS') && !(e.RATE_LIMIT_TIMEOUT_MS >= 1)) problems.push('RATE_LIMIT_TIMEOUT_MS must be at least 1');
   if (ok('CACHE_TIMEOUT_MS') && !(e.CACHE_TIMEOUT_MS >= 1)) problems.push('CACHE_TIMEOUT_MS must be at least 1');
   if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
   if (ok('DATABASE_SCHEMA') && !/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA ?? '')) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
   if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
   if (ok('STAFF_EMAIL') && ok('STAFF_PASSWORD') && Boolean(e.STAFF_EMAIL) !== Boolean(e.STAFF_PASSWORD)) problems.push('STAFF_EMAIL and STAFF_PASSWORD go together: set both or neither');
   if (ok('STAFF_EMAIL') && e.STAFF_EMAIL && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(e.STAFF_EMAIL)) problems.push('STAFF_EMAIL must be an email address');
+  for (const name of ['RATE_LIMIT_BLOCK_AFTER', 'LOGIN_FREE_FAILURES'] as const) {
+    if (ok(name) && (!Number.isInteger(e[name]) || e[name] < 0)) problems.push(`${name} must be a whole number of at least 0`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const sessionUrl = e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined);
 
   return Object.freeze({
     env: e.NODE_ENV as Config['env'],
@@ -235,7 +312,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redis: Object.freeze({
       url: e.REDIS_URL,
       defaultUrl: e.REDIS_DEFAULT_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 1) : undefined),
-      sessionUrl: e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined),
+      sessionUrl,
       apiUrl: e.REDIS_API_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 3) : undefined),
       keyPrefix: e.REDIS_KEY_PREFIX,
     }),
@@ -252,6 +329,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     staff: e.STAFF_EMAIL && e.STAFF_PASSWORD ? Object.freeze({ email: e.STAFF_EMAIL, password: e.STAFF_PASSWORD }) : undefined,
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
+    limits: Object.freeze({
+      enabled: e.RATE_LIMIT_ENABLED,
+      anonymous: e.RATE_LIMIT_ANON,
+      user: e.RATE_LIMIT_USER,
+      burst: e.RATE_LIMIT_BURST,
+      sustained: e.RATE_LIMIT_SUSTAINED,
+      staff: e.RATE_LIMIT_STAFF,
+      routes: Object.freeze({ ...e.RATE_LIMIT_ROUTES }),
+      allowlist: Object.freeze([...e.RATE_LIMIT_ALLOWLIST]),
+      blockAfter: e.RATE_LIMIT_BLOCK_AFTER,
+      blockWindow: e.RATE_LIMIT_BLOCK_WINDOW,
+      blockDuration: e.RATE_LIMIT_BLOCK_DURATION,
+      loginFreeFailures: e.LOGIN_FREE_FAILURES,
+      loginMaxBackoff: e.LOGIN_MAX_BACKOFF,
+      redisUrl: e.RATE_LIMIT_REDIS_URL ?? sessionUrl,
+      timeoutMs: e.RATE_LIMIT_TIMEOUT_MS,
+    }),
     cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,
     demoProducts: e.DEMO_PRODUCTS,
   });
@@ -261,7 +355,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function configTable(): string {
   const rows = Object.entries(CONFIG_VARIABLES).map(([name, spec]) => {
     const d = (spec as { default?: unknown }).default;
-    const shown = d === undefined || d === '' ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
+    const isRate = (v: unknown): v is Rate => typeof v === 'object' && v !== null && 'points' in v;
+    const shown = isRate(d) ? `\`${formatRate(d)}\`` : typeof d === 'object' && d !== null && !Array.isArray(d) ? '—' : d === undefined || d === '' ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
     return `| \`${name}\` | ${shown} | ${(spec as { desc?: string }).desc ?? ''} |`;
   });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');

@@ -69,3 +69,17 @@ test('the README table lists every variable', () => {
   const table = configTable();
   for (const name of Object.keys(CONFIG_VARIABLES)) assert.match(table, new RegExp(`\\| \`${name}\` \\|`));
 });
+
+test('rate limits: rates as N/unit or N/Nunit, per-route overrides by name, bad values named', () => {
+  const c = loadConfig({ RATE_LIMIT_ANON: '50/hour', RATE_LIMIT_BURST: '5/15m', RATE_LIMIT_ROUTES: 'search=60/minute, checkout=20/hour', RATE_LIMIT_ALLOWLIST: '10.0.0.0/8,::1' });
+  assert.deepEqual(c.limits.anonymous, { points: 50, duration: 3600 });
+  assert.deepEqual(c.limits.burst, { points: 5, duration: 900 });
+  assert.deepEqual(c.limits.routes, { search: { points: 60, duration: 60 }, checkout: { points: 20, duration: 3600 } });
+  assert.deepEqual(c.limits.allowlist, ['10.0.0.0/8', '::1']);
+  assert.equal(c.limits.redisUrl, undefined);
+  assert.equal(loadConfig({ REDIS_URL: 'redis://cache:6379' }).limits.redisUrl, 'redis://cache:6379/2', 'the session database by default');
+  assert.throws(
+    () => loadConfig({ RATE_LIMIT_USER: '0/hour', RATE_LIMIT_ROUTES: 'search', RATE_LIMIT_BLOCK_AFTER: '-1', RATE_LIMIT_ALLOWLIST: 'everyone' }),
+    (e: ConfigError) => ['RATE_LIMIT_USER', 'RATE_LIMIT_ROUTES', 'RATE_LIMIT_BLOCK_AFTER', 'RATE_LIMIT_ALLOWLIST'].every((n) => e.problems.some((p) => p.startsWith(n))),
+  );
+});

@@ -4,8 +4,10 @@ import { loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 
 export async function testApp(database: Database, env: Record<string, string> = {}, deps: Omit<AppDeps, 'database'> = {}): Promise<FastifyInstance> {
-  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', SECRET_KEY: 'test-secret-key-that-is-long-enough-000', ...env }), { database, ...deps });
-  await Promise.all([app.caches.api.ready(), app.caches.default.ready()]);
+  // Limits are off unless a test turns them on: every suite calls from 127.0.0.1, and the
+  // anonymous burst tier alone is 20 requests a minute.
+  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', SECRET_KEY: 'test-secret-key-that-is-long-enough-000', RATE_LIMIT_ENABLED: 'false', ...env }), { database, ...deps });
+  await Promise.all([app.caches.api.ready(), app.caches.default.ready(), app.limits?.ready]);
   return app;
 }
 

@@ -29,8 +29,8 @@ export async function signedIn(app: FastifyInstance, database: Database, o: { st
       password: await hashPassword(password),
       is_staff: o.staff ?? false,
     })
-    .returning(['id', 'email'])
+    .returning(['id', 'email', 'is_staff'])
     .executeTakeFirstOrThrow();
-  const pair = await app.tokens.issue(row.id);
+  const pair = await app.tokens.issue(row);
   return { id: row.id, email: row.email, password, ...pair, headers: { authorization: `Bearer ${pair.access}` } };
 }

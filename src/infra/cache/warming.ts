@@ -5,6 +5,7 @@
 // for PUBLIC_URL's origin (default http://localhost:PORT).
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.ts';
+import { internalHeaders } from '../limits/plugin.ts';
 
 export interface WarmResult {
   requests: number;
@@ -59,7 +60,8 @@ export class CacheWarmer {
             .inject({
               method: 'GET',
               url,
-              headers: { host, ...(viaProxy ? { 'x-forwarded-proto': 'https', 'x-forwarded-host': host } : {}) },
+              // Marked as the server's own, so warming never spends a client's rate limit.
+              headers: { host, ...internalHeaders(this.app), ...(viaProxy ? { 'x-forwarded-proto': 'https', 'x-forwarded-host': host } : {}) },
               ...(viaProxy ? { remoteAddress: viaProxy } : {}),
             })
             .catch(() => undefined);

@@ -25,6 +25,8 @@ export const ERRORS = {
   conflict: { status: 409, message: 'Database integrity error. This operation would violate data constraints.' },
   payload_too_large: { status: 413, message: 'Request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Unsupported media type in request.' },
+  throttled: { status: 429, message: 'Request was throttled.' },
+  ip_blocked: { status: 403, message: 'Your IP address is blocked.' },
   internal: { status: 500, message: 'An unexpected error occurred. Please try again later.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable. Please try again shortly.' },
 } as const satisfies Record<string, ErrorDef>;

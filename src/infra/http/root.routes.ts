@@ -1,6 +1,7 @@
 // The API index, the liveness check and robots.txt (API-CONTRACT.md §1.1, §2.9).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { unlimited } from '../limits/plugin.ts';
 
 const INDEX = {
   message: 'Welcome to Pasargad Prints API',
@@ -33,6 +34,8 @@ export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/health/', {
+    // Load balancers poll it: never limited.
+    config: unlimited,
     schema: {
       tags: ['meta'],
       summary: 'Liveness: the process answers',

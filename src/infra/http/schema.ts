@@ -39,6 +39,17 @@ export const ErrorBody = Type.Object({
   errors: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 
+/** 429: the wrapped error plus which limit refused the request and when it resets. */
+export const ThrottledBody = Type.Object({
+  error: Type.Literal(true),
+  message: Type.String(),
+  status_code: Type.Integer(),
+  code: Type.String(),
+  limit: Type.String({ description: 'The window that refused: anonymous, user, burst, sustained, staff, login_failures or a route limit (search, login…)' }),
+  rate: Type.Optional(Type.String({ examples: ['100/hour'] })),
+  retry_after: Type.Integer({ description: 'Seconds until it resets (also the Retry-After header)' }),
+});
+
 /**
  * A 4xx whose body takes more than one of the contract's shapes (wrapped for bad JSON, raw field
  * errors or `{"error": …}` from the route): left untyped so each is serialised as it is.

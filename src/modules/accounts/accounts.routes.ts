@@ -6,7 +6,8 @@ import { ctxOf } from '../../infra/http/context.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
-import { ErrorBody, IdParams, MixedErrorBody, NoContent } from '../../infra/http/schema.ts';
+import { ErrorBody, IdParams, MixedErrorBody, NoContent, ThrottledBody } from '../../infra/http/schema.ts';
+import { rateLimit } from '../../infra/limits/plugin.ts';
 import { mergeGuestCart } from '../cart/cart.service.ts';
 import { mergeGuestWishlist } from '../wishlist/wishlist.service.ts';
 import { findUserById } from './accounts.repository.ts';
@@ -65,21 +66,37 @@ async function adoptGuest(request: FastifyRequest, reply: FastifyReply, userId: 
 export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   privateResponses(app);
   app.post('/api/users/auth/login/', {
-    schema: { tags, summary: 'Sign in with email and password: a JWT pair', body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody } },
+    schema: { tags, summary: 'Sign in with email and password: a JWT pair', body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody, 429: ThrottledBody } },
+    config: rateLimit('login', '10/hour'),
     handler: async (request, reply) => {
-      const user = await accounts.authenticate(ctxOf(request), request.body.email, request.body.password);
+      const { email, password } = request.body;
+      // Failed sign-ins back off exponentially per IP and per account (see Limits.loginFailed).
+      const limits = request.limitsExempt ? undefined : app.limits;
+      const wait = (await limits?.loginWait(request.clientIp, email)) ?? 0;
+      if (wait > 0) {
+        const message = `Too many failed sign-in attempts. Expected available in ${wait} seconds.`;
+        throw new AppError('throttled', { message, headers: { 'retry-after': String(wait) }, body: { error: true, message, status_code: 429, code: 'throttled', limit: 'login_failures', retry_after: wait } });
+      }
+      let user;
+      try {
+        user = await accounts.authenticate(ctxOf(request), email, password);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'authentication_failed') await limits?.loginFailed(request.clientIp, email);
+        throw err;
+      }
+      await limits?.loginSucceeded(email);
       await adoptGuest(request, reply, user.id);
-      return app.tokens.issue(user.id);
+      return app.tokens.issue(user);
     },
   });
 
   app.post('/api/users/auth/refresh/', {
     schema: { tags, summary: 'Rotate a refresh token: a new pair; the old refresh token is revoked', body: RefreshBody, response: { 200: RefreshReply, 400: ErrorBody, 401: ErrorBody } },
     handler: async (request) => {
-      const { claims, pair } = await app.tokens.refresh(request.body.refresh).catch(refused);
+      const claims = await app.tokens.rotate(request.body.refresh).catch(refused);
       const user = await findUserById(app.database.db, claims.user_id);
       if (!user?.is_active) throw new AppError('authentication_failed', { message: 'No active account found for the given token.' });
-      return pair;
+      return app.tokens.issue(user);
     },
   });
 
@@ -93,12 +110,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/api/users/auth/register/', {
-    schema: { tags, summary: 'Create a customer account; answers with the user and a JWT pair', body: RegisterBody, response: { 201: RegisterReply, 400: ErrorBody } },
+    schema: { tags, summary: 'Create a customer account; answers with the user and a JWT pair', body: RegisterBody, response: { 201: RegisterReply, 400: ErrorBody, 429: ThrottledBody } },
+    config: rateLimit('register', '5/hour'),
     handler: async (request, reply) => {
       const user = await accounts.register(ctxOf(request), request.body);
       await adoptGuest(request, reply, user.id);
       reply.code(201);
-      return { message: 'User created successfully', user: toUser(user), tokens: await app.tokens.issue(user.id) };
+      return { message: 'User created successfully', user: toUser(user), tokens: await app.tokens.issue(user) };
     },
   });
 
@@ -122,7 +140,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   for (const method of ['put', 'patch'] as const) {
     app[method]('/api/users/password/change/', {
-      schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+      schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody, 429: ThrottledBody } },
+      config: rateLimit('password_change', '5/hour'),
       onRequest: signedInOnly,
       handler: async (request) => {
         await accounts.changePassword(ctxOf(request), await requireUser(request), request.body);

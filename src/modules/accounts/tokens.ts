@@ -13,6 +13,14 @@ export interface TokenClaims {
   iat: number;
   jti: string;
   user_id: number;
+  /** Staff status when the token was issued: picks the staff rate-limit tier (permissions read the database). */
+  is_staff?: boolean;
+}
+
+/** Whom a token pair is for. */
+export interface TokenSubject {
+  id: number;
+  is_staff: boolean;
 }
 
 export interface TokenPair {
@@ -45,15 +53,15 @@ export class TokenService {
     this.key = new TextEncoder().encode(opts.secret);
   }
 
-  private sign(type: TokenType, userId: number, ttl: number): Promise<string> {
+  private sign(type: TokenType, user: TokenSubject, ttl: number): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ token_type: type, exp: now + ttl, iat: now, jti: randomBytes(16).toString('hex'), user_id: userId })
+    return new SignJWT({ token_type: type, exp: now + ttl, iat: now, jti: randomBytes(16).toString('hex'), user_id: user.id, ...(user.is_staff ? { is_staff: true } : {}) })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .sign(this.key);
   }
 
-  async issue(userId: number): Promise<TokenPair> {
-    const [access, refresh] = await Promise.all([this.sign('access', userId, this.opts.accessTtl), this.sign('refresh', userId, this.opts.refreshTtl)]);
+  async issue(user: TokenSubject): Promise<TokenPair> {
+    const [access, refresh] = await Promise.all([this.sign('access', user, this.opts.accessTtl), this.sign('refresh', user, this.opts.refreshTtl)]);
     return { access, refresh };
   }
 
@@ -66,10 +74,10 @@ export class TokenService {
       if (err instanceof joseErrors.JOSEError || err instanceof TypeError) throw new TokenError('invalid');
       throw err;
     }
-    const { token_type, user_id, jti, exp, iat } = payload;
+    const { token_type, user_id, jti, exp, iat, is_staff } = payload;
     if (typeof user_id !== 'number' || !Number.isSafeInteger(user_id) || typeof jti !== 'string' || typeof exp !== 'number') throw new TokenError('invalid');
     if (token_type !== type) throw new TokenError('wrong_type');
-    return { token_type: type, exp, iat: typeof iat === 'number' ? iat : 0, jti, user_id };
+    return { token_type: type, exp, iat: typeof iat === 'number' ? iat : 0, jti, user_id, ...(is_staff === true ? { is_staff: true } : {}) };
   }
 
   /**
@@ -81,10 +89,10 @@ export class TokenService {
     return this.opts.store.add(`revoked:${claims.jti}`, '1', ttl);
   }
 
-  /** Rotation: the old refresh token is revoked (once) and a new pair is issued. */
-  async refresh(refreshToken: string): Promise<{ claims: TokenClaims; pair: TokenPair }> {
+  /** Rotation, first half: the refresh token is verified and revoked (once); the caller issues the new pair. */
+  async rotate(refreshToken: string): Promise<TokenClaims> {
     const claims = await this.verify(refreshToken, 'refresh');
     if (!(await this.revoke(claims))) throw new TokenError('revoked');
-    return { claims, pair: await this.issue(claims.user_id) };
+    return claims;
   }
 }

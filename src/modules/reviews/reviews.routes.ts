@@ -3,12 +3,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ctxOf } from '../../infra/http/context.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
-import { ErrorBody, IdParams, NoContent } from '../../infra/http/schema.ts';
+import { ErrorBody, IdParams, NoContent, ThrottledBody } from '../../infra/http/schema.ts';
 import { ResponseKeys, Tags } from '../../infra/cache/keys.ts';
 import { cacheResponse } from '../../infra/cache/response-cache.ts';
 import { requireUser, signedInOnly } from '../accounts/auth.ts';
 import { Review, ReviewBody, ReviewListQuery, ReviewPage, ReviewPatch, ReviewPut } from './reviews.schemas.ts';
 import * as reviews from './reviews.service.ts';
+import { rateLimit } from '../../infra/limits/plugin.ts';
 
 const tags = ['reviews'];
 const security = [{ bearerAuth: [] }];
@@ -33,8 +34,9 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Review a product (one review per user and product; an unknown or inactive product is 409)',
       params: IdParams,
       body: ReviewBody,
-      response: { 201: Review, 400: ErrorBody, 401: ErrorBody, 409: ErrorBody },
+      response: { 201: Review, 400: ErrorBody, 401: ErrorBody, 409: ErrorBody, 429: ThrottledBody },
     },
+    config: rateLimit('review_create', '10/day'),
     onRequest: signedInOnly,
     handler: async (request, reply) => {
       reply.code(201);

@@ -1,0 +1,34 @@
+// Client addresses: Fastify resolves `request.ip` from X-Forwarded-For only when the direct peer
+// is in TRUSTED_PROXIES (its `trustProxy` option); here it is only normalised and matched.
+import { BlockList, isIPv4 } from 'node:net';
+
+/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) is 10.0.0.1. */
+export function normalIp(ip: string): string {
+  return ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}
+
+/** Matches addresses against CIDR ranges (`10.0.0.0/8`, `::1`, `2001:db8::/32`). */
+export class IpRanges {
+  private readonly list = new BlockList();
+  readonly empty: boolean;
+
+  constructor(ranges: readonly string[]) {
+    for (const range of ranges) {
+      const [addr = '', bits] = range.split('/');
+      const type = isIPv4(addr) ? 'ipv4' : 'ipv6';
+      if (bits === undefined) this.list.addAddress(addr, type);
+      else this.list.addSubnet(addr, Number(bits), type);
+    }
+    this.empty = ranges.length === 0;
+  }
+
+  has(ip: string): boolean {
+    if (this.empty) return false;
+    const addr = normalIp(ip);
+    try {
+      return this.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6');
+    } catch {
+      return false;
+    }
+  }
+}

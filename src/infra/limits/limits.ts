@@ -1,0 +1,194 @@
+// Rate limits (the seed's section 4) on rate-limiter-flexible: fixed windows counted atomically in
+// Redis (one Lua call per window, shared by every instance), each with an in-memory insurance
+// limiter that takes over while Redis is out of reach; in-process counters in embedded mode.
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import type { Config, Rate } from '../../config.ts';
+import { BlockRegistry, type BlockEntry, type BlockLog } from './blocks.ts';
+
+type LimitsConfig = Config['limits'];
+
+/** Who is asking: the client IP, and the user when a valid token came with the request. */
+export interface Caller {
+  ip: string;
+  userId: number | null;
+  staff: boolean;
+}
+
+/** A per-route limit, declared next to its route (see `rateLimit` in plugin.ts). */
+export interface RouteLimit {
+  name: string;
+  rate: Rate;
+}
+
+/** One window's answer for this request. */
+export interface Verdict {
+  /** `anonymous`, `user`, `burst`, `sustained`, `staff`, or the route limit's name. */
+  name: string;
+  rate: Rate;
+  allowed: boolean;
+  remaining: number;
+  /** Milliseconds until the window resets. */
+  resetMs: number;
+}
+
+export interface LimitsOptions {
+  /** Redis for counters and blocks (its key prefix applies); in-process when absent. */
+  client?: Redis;
+  subscriber?: Redis;
+  channelPrefix?: string;
+  log?: BlockLog;
+}
+
+function verdict(name: string, rate: Rate, res: RateLimiterRes, allowed: boolean): Verdict {
+  return { name, rate, allowed, remaining: Math.max(0, rate.points - res.consumedPoints), resetMs: Math.max(0, res.msBeforeNext) };
+}
+
+export class Limits {
+  readonly blocks: BlockRegistry;
+  private readonly limiters = new Map<string, RateLimiterAbstract>();
+  private readonly violations: RateLimiterAbstract;
+  private readonly loginFailures: RateLimiterAbstract;
+  private readonly loginWaits: RateLimiterAbstract;
+  private redisDown = false;
+
+  constructor(
+    readonly config: LimitsConfig,
+    private readonly o: LimitsOptions = {},
+  ) {
+    this.blocks = new BlockRegistry({ client: o.client, subscriber: o.subscriber, channelPrefix: o.channelPrefix, log: o.log });
+    // Violations only count; the block itself is recorded in the registry.
+    this.violations = this.make('violations', { points: Number.MAX_SAFE_INTEGER, duration: config.blockWindow });
+    this.loginFailures = this.make('login_failures', { points: Number.MAX_SAFE_INTEGER, duration: 86_400 });
+    this.loginWaits = this.make('login_wait', { points: 1, duration: config.loginMaxBackoff });
+    const client = o.client;
+    if (client) {
+      // Log once per outage, not per request: the insurance limiters answer meanwhile.
+      client.on('error', (err: Error) => {
+        if (this.redisDown) return;
+        this.redisDown = true;
+        o.log?.warn({ err: err.message }, 'rate limits: Redis unreachable; each instance limits on its own until it returns');
+      });
+      client.on('ready', () => {
+        if (!this.redisDown) return;
+        this.redisDown = false;
+        o.log?.info({}, 'rate limits: Redis reachable again');
+      });
+    }
+  }
+
+  /** Whether counts are shared right now (false: in-process, or the insurance limiters answer). */
+  get redisReady(): boolean {
+    return this.o.client?.status === 'ready';
+  }
+
+  /** Resolves when counts are shared (Redis connected) and the block list is loaded; at once in-process. */
+  get ready(): Promise<void> {
+    const client = this.o.client;
+    const connected = !client || client.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    return Promise.all([connected, this.blocks.ready]).then(() => undefined);
+  }
+
+  private make(name: string, rate: Rate): RateLimiterAbstract {
+    const base = { keyPrefix: `pasargad:limits:${name}`, points: rate.points, duration: rate.duration };
+    if (!this.o.client) return new RateLimiterMemory(base);
+    return new RateLimiterRedis({
+      ...base,
+      storeClient: this.o.client,
+      // Not ready (reconnecting) means the insurance limiter at once, not a wait in ioredis's queue.
+      rejectIfRedisNotReady: true,
+      insuranceLimiter: new RateLimiterMemory(base),
+    });
+  }
+
+  private limiter(name: string, rate: Rate): RateLimiterAbstract {
+    const key = `${name}:${rate.points}/${rate.duration}`;
+    let l = this.limiters.get(key);
+    if (!l) this.limiters.set(key, (l = this.make(name, rate)));
+    return l;
+  }
+
+  private async consume(name: string, rate: Rate, key: string): Promise<Verdict> {
+    try {
+      return verdict(name, rate, await this.limiter(name, rate).consume(key), true);
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) return verdict(name, rate, rejection, false);
+      throw rejection;
+    }
+  }
+
+  /** The windows this caller's request counts against, in the order they are reported. */
+  windows(caller: Caller, route?: RouteLimit): [name: string, rate: Rate, key: string][] {
+    const c = this.config;
+    const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
+    const out: [string, Rate, string][] =
+      caller.userId !== null && caller.staff
+        ? [['staff', c.staff, who]]
+        : [[caller.userId !== null ? 'user' : 'anonymous', caller.userId !== null ? c.user : c.anonymous, who], ['burst', c.burst, who], ['sustained', c.sustained, who]];
+    if (route) out.push([route.name, c.routes[route.name] ?? route.rate, who]);
+    return out;
+  }
+
+  /** Counts the request against every window that applies (all of them, as DRF's throttles do). */
+  check(caller: Caller, route?: RouteLimit): Promise<Verdict[]> {
+    return Promise.all(this.windows(caller, route).map(([name, rate, key]) => this.consume(name, rate, key)));
+  }
+
+  /** Records a 429 for `ip`; the violation that reaches RATE_LIMIT_BLOCK_AFTER blocks it. */
+  async violation(ip: string, limit: string): Promise<BlockEntry | undefined> {
+    const after = this.config.blockAfter;
+    if (after === 0) return undefined;
+    const res = await this.violations.consume(ip).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
+    if (!res || res.consumedPoints < after) return undefined;
+    await this.violations.delete(ip).catch(() => undefined);
+    const window = Math.round(this.config.blockWindow / 60);
+    return this.blocks.block(ip, `${res.consumedPoints} rate-limit violations within ${window} minutes (last: ${limit})`, this.config.blockDuration);
+  }
+
+  async unblock(ip: string): Promise<boolean> {
+    await this.violations.delete(ip).catch(() => undefined);
+    return this.blocks.unblock(ip);
+  }
+
+  // Failed sign-ins back off exponentially, per IP and per account: after LOGIN_FREE_FAILURES, the
+  // n-th further failure makes the next attempt wait 2^(n-1) s (at most LOGIN_MAX_BACKOFF). A
+  // success clears the account's count, never the IP's (a thief with one good account would
+  // otherwise reset it between guesses).
+  private loginKeys(ip: string, email: string): string[] {
+    return [`ip:${ip}`, `acct:${email.trim().toLowerCase()}`];
+  }
+
+  /** Seconds the caller must still wait before another sign-in attempt (0: go ahead). */
+  async loginWait(ip: string, email: string): Promise<number> {
+    const waits = await Promise.all(this.loginKeys(ip, email).map((k) => this.loginWaits.get(k).catch(() => null)));
+    const ms = Math.max(0, ...waits.map((r) => (r && r.consumedPoints > 1 ? r.msBeforeNext : 0)));
+    return Math.ceil(ms / 1000);
+  }
+
+  async loginFailed(ip: string, email: string): Promise<void> {
+    const free = this.config.loginFreeFailures;
+    await Promise.all(
+      this.loginKeys(ip, email).map(async (k) => {
+        const res = await this.loginFailures.consume(k).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
+        const over = (res?.consumedPoints ?? 0) - free;
+        if (over <= 0) return;
+        const seconds = Math.min(this.config.loginMaxBackoff, 2 ** Math.min(over - 1, 30));
+        await this.loginWaits.block(k, seconds).catch(() => undefined);
+      }),
+    );
+  }
+
+  async loginSucceeded(email: string): Promise<void> {
+    const key = `acct:${email.trim().toLowerCase()}`;
+    await Promise.all([this.loginFailures.delete(key).catch(() => undefined), this.loginWaits.delete(key).catch(() => undefined)]);
+  }
+
+  async close(): Promise<void> {
+    this.blocks.close();
+    await Promise.all(
+      [this.o.client, this.o.subscriber].map(async (c) => {
+        if (c) await c.quit().catch(() => c.disconnect());
+      }),
+    );
+  }
+}

@@ -1,0 +1,277 @@
+// Rate limits, IP blocks and the client IP, through the HTTP API: in-process counters (PGlite)
+// and Redis shared by two instances (PostgreSQL + Redis), exactly under concurrency, and still
+// limiting while Redis is gone.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { testApp } from '../helpers/app.ts';
+import { signedIn } from '../helpers/auth.ts';
+import { forEachBackend } from '../helpers/db.ts';
+import * as f from '../helpers/factories.ts';
+import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+import { tcpProxy } from '../helpers/tcp-proxy.ts';
+
+const REDIS = 'redis://127.0.0.1:6379';
+const prefixes: string[] = [];
+after(async () => {
+  for (const p of prefixes) await dropPrefix(p, `${REDIS}/2`);
+});
+
+let nextIp = 1;
+/** A fresh documentation-range address per test, so no test sees another's counts. */
+const freshIp = () => `198.51.100.${nextIp++}`;
+
+forEachBackend('rate limits', ({ backend, db }) => {
+  const apps: FastifyInstance[] = [];
+  after(async () => {
+    for (const a of apps) await a.close();
+  });
+
+  /** An app with limits on; instances made with the same `shared` prefix share Redis counters. */
+  async function limitedApp(env: Record<string, string> = {}, shared?: string): Promise<FastifyInstance> {
+    const prefix = shared ?? uniquePrefix();
+    prefixes.push(prefix);
+    const app = await testApp(db(), { RATE_LIMIT_ENABLED: 'true', ...(backend === 'postgres' ? { REDIS_URL: REDIS } : {}), ...env }, { cacheKeyPrefix: prefix });
+    apps.push(app);
+    return app;
+  }
+
+  const call = (app: FastifyInstance, ip: string, url: string, o: Partial<InjectOptions> = {}) =>
+    app.inject({ method: 'GET', url, remoteAddress: ip, ...o, headers: { host: 'shop.test', ...(o.headers ?? {}) } });
+
+  test('anonymous callers: every response carries the RateLimit headers; over the limit a 429 names the window, also for a cached answer', async () => {
+    await f.product(db().db);
+    const app = await limitedApp({ RATE_LIMIT_ANON: '3/hour', RATE_LIMIT_BURST: '100/minute' });
+    const ip = freshIp();
+    for (let i = 0; i < 3; i++) {
+      const res = await call(app, ip, '/api/products/');
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.headers['ratelimit-limit'], '3');
+      assert.equal(res.headers['ratelimit-remaining'], String(2 - i));
+      assert.ok(Number(res.headers['ratelimit-reset']) > 3500);
+      assert.equal(res.headers['ratelimit-policy'], '3;w=3600');
+      if (i > 0) assert.equal(res.headers['x-cache'], 'HIT');
+    }
+    const refused = await call(app, ip, '/api/products/');
+    assert.equal(refused.statusCode, 429);
+    assert.equal(refused.headers['x-cache'], undefined, 'the cache is never reached');
+    const retry = Number(refused.headers['retry-after']);
+    assert.ok(retry > 3500 && retry <= 3600, String(retry));
+    assert.equal(refused.headers['ratelimit-remaining'], '0');
+    assert.deepEqual(refused.json(), {
+      error: true,
+      message: `Request was throttled. Expected available in ${retry} seconds.`,
+      status_code: 429,
+      code: 'throttled',
+      limit: 'anonymous',
+      rate: '3/hour',
+      retry_after: retry,
+    });
+    // Another address has its own count.
+    assert.equal((await call(app, freshIp(), '/api/products/')).statusCode, 200);
+  });
+
+  test('signed-in users are counted per user, staff on their own higher tier; the burst tier applies to both kinds', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '100/hour', RATE_LIMIT_USER: '2/hour', RATE_LIMIT_BURST: '4/minute', RATE_LIMIT_STAFF: '6/hour' });
+    const ip = freshIp();
+    const a = await signedIn(app, db());
+    const b = await signedIn(app, db());
+    const staff = await signedIn(app, db(), { staff: true });
+    for (let i = 0; i < 2; i++) assert.equal((await call(app, ip, '/api/users/profile/', { headers: a.headers })).statusCode, 200);
+    const over = await call(app, ip, '/api/users/profile/', { headers: a.headers });
+    assert.equal(over.statusCode, 429);
+    assert.equal(over.json().limit, 'user');
+    // B, and anonymous callers from the same address, are not affected by A's count.
+    assert.equal((await call(app, ip, '/api/users/profile/', { headers: b.headers })).statusCode, 200);
+    assert.equal((await call(app, ip, '/api/products/')).statusCode, 200);
+    for (let i = 0; i < 6; i++) assert.equal((await call(app, ip, '/api/users/profile/', { headers: staff.headers })).statusCode, 200, `staff request ${i + 1}`);
+    const staffOver = await call(app, ip, '/api/users/profile/', { headers: staff.headers });
+    assert.equal(staffOver.statusCode, 429);
+    assert.equal(staffOver.json().limit, 'staff');
+    // Burst: 4 a minute per anonymous address, before its hourly 100.
+    const burstIp = freshIp();
+    for (let i = 0; i < 4; i++) assert.equal((await call(app, burstIp, '/api/products/categories/')).statusCode, 200);
+    const burst = await call(app, burstIp, '/api/products/categories/');
+    assert.equal(burst.statusCode, 429);
+    assert.equal(burst.json().limit, 'burst');
+  });
+
+  test('per-route limits are declared at the route and overridable by name; other routes keep counting only the tiers', async () => {
+    const app = await limitedApp({ RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_ROUTES: 'search=2/minute' });
+    const ip = freshIp();
+    assert.equal((await call(app, ip, '/api/products/search/?q=dragon')).statusCode, 200);
+    const second = await call(app, ip, '/api/products/advanced-search/?q=dragon');
+    assert.equal(second.statusCode, 200, 'quick and advanced search share the `search` limit');
+    assert.equal(second.headers['ratelimit-limit'], '2');
+    assert.equal(second.headers['ratelimit-remaining'], '0');
+    const refused = await call(app, ip, '/api/products/search/?q=dragon');
+    assert.equal(refused.statusCode, 429);
+    assert.equal(refused.json().limit, 'search');
+    assert.ok(Number(refused.headers['retry-after']) <= 60);
+    assert.equal((await call(app, ip, '/api/products/')).statusCode, 200);
+    // Registration: 5 an hour per address by default.
+    const regIp = freshIp();
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await call(app, regIp, '/api/users/auth/register/', { method: 'POST', payload: {} })).statusCode);
+    assert.deepEqual(statuses, [400, 400, 400, 400, 400, 429]);
+  });
+
+  test('health checks, the API docs and allow-listed addresses are never limited', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '1/hour', RATE_LIMIT_ALLOWLIST: '203.0.113.0/24,2001:db8::/32' });
+    const ip = freshIp();
+    assert.equal((await call(app, ip, '/api/products/')).statusCode, 200);
+    assert.equal((await call(app, ip, '/api/products/')).statusCode, 429);
+    for (let i = 0; i < 3; i++) {
+      const health = await call(app, ip, '/health/');
+      assert.equal(health.statusCode, 200);
+      assert.equal(health.headers['ratelimit-limit'], undefined);
+      assert.equal((await call(app, ip, '/api/docs/json')).statusCode, 200);
+    }
+    for (const allowed of ['203.0.113.77', '2001:db8::5', '::ffff:203.0.113.8']) {
+      for (let i = 0; i < 3; i++) {
+        const res = await call(app, allowed, '/api/products/');
+        assert.equal(res.statusCode, 200, allowed);
+        assert.equal(res.headers['ratelimit-limit'], undefined);
+      }
+    }
+    // Loopback is not exempt unless listed.
+    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 200);
+    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 429);
+  });
+
+  test('repeated violations block the address: 403 on every request until staff unblock it', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '1/hour', RATE_LIMIT_BLOCK_AFTER: '3', RATE_LIMIT_BLOCK_DURATION: '2h' });
+    const staff = await signedIn(app, db(), { staff: true });
+    const staffIp = freshIp();
+    const ip = freshIp();
+    assert.equal((await call(app, ip, '/api/products/')).statusCode, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await call(app, ip, '/api/products/')).statusCode, 429);
+    const blocked = await call(app, ip, '/api/products/categories/');
+    assert.equal(blocked.statusCode, 403);
+    const body = blocked.json();
+    assert.equal(body.error, true);
+    assert.equal(body.status_code, 403);
+    assert.equal(body.code, 'ip_blocked');
+    assert.match(body.message, /^Your IP address is blocked until \d{4}-\d\d-\d\dT/);
+    const until = Date.parse(body.blocked_until);
+    assert.ok(until > Date.now() + 7100_000 && until <= Date.now() + 7200_000);
+    // Even a signed-in user from that address.
+    assert.equal((await call(app, ip, '/api/users/profile/', { headers: staff.headers })).statusCode, 403);
+
+    assert.equal((await call(app, staffIp, '/api/utils/rate-limits/blocked/')).statusCode, 401);
+    const customer = await signedIn(app, db());
+    assert.equal((await call(app, staffIp, '/api/utils/rate-limits/blocked/', { headers: customer.headers })).statusCode, 403);
+    const list = await call(app, staffIp, '/api/utils/rate-limits/blocked/', { headers: staff.headers });
+    assert.equal(list.statusCode, 200);
+    const entry = list.json().results.find((e: { ip: string }) => e.ip === ip);
+    assert.ok(entry, 'listed');
+    assert.match(entry.reason, /3 rate-limit violations within 60 minutes \(last: anonymous\)/);
+    assert.equal(entry.expires_at, body.blocked_until);
+    assert.equal(list.headers['cache-control'], 'private, no-store');
+
+    assert.equal((await call(app, staffIp, '/api/utils/rate-limits/blocked/not-an-ip/', { method: 'DELETE', headers: staff.headers })).statusCode, 400);
+    assert.equal((await call(app, staffIp, `/api/utils/rate-limits/blocked/${freshIp()}/`, { method: 'DELETE', headers: staff.headers })).statusCode, 404);
+    const unblocked = await call(app, staffIp, `/api/utils/rate-limits/blocked/${ip}/`, { method: 'DELETE', headers: staff.headers });
+    assert.equal(unblocked.statusCode, 200);
+    assert.deepEqual(unblocked.json(), { message: `${ip} unblocked` });
+    const after = await call(app, ip, '/api/products/categories/');
+    assert.equal(after.statusCode, 429, 'unblocked, though its hourly window is still spent');
+    assert.ok(!(await call(app, staffIp, '/api/utils/rate-limits/blocked/', { headers: staff.headers })).json().results.some((e: { ip: string }) => e.ip === ip));
+  });
+
+  test('X-Forwarded-For counts only from a trusted proxy: a spoofed header from anyone else changes nothing', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '2/hour', TRUSTED_PROXIES: '10.9.0.1' });
+    const direct = freshIp();
+    for (let i = 0; i < 2; i++) assert.equal((await call(app, direct, '/api/products/', { headers: { 'x-forwarded-for': `192.0.2.${i}` } })).statusCode, 200);
+    assert.equal((await call(app, direct, '/api/products/', { headers: { 'x-forwarded-for': '192.0.2.99' } })).statusCode, 429, 'a new header does not buy a new count');
+    // Through the proxy, each client is itself.
+    const client = freshIp();
+    for (let i = 0; i < 2; i++) assert.equal((await call(app, '10.9.0.1', '/api/products/', { headers: { 'x-forwarded-for': client } })).statusCode, 200);
+    assert.equal((await call(app, '10.9.0.1', '/api/products/', { headers: { 'x-forwarded-for': client } })).statusCode, 429);
+    assert.equal((await call(app, '10.9.0.1', '/api/products/', { headers: { 'x-forwarded-for': freshIp() } })).statusCode, 200);
+  });
+
+  test('failed sign-ins back off exponentially per account and per address; a success clears the account', async () => {
+    const app = await limitedApp({ LOGIN_FREE_FAILURES: '2', RATE_LIMIT_ROUTES: 'login=100/hour', RATE_LIMIT_BURST: '100/minute' });
+    const user = await signedIn(app, db());
+    const ip = freshIp();
+    const login = (password: string, from = ip, email = user.email) => call(app, from, '/api/users/auth/login/', { method: 'POST', payload: { email, password } });
+    assert.equal((await login('wrong-1')).statusCode, 401);
+    assert.equal((await login('wrong-2')).statusCode, 401);
+    assert.equal((await login('wrong-3')).statusCode, 401, 'the third failure is answered, and starts a 1 s wait');
+    const waiting = await login(user.password);
+    assert.equal(waiting.statusCode, 429, 'even the right password waits');
+    assert.equal(waiting.headers['retry-after'], '1');
+    assert.equal(waiting.json().limit, 'login_failures');
+    // The account waits from another address too.
+    assert.equal((await login(user.password, freshIp())).statusCode, 429);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await login('wrong-4')).statusCode, 401);
+    const longer = await login(user.password);
+    assert.equal(longer.statusCode, 429);
+    assert.equal(longer.headers['retry-after'], '2', 'the wait doubles');
+    await new Promise((r) => setTimeout(r, 2100));
+    assert.equal((await login(user.password, freshIp())).statusCode, 200);
+    // The account's count is cleared: one more failure is free again (from a clean address).
+    const other = freshIp();
+    assert.equal((await login('wrong-5', other)).statusCode, 401);
+    assert.equal((await login(user.password, other)).statusCode, 200);
+    // The address keeps its count across accounts: guessing at many accounts from one address.
+    const guesser = freshIp();
+    for (let i = 0; i < 3; i++) assert.equal((await login('x', guesser, `nobody-${i}-${ip}@example.com`)).statusCode, 401);
+    assert.equal((await login('x', guesser, `nobody-9-${ip}@example.com`)).statusCode, 429);
+  });
+
+  if (backend !== 'postgres') return;
+
+  test('500 concurrent requests from one address over two instances sharing Redis: exactly 100 pass', async () => {
+    const shared = uniquePrefix();
+    const env = { RATE_LIMIT_ANON: '100/hour', RATE_LIMIT_BURST: '10000/minute', RATE_LIMIT_SUSTAINED: '10000/day', RATE_LIMIT_BLOCK_AFTER: '0' };
+    const [a, b] = [await limitedApp(env, shared), await limitedApp(env, shared)];
+    const ip = freshIp();
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => call(i % 2 ? a : b, ip, '/api/products/categories/')));
+    const counts = new Map<number, number>();
+    for (const r of results) counts.set(r.statusCode, (counts.get(r.statusCode) ?? 0) + 1);
+    assert.deepEqual([...counts].sort(), [
+      [200, 100],
+      [429, 400],
+    ]);
+  });
+
+  test('a block made on one instance is enforced by the other at once', async () => {
+    const shared = uniquePrefix();
+    const env = { RATE_LIMIT_ANON: '1/hour', RATE_LIMIT_BLOCK_AFTER: '2' };
+    const [a, b] = [await limitedApp(env, shared), await limitedApp(env, shared)];
+    const ip = freshIp();
+    assert.equal((await call(a, ip, '/api/products/')).statusCode, 200);
+    assert.equal((await call(a, ip, '/api/products/')).statusCode, 429);
+    assert.equal((await call(b, ip, '/api/products/')).statusCode, 429);
+    await new Promise((r) => setTimeout(r, 50)); // the pub/sub message
+    assert.equal((await call(a, ip, '/api/products/')).statusCode, 403);
+    assert.equal((await call(b, ip, '/api/products/')).statusCode, 403);
+  });
+
+  test('with Redis gone, the insurance limiter keeps limiting and nothing fails; shared counting resumes when it returns', async () => {
+    const proxy = await tcpProxy(6379);
+    try {
+      const app = await limitedApp({ RATE_LIMIT_REDIS_URL: `redis://127.0.0.1:${proxy.port}/2`, RATE_LIMIT_ANON: '3/hour', RATE_LIMIT_BLOCK_AFTER: '0' });
+      const ip = freshIp();
+      assert.equal((await call(app, ip, '/api/products/')).statusCode, 200);
+      await proxy.cut();
+      const during: number[] = [];
+      for (let i = 0; i < 5; i++) during.push((await call(app, ip, '/api/products/')).statusCode);
+      assert.deepEqual(during, [200, 200, 200, 429, 429], 'the in-memory insurance counts on its own');
+      await proxy.restore();
+      for (let i = 0; i < 100 && (await waitReady(app)) === false; i++) await new Promise((r) => setTimeout(r, 50));
+      const back = await call(app, ip, '/api/products/');
+      assert.ok([200, 429].includes(back.statusCode));
+      assert.equal(back.headers['ratelimit-limit'], '3');
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+async function waitReady(app: FastifyInstance): Promise<boolean> {
+  return app.limits?.redisReady === true;
+}
