@@ -8,7 +8,7 @@
 //   npm run bench -- [--products 1000] [--duration 10] [--connections 32] [--backend pglite|postgres|both]
 //                    [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +193,30 @@ async function interleaved(targets: { base: string; mix: string[] }[], slices = 
   }));
 }
 
+const GENEROUS_LIMITS = { RATE_LIMIT_ANON: '1000000000/hour', RATE_LIMIT_BURST: '1000000000/minute', RATE_LIMIT_SUSTAINED: '1000000000/day', RATE_LIMIT_BLOCK_AFTER: '0' };
+
+/**
+ * The cost of rate limiting: the cached product list from two servers on the same data, limits on
+ * and off, in alternating slices. Embedded mode gives the second server a copy of the database.
+ */
+async function limitsOverhead(env: NodeJS.ProcessEnv, label: string): Promise<{ on: Result; off: Result }> {
+  const copy = env.DATA_DIR ? mkdtempSync(join(tmpdir(), 'pasargad-bench-')) : undefined;
+  if (copy) cpSync(env.DATA_DIR!, copy, { recursive: true });
+  const [onPort, offPort] = [await freePort(), await freePort()];
+  const on = await start([...CLI, 'serve'], env, onPort);
+  const off = await start([...CLI, 'serve'], { ...env, RATE_LIMIT_ENABLED: 'false', ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
+  try {
+    const urls = ['/api/products/'];
+    for (const port of [onPort, offPort]) await autocannon({ url: `http://127.0.0.1:${port}/api/products/`, connections: CONNECTIONS, duration: 2 });
+    say(`${label}: cached product list, limits on and off, ${DURATION} s each in alternating slices`);
+    const [a, b] = (await interleaved([{ base: `http://127.0.0.1:${onPort}`, mix: urls }, { base: `http://127.0.0.1:${offPort}`, mix: urls }])) as [Result, Result];
+    return { on: a, off: b };
+  } finally {
+    await Promise.all([stop(on), stop(off)]);
+    if (copy) rmSync(copy, { recursive: true, force: true });
+  }
+}
+
 /** One server, warmed, under the mix (beside the bare route when one is given). */
 async function measure(
   env: NodeJS.ProcessEnv,
@@ -243,7 +267,8 @@ interface BackendReport {
 }
 
 async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendReport> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000' };
+  // Limits stay on, counting every request, with windows no load here can fill.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000', ...GENEROUS_LIMITS };
   let dataDir: string | undefined;
   let schema: string | undefined;
   const redisPrefix = `bench:${process.pid}:`;
@@ -267,6 +292,8 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       await stop(bare);
     }
     const yard = on.yard!;
+    const limits = await limitsOverhead({ ...env, CACHE_ENABLED: 'true' }, backend);
+    const limitsRatio = limits.on.rps / limits.off.rps;
 
     const row = (name: string, r: { result: Result; sqlPerRequest: number; hitRate?: number; cpuPerRequest?: number }) =>
       `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${r.cpuPerRequest === undefined ? '—' : Math.round(r.cpuPerRequest)} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
@@ -279,6 +306,7 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       `**${backend}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
       `**${backend}** — p99 with the cache on ${on.run.result.p99} ms (seed: < 100 ms; ours: < 10 ms): ${check(on.run.result.p99 < 10)}`,
       `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
+      `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off, ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}`,
       saved === undefined
         ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
         : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
