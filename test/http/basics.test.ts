@@ -71,13 +71,21 @@ test('request ids: a well-formed X-Request-ID is kept, anything else replaced', 
   assert.match(replaced.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
 });
 
-test('security headers on every response, errors included', async () => {
-  for (const url of ['/api/', '/nope']) {
+test('security headers on every response, errors included (helmet, for a JSON API)', async () => {
+  for (const url of ['/api/', '/nope', '/api/products/?page=abc']) {
     const r = await app.inject(url);
     assert.equal(r.headers['x-frame-options'], 'DENY');
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
     assert.equal(r.headers['referrer-policy'], 'same-origin');
+    assert.equal(r.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'");
+    assert.match(String(r.headers['strict-transport-security']), /^max-age=31536000/);
+    assert.equal(r.headers['cross-origin-resource-policy'], 'same-origin');
+    assert.equal(r.headers['x-dns-prefetch-control'], undefined, 'document-only headers are left out');
   }
+  // The docs page runs Swagger UI's own scripts and styles.
+  const docs = await app.inject('/api/docs/static/swagger-initializer.js');
+  assert.equal(docs.statusCode, 200);
+  assert.match(String(docs.headers['content-security-policy']), /default-src 'self'/);
 });
 
 test('CORS: the storefront origin gets credentials; others get nothing', async () => {
