@@ -126,6 +126,7 @@ forEachBackend('rate limits', ({ backend, db }) => {
       assert.equal(health.statusCode, 200);
       assert.equal(health.headers['ratelimit-limit'], undefined);
       assert.equal((await call(app, ip, '/api/docs/json')).statusCode, 200);
+      assert.equal((await call(app, ip, '/robots.txt')).statusCode, 200);
     }
     for (const allowed of ['203.0.113.77', '2001:db8::5', '::ffff:203.0.113.8']) {
       for (let i = 0; i < 3; i++) {
@@ -263,9 +264,11 @@ forEachBackend('rate limits', ({ backend, db }) => {
       assert.deepEqual(during, [200, 200, 200, 429, 429], 'the in-memory insurance counts on its own');
       await proxy.restore();
       for (let i = 0; i < 100 && (await waitReady(app)) === false; i++) await new Promise((r) => setTimeout(r, 50));
+      // Redis still holds the one request counted before the cut: this is the second of three.
       const back = await call(app, ip, '/api/products/');
-      assert.ok([200, 429].includes(back.statusCode));
+      assert.equal(back.statusCode, 200);
       assert.equal(back.headers['ratelimit-limit'], '3');
+      assert.equal(back.headers['ratelimit-remaining'], '1');
     } finally {
       await proxy.close();
     }
