@@ -1,10 +1,12 @@
-// Rate limits (the seed's section 4) on rate-limiter-flexible: fixed windows counted atomically in
-// Redis (one Lua call per window, shared by every instance), each with an in-memory insurance
-// limiter that takes over while Redis is out of reach; in-process counters in embedded mode.
+// Rate limits (the seed's section 4): fixed windows counted atomically in Redis (one script call
+// for every window of every request in a turn of the event loop, shared by every instance; see
+// counter.ts), with in-process insurance counters while Redis is out of reach; in-process counters
+// in embedded mode. Login backoff and violations, off the hot path, use rate-limiter-flexible.
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import type { Config, Rate } from '../../config.ts';
 import { BlockRegistry, type BlockEntry, type BlockLog } from './blocks.ts';
+import { MemoryCounter, RedisCounter, type Count } from './counter.ts';
 
 type LimitsConfig = Config['limits'];
 
@@ -40,13 +42,18 @@ export interface LimitsOptions {
   log?: BlockLog;
 }
 
-function verdict(name: string, rate: Rate, res: RateLimiterRes, allowed: boolean): Verdict {
-  return { name, rate, allowed, remaining: Math.max(0, rate.points - res.consumedPoints), resetMs: Math.max(0, res.msBeforeNext) };
+type Windows = [name: string, rate: Rate, key: string][];
+
+function verdicts(windows: Windows, counts: Count[]): Verdict[] {
+  return windows.map(([name, rate], i) => {
+    const { count, resetMs } = counts[i]!;
+    return { name, rate, allowed: count <= rate.points, remaining: Math.max(0, rate.points - count), resetMs: Math.max(0, resetMs) };
+  });
 }
 
 export class Limits {
   readonly blocks: BlockRegistry;
-  private readonly limiters = new Map<string, RateLimiterAbstract>();
+  private readonly counter: MemoryCounter | RedisCounter;
   private readonly violations: RateLimiterAbstract;
   private readonly loginFailures: RateLimiterAbstract;
   private readonly loginWaits: RateLimiterAbstract;
@@ -56,6 +63,7 @@ export class Limits {
     readonly config: LimitsConfig,
     private readonly o: LimitsOptions = {},
   ) {
+    this.counter = o.client ? new RedisCounter(o.client) : new MemoryCounter();
     this.blocks = new BlockRegistry({ client: o.client, subscriber: o.subscriber, channelPrefix: o.channelPrefix, log: o.log });
     // Violations only count; the block itself is recorded in the registry.
     this.violations = this.make('violations', { points: Number.MAX_SAFE_INTEGER, duration: config.blockWindow });
@@ -101,27 +109,11 @@ export class Limits {
     });
   }
 
-  private limiter(name: string, rate: Rate): RateLimiterAbstract {
-    const key = `${name}:${rate.points}/${rate.duration}`;
-    let l = this.limiters.get(key);
-    if (!l) this.limiters.set(key, (l = this.make(name, rate)));
-    return l;
-  }
-
-  private async consume(name: string, rate: Rate, key: string): Promise<Verdict> {
-    try {
-      return verdict(name, rate, await this.limiter(name, rate).consume(key), true);
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) return verdict(name, rate, rejection, false);
-      throw rejection;
-    }
-  }
-
   /** The windows this caller's request counts against, in the order they are reported. */
-  windows(caller: Caller, route?: RouteLimit): [name: string, rate: Rate, key: string][] {
+  windows(caller: Caller, route?: RouteLimit): Windows {
     const c = this.config;
     const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
-    const out: [string, Rate, string][] =
+    const out: Windows =
       caller.userId !== null && caller.staff
         ? [['staff', c.staff, who]]
         : [[caller.userId !== null ? 'user' : 'anonymous', caller.userId !== null ? c.user : c.anonymous, who], ['burst', c.burst, who], ['sustained', c.sustained, who]];
@@ -129,9 +121,15 @@ export class Limits {
     return out;
   }
 
-  /** Counts the request against every window that applies (all of them, as DRF's throttles do). */
-  check(caller: Caller, route?: RouteLimit): Promise<Verdict[]> {
-    return Promise.all(this.windows(caller, route).map(([name, rate, key]) => this.consume(name, rate, key)));
+  /**
+   * Counts the request against every window that applies (all of them, as DRF's throttles do).
+   * In process the answer is immediate; with Redis it is a promise.
+   */
+  check(caller: Caller, route?: RouteLimit): Verdict[] | Promise<Verdict[]> {
+    const windows = this.windows(caller, route);
+    // The rate is part of the key: a changed RATE_LIMIT_* starts fresh windows.
+    const counted = this.counter.hit(windows.map(([name, rate, key]) => ({ key: `pasargad:limits:${name}:${rate.points}/${rate.duration}:${key}`, durationMs: rate.duration * 1000 })));
+    return Array.isArray(counted) ? verdicts(windows, counted) : counted.then((counts) => verdicts(windows, counts));
   }
 
   /** Records a 429 for `ip`; the violation that reaches RATE_LIMIT_BLOCK_AFTER blocks it. */
@@ -185,6 +183,7 @@ export class Limits {
 
   async close(): Promise<void> {
     this.blocks.close();
+    this.counter.close();
     await Promise.all(
       [this.o.client, this.o.subscriber].map(async (c) => {
         if (c) await c.quit().catch(() => c.disconnect());

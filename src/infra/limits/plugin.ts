@@ -105,22 +105,22 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits): void {
     if (request.limitsExempt) return done();
     const route = request.routeOptions.config?.rateLimit || undefined;
     const caller = { ip: request.clientIp, userId: request.auth?.user_id ?? null, staff: request.auth?.is_staff === true };
-    limits.check(caller, route).then(
-      (verdicts) => {
-        const shown = reported(verdicts);
-        rateHeaders(reply, shown);
-        if (shown.allowed) return done();
-        limits.violation(caller.ip, shown.name).then(
-          () => done(throttledError(shown)),
-          () => done(throttledError(shown)),
-        );
-      },
-      (err: unknown) => {
-        // The insurance limiters make this unreachable; if it happens, serve rather than fail.
-        request.log.error({ err }, 'rate limit check failed; request let through');
-        done();
-      },
-    );
+    const answer = (verdicts: Verdict[]) => {
+      const shown = reported(verdicts);
+      rateHeaders(reply, shown);
+      if (shown.allowed) return done();
+      limits.violation(caller.ip, shown.name).then(
+        () => done(throttledError(shown)),
+        () => done(throttledError(shown)),
+      );
+    };
+    const counted = limits.check(caller, route);
+    if (Array.isArray(counted)) return answer(counted);
+    counted.then(answer, (err: unknown) => {
+      // The insurance counters make this unreachable; if it happens, serve rather than fail.
+      request.log.error({ err }, 'rate limit check failed; request let through');
+      done();
+    });
   });
 }
 
