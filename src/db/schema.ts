@@ -137,6 +137,220 @@ export interface SchemaMigrationsTable {
   applied_at: Timestamp;
 }
 
+export interface PromotionCodesTable {
+  id: Generated<number>;
+  code: string;
+  description: Generated<string>;
+  discount_type: 'percentage' | 'fixed' | 'free_shipping';
+  discount_value: Generated<string>;
+  usage_type: Generated<'single' | 'limited' | 'unlimited'>;
+  usage_limit: number | null;
+  usage_limit_per_user: Generated<number>;
+  valid_from: string;
+  valid_until: string;
+  is_active: Generated<boolean>;
+  minimum_order_amount: Generated<string>;
+  applicable_to_all: Generated<boolean>;
+  first_order_only: Generated<boolean>;
+  logged_in_only: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface PromotionProductsTable {
+  promotion_id: number;
+  product_id: number;
+}
+
+export interface PromotionCategoriesTable {
+  promotion_id: number;
+  category_id: number;
+}
+
+export interface CampaignsTable {
+  id: Generated<number>;
+  name: string;
+  description: Generated<string>;
+  start_date: string;
+  end_date: string;
+  is_active: Generated<boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CampaignCodesTable {
+  campaign_id: number;
+  promotion_id: number;
+}
+
+/** A checkout line as priced when the checkout started (money and weight as decimal strings). */
+export interface CheckoutLine {
+  product_id: number;
+  name: string;
+  sku: string;
+  price: string;
+  weight: string;
+  quantity: number;
+}
+
+/** Where an order goes, as the payment provider or the shopper gave it. */
+export interface CheckoutAddress {
+  name: string;
+  email: string;
+  phone: string;
+  address: string;
+  city: string;
+  state: string;
+  postal_code: string;
+  country: string;
+}
+
+export type CheckoutStatus = 'open' | 'complete' | 'expired' | 'failed';
+
+export interface CheckoutsTable {
+  id: Generated<number>;
+  public_id: string | null;
+  provider: string;
+  status: Generated<CheckoutStatus>;
+  cart_id: number | null;
+  user_id: number | null;
+  session_key: string | null;
+  email: Generated<string>;
+  fulfillment_method: Generated<'shipping' | 'pickup'>;
+  lines: ColumnType<CheckoutLine[], string, string>;
+  address: ColumnType<CheckoutAddress | null, string | null, string | null>;
+  subtotal: string;
+  discount_amount: Generated<string>;
+  shipping_cost: Generated<string>;
+  tax_amount: Generated<string>;
+  total_amount: string;
+  promotion_id: number | null;
+  success_url: string;
+  cancel_url: string;
+  checkout_url: Generated<string>;
+  payment_intent: string | null;
+  idempotency_key: string | null;
+  owner_key: string;
+  order_id: number | null;
+  expires_at: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface StockReservationsTable {
+  checkout_id: number;
+  product_id: number;
+  quantity: number;
+}
+
+export type OrderStatus = 'pending' | 'processing' | 'shipped' | 'delivered' | 'cancelled' | 'refunded';
+
+export interface OrdersTable {
+  id: Generated<number>;
+  order_number: string;
+  user_id: number | null;
+  session_key: string | null;
+  checkout_id: number | null;
+  status: Generated<OrderStatus>;
+  fulfillment_method: Generated<'shipping' | 'pickup'>;
+  subtotal: string;
+  discount_amount: Generated<string>;
+  tax_amount: Generated<string>;
+  shipping_cost: Generated<string>;
+  total_amount: string;
+  promotion_id: number | null;
+  shipping_name: Generated<string>;
+  shipping_email: Generated<string>;
+  shipping_phone: Generated<string>;
+  shipping_address: Generated<string>;
+  shipping_city: Generated<string>;
+  shipping_state: Generated<string>;
+  shipping_postal_code: Generated<string>;
+  shipping_country: Generated<string>;
+  billing_name: Generated<string>;
+  billing_email: Generated<string>;
+  billing_address: Generated<string>;
+  billing_city: Generated<string>;
+  billing_state: Generated<string>;
+  billing_postal_code: Generated<string>;
+  billing_country: Generated<string>;
+  tracking_number: Generated<string>;
+  shipstation_order_id: Generated<string>;
+  estimated_delivery: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  shipped_at: string | null;
+  delivered_at: string | null;
+}
+
+export interface OrderItemsTable {
+  id: Generated<number>;
+  order_id: number;
+  product_id: number | null;
+  product_name: string;
+  product_sku: string;
+  product_weight: string;
+  unit_price: string;
+  quantity: number;
+  total_price: string;
+  total_weight: string;
+}
+
+export interface OrderStatusHistoryTable {
+  id: Generated<number>;
+  order_id: number;
+  status: string;
+  notes: Generated<string>;
+  created_by: number | null;
+  created_at: Timestamp;
+}
+
+export interface PaymentsTable {
+  id: Generated<number>;
+  order_id: number;
+  provider: string;
+  payment_intent: string;
+  amount: string;
+  currency: Generated<string>;
+  status: 'pending' | 'completed' | 'failed' | 'refunded';
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface PaymentEventsTable {
+  provider: string;
+  event_id: string;
+  type: string;
+  processed_at: Timestamp;
+}
+
+export interface PromotionUsagesTable {
+  id: Generated<number>;
+  promotion_id: number;
+  user_id: number | null;
+  checkout_id: number | null;
+  order_id: number | null;
+  discount_amount: string;
+  created_at: Timestamp;
+}
+
+export interface ProductRelationshipsTable {
+  id: Generated<number>;
+  product_id: number;
+  related_product_id: number;
+  relationship_type: 'similar' | 'complementary' | 'bundle' | 'upgrade';
+  strength: Generated<string>;
+  created_at: Timestamp;
+}
+
+export interface ProductViewsTable {
+  id: Generated<number>;
+  product_id: number;
+  user_id: number | null;
+  session_key: string | null;
+  viewed_at: Timestamp;
+}
+
 export interface DB {
   users: UsersTable;
   categories: CategoriesTable;
@@ -151,4 +365,19 @@ export interface DB {
   newsletter_subscribers: NewsletterSubscribersTable;
   kv_entries: KvEntriesTable;
   schema_migrations: SchemaMigrationsTable;
+  promotion_codes: PromotionCodesTable;
+  promotion_products: PromotionProductsTable;
+  promotion_categories: PromotionCategoriesTable;
+  campaigns: CampaignsTable;
+  campaign_codes: CampaignCodesTable;
+  checkouts: CheckoutsTable;
+  stock_reservations: StockReservationsTable;
+  orders: OrdersTable;
+  order_items: OrderItemsTable;
+  order_status_history: OrderStatusHistoryTable;
+  payments: PaymentsTable;
+  payment_events: PaymentEventsTable;
+  promotion_usages: PromotionUsagesTable;
+  product_relationships: ProductRelationshipsTable;
+  product_views: ProductViewsTable;
 }

@@ -20,6 +20,14 @@ export interface DomainEvents {
   'user.registered': { id: number };
   'user.updated': { id: number; fields: string[] };
   'cart.changed': { cartId: number; userId: number | null };
+  // Stock moved without a product edit: reserved or released by a checkout, restored by a cancel.
+  'stock.changed': { productIds: number[] };
+  'order.created': { id: number; userId: number | null };
+  'order.paid': { id: number; userId: number | null };
+  'order.status_changed': { id: number; userId: number | null; from: string; to: string };
+  'promotion.created': { id: number };
+  'promotion.updated': { id: number };
+  'promotion.deleted': { id: number };
 }
 
 export type EventName = keyof DomainEvents;

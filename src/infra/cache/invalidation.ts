@@ -26,6 +26,11 @@ export function wireInvalidation(events: EventBus, caches: Caches): void {
   for (const name of ['image.created', 'image.updated', 'image.deleted'] as const) {
     events.on(name, ({ productId }) => drop([Tags.product(productId), Tags.PRODUCTS]));
   }
+  // Checkouts reserve and release stock, cancels restore it: is_in_stock shows in lists too.
+  events.on('stock.changed', ({ productIds }) => drop([...productIds.map((id) => Tags.product(id)), Tags.PRODUCTS]));
+  for (const name of ['promotion.created', 'promotion.updated', 'promotion.deleted'] as const) {
+    events.on(name, () => drop([Tags.PROMOTIONS]));
+  }
   events.on('user.updated', ({ fields }) => (fields.some((f) => f === 'first_name' || f === 'last_name') ? drop([Tags.REVIEWERS]) : undefined));
   events.on('cart.changed', ({ userId }) => (userId === null ? undefined : caches.default.invalidate([CacheKeys.USER_CART(userId)])));
 }

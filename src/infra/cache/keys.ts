@@ -17,6 +17,8 @@ export const ResponseKeys = {
   REVIEW_LIST: { keyPrefix: 'reviews', ttl: 600 },
   SEARCH: { keyPrefix: 'search', ttl: 120 },
   ADVANCED_SEARCH: { keyPrefix: 'advanced_search', ttl: 120 },
+  ACTIVE_PROMOTIONS: { keyPrefix: 'promotions', ttl: 600 },
+  RECOMMENDATIONS: { keyPrefix: 'recommendations', ttl: 300 },
 } as const;
 
 export const Tags = {
@@ -24,6 +26,8 @@ export const Tags = {
   PRODUCTS: 'products',
   /** Anything that shows a category or a category's product count. */
   CATEGORIES: 'categories',
+  /** Anything that shows a promotion code (the active list). */
+  PROMOTIONS: 'promotions',
   /** Anything that shows reviewers' names. */
   REVIEWERS: 'reviewers',
   /** One product's own page and its reviews. */
