@@ -97,6 +97,20 @@ const rateMap = makeValidator<Record<string, Rate>>((input) =>
   ),
 );
 
+/** A money amount with at most two decimals, e.g. `100.00` or `0.5`, kept as integer cents. */
+const cents = makeValidator<number>((input) => {
+  const m = /^\s*(\d{1,8})(?:\.(\d{1,2}))?\s*$/.exec(input);
+  if (!m) throw new EnvError(`"${input}" is not an amount such as 100.00`);
+  return Number(m[1]) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
+});
+
+/** A percentage with at most two decimals, 0 to 100, e.g. `8.25`. */
+const percent = makeValidator<string>((input) => {
+  const m = /^\s*(\d{1,3})(?:\.(\d{1,2}))?\s*$/.exec(input);
+  if (!m || Number(input) > 100) throw new EnvError(`"${input}" is not a percentage from 0 to 100 such as 8.25`);
+  return input.trim();
+});
+
 const pgUrlList = makeValidator<string[]>((input) => list(input).map(postgresUrl));
 
 const httpUrl = makeValidator<string>((input) => {
@@ -190,6 +204,15 @@ export const CONFIG_VARIABLES = {
   LOGIN_MAX_BACKOFF: duration({ default: 900, desc: 'Longest wait after failed sign-ins.' }),
   RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
   RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the `session` store URL). Unset without REDIS_URL: in-process.' }),
+  STRIPE_SECRET_KEY: str({ default: undefined, desc: 'Stripe secret key: checkout through Stripe Checkout. Unset: the built-in test payment provider (offline).' }),
+  STRIPE_WEBHOOK_SECRET: str({ default: undefined, desc: 'Signing secret of the Stripe webhook endpoint (`/api/payments/stripe-webhook/`); required with STRIPE_SECRET_KEY.' }),
+  STOREFRONT_URL: httpUrl({ default: 'http://localhost:3000', desc: 'The storefront: where a finished or abandoned checkout returns (`/checkout/success`, `/checkout/cancel`).' }),
+  CHECKOUT_TTL: duration({ default: 3600, desc: 'How long a checkout holds its stock and promotion code before it expires (Stripe allows 30m to 24h).' }),
+  CURRENCY: str({ default: 'usd', desc: 'ISO currency of prices and payments.' }),
+  SHIPPING_FREE_FROM: cents({ default: 10_000, desc: 'Item total from which shipping is free (e.g. 100.00).' }),
+  SHIPPING_BASE: cents({ default: 500, desc: 'Shipping below SHIPPING_FREE_FROM: this base amount…' }),
+  SHIPPING_PER_KG: cents({ default: 50, desc: '…plus this amount per started kilogram of total weight.' }),
+  TAX_RATE: percent({ default: '0', desc: 'Sales tax in percent of the discounted item total (0: none).' }),
   USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
   CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true.' }),
   DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
@@ -249,6 +272,21 @@ export interface Config {
     readonly redisUrl: string | undefined;
     readonly timeoutMs: number;
   };
+  readonly payments: {
+    readonly stripeSecretKey: string | undefined;
+    readonly stripeWebhookSecret: string | undefined;
+    readonly storefrontUrl: string;
+    readonly checkoutTtl: number;
+    readonly currency: string;
+  };
+  readonly pricing: {
+    /** Integer cents. */
+    readonly freeShippingFrom: number;
+    readonly shippingBase: number;
+    readonly shippingPerKg: number;
+    /** Percent, as text with up to two decimals. */
+    readonly taxRate: string;
+  };
   readonly cdnUrl: string | undefined;
   readonly demoProducts: number;
 }
@@ -293,6 +331,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const name of ['RATE_LIMIT_BLOCK_AFTER', 'LOGIN_FREE_FAILURES'] as const) {
     if (ok(name) && (!Number.isInteger(e[name]) || e[name] < 0)) problems.push(`${name} must be a whole number of at least 0`);
   }
+  if (ok('STRIPE_SECRET_KEY') && ok('STRIPE_WEBHOOK_SECRET') && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY');
+  if (ok('CHECKOUT_TTL') && ok('STRIPE_SECRET_KEY') && e.STRIPE_SECRET_KEY && (e.CHECKOUT_TTL < 1800 || e.CHECKOUT_TTL > 86_400)) problems.push('CHECKOUT_TTL must be from 30m to 24h with Stripe');
+  if (ok('CURRENCY') && !/^[a-z]{3}$/.test(e.CURRENCY ?? '')) problems.push('CURRENCY must be a 3-letter lower-case ISO code such as usd');
   if (problems.length > 0) throw new ConfigError(problems);
   const sessionUrl = e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined);
 
@@ -346,6 +387,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       redisUrl: e.RATE_LIMIT_REDIS_URL ?? sessionUrl,
       timeoutMs: e.RATE_LIMIT_TIMEOUT_MS,
     }),
+    payments: Object.freeze({
+      stripeSecretKey: e.STRIPE_SECRET_KEY || undefined,
+      stripeWebhookSecret: e.STRIPE_WEBHOOK_SECRET || undefined,
+      storefrontUrl: e.STOREFRONT_URL,
+      checkoutTtl: e.CHECKOUT_TTL,
+      currency: e.CURRENCY,
+    }),
+    pricing: Object.freeze({ freeShippingFrom: e.SHIPPING_FREE_FROM, shippingBase: e.SHIPPING_BASE, shippingPerKg: e.SHIPPING_PER_KG, taxRate: e.TAX_RATE }),
     cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,
     demoProducts: e.DEMO_PRODUCTS,
   });
@@ -356,7 +405,8 @@ export function configTable(): string {
   const rows = Object.entries(CONFIG_VARIABLES).map(([name, spec]) => {
     const d = (spec as { default?: unknown }).default;
     const isRate = (v: unknown): v is Rate => typeof v === 'object' && v !== null && 'points' in v;
-    const shown = isRate(d) ? `\`${formatRate(d)}\`` : typeof d === 'object' && d !== null && !Array.isArray(d) ? '—' : d === undefined || d === '' ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
+    const money = name.startsWith('SHIPPING_') && typeof d === 'number';
+    const shown = money ? `\`${Math.floor(d / 100)}.${String(d % 100).padStart(2, '0')}\`` : isRate(d) ? `\`${formatRate(d)}\`` : typeof d === 'object' && d !== null && !Array.isArray(d) ? '—' : d === undefined || d === '' ? '—' : Array.isArray(d) ? (d.length ? `\`${d.join(',')}\`` : '—') : `\`${String(d)}\``;
     return `| \`${name}\` | ${shown} | ${(spec as { desc?: string }).desc ?? ''} |`;
   });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');

@@ -31,6 +31,8 @@ export interface DomainEvents {
 }
 
 export type EventName = keyof DomainEvents;
+/** Queues an event to publish once the surrounding transaction has committed. */
+export type Publish = <K extends EventName>(name: K, payload: DomainEvents[K]) => void;
 type Handler<K extends EventName> = (payload: DomainEvents[K]) => void | Promise<void>;
 
 export class EventBus {

@@ -1,0 +1,110 @@
+// Checkout SQL: stock is reserved by taking it off products.stock_quantity in the statement that
+// checks it (so two checkouts can never both take the last print), rows are always locked in
+// product-id order (so concurrent checkouts cannot deadlock), and released stock goes back the
+// same way.
+import { sql, type Selectable } from 'kysely';
+import type { Db } from '../../db/database.ts';
+import type { CheckoutLine, CheckoutsTable } from '../../db/schema.ts';
+
+export type CheckoutRow = Selectable<CheckoutsTable>;
+
+export interface CartLine extends CheckoutLine {
+  category_id: number;
+  is_active: boolean;
+  stock_quantity: number;
+}
+
+/** The cart's lines with today's prices, in product-id order (the order stock is locked in). */
+export async function cartLines(db: Db, cartId: number): Promise<CartLine[]> {
+  const rows = await db
+    .selectFrom('cart_items as ci')
+    .innerJoin('products as p', 'p.id', 'ci.product_id')
+    .select(['p.id as product_id', 'p.name', 'p.sku', 'p.category_id', 'p.is_active', 'p.stock_quantity', 'ci.quantity'])
+    .select([sql<string>`p.price::text`.as('price'), sql<string>`p.weight::text`.as('weight')])
+    .where('ci.cart_id', '=', cartId)
+    .orderBy('p.id')
+    .execute();
+  return rows.map((r) => ({ ...r, product_id: Number(r.product_id), category_id: Number(r.category_id) }));
+}
+
+/** Serialises checkouts of one cart (a double click starts one checkout at a time). */
+export async function lockCart(db: Db, cartId: number): Promise<boolean> {
+  return (await db.selectFrom('carts').select('id').where('id', '=', cartId).forUpdate().executeTakeFirst()) !== undefined;
+}
+
+/** Takes `quantity` off an active product's stock if that much is there; false otherwise. */
+export async function takeStock(db: Db, productId: number, quantity: number): Promise<boolean> {
+  const r = await db
+    .updateTable('products')
+    .set({ stock_quantity: sql`stock_quantity - ${quantity}` })
+    .where('id', '=', productId)
+    .where('is_active', '=', true)
+    .where('stock_quantity', '>=', quantity)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Gives stock back (a cancelled order, a lapsed checkout); products deleted since are skipped. */
+export async function giveStock(db: Db, items: readonly { product_id: number | null; quantity: number }[]): Promise<number[]> {
+  const sorted = items.filter((i): i is { product_id: number; quantity: number } => i.product_id !== null).sort((a, b) => a.product_id - b.product_id);
+  const ids: number[] = [];
+  for (const i of sorted) {
+    const r = await db.updateTable('products').set({ stock_quantity: sql`stock_quantity + ${i.quantity}` }).where('id', '=', i.product_id).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) ids.push(i.product_id);
+  }
+  return ids;
+}
+
+export async function stockOf(db: Db, productId: number): Promise<number> {
+  const r = await db.selectFrom('products').select('stock_quantity').where('id', '=', productId).executeTakeFirst();
+  return r?.stock_quantity ?? 0;
+}
+
+export async function findByIdempotencyKey(db: Db, ownerKey: string, key: string): Promise<CheckoutRow | undefined> {
+  return db.selectFrom('checkouts').selectAll().where('owner_key', '=', ownerKey).where('idempotency_key', '=', key).executeTakeFirst();
+}
+
+export async function findByPublicId(db: Db, publicId: string, lock = false): Promise<CheckoutRow | undefined> {
+  const q = db.selectFrom('checkouts').selectAll().where('public_id', '=', publicId);
+  return (lock ? q.forUpdate() : q).executeTakeFirst();
+}
+
+export async function lockById(db: Db, id: number): Promise<CheckoutRow | undefined> {
+  return db.selectFrom('checkouts').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+/** Open checkouts of a cart, locked: a new checkout of the same cart replaces them. */
+export async function openCheckoutsOfCart(db: Db, cartId: number): Promise<CheckoutRow[]> {
+  return db.selectFrom('checkouts').selectAll().where('cart_id', '=', cartId).where('status', '=', 'open').orderBy('id').forUpdate().execute();
+}
+
+/** Open checkouts past their expiry, locked, skipping any another request is already handling. */
+export async function lapsedCheckouts(db: Db, limit: number): Promise<CheckoutRow[]> {
+  return db
+    .selectFrom('checkouts')
+    .selectAll()
+    .where('status', '=', 'open')
+    .where('expires_at', '<', sql<string>`now()`)
+    .orderBy('expires_at')
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+}
+
+export async function reservations(db: Db, checkoutId: number): Promise<{ product_id: number; quantity: number }[]> {
+  const rows = await db.selectFrom('stock_reservations').select(['product_id', 'quantity']).where('checkout_id', '=', checkoutId).orderBy('product_id').execute();
+  return rows.map((r) => ({ product_id: Number(r.product_id), quantity: r.quantity }));
+}
+
+/** The cart lines a paid checkout bought are taken out of the cart (lines added since stay). */
+export async function removeBoughtLines(db: Db, cartId: number, productIds: number[]): Promise<void> {
+  if (productIds.length === 0) return;
+  await db.deleteFrom('cart_items').where('cart_id', '=', cartId).where('product_id', 'in', productIds).execute();
+}
+
+/** Whether an event id was new; false: this event was handled before (or is being handled now). */
+export async function recordEvent(db: Db, provider: string, eventId: string, type: string): Promise<boolean> {
+  const r = await db.insertInto('payment_events').values({ provider, event_id: eventId, type }).onConflict((oc) => oc.doNothing()).returning('event_id').executeTakeFirst();
+  return r !== undefined;
+}

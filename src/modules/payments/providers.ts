@@ -1,0 +1,224 @@
+// Payment providers behind one interface: Stripe Checkout (the official `stripe` package) when
+// STRIPE_SECRET_KEY is set, else the built-in test provider, whose hosted page is served by this
+// server (payments.routes.ts) so a purchase works offline.
+import { randomBytes } from 'node:crypto';
+import Stripe from 'stripe';
+import type { Config } from '../../config.ts';
+import type { CheckoutAddress, CheckoutLine } from '../../db/schema.ts';
+import { toCents } from '../../infra/money.ts';
+import type { Totals } from './pricing.ts';
+
+export interface SessionRequest {
+  checkoutId: number;
+  lines: readonly CheckoutLine[];
+  totals: Totals;
+  currency: string;
+  email: string;
+  fulfillment: 'shipping' | 'pickup';
+  successUrl: string;
+  cancelUrl: string;
+  expiresAt: Date;
+  metadata: Record<string, string>;
+  /** This server's origin, for the test provider's hosted page. */
+  origin: string;
+}
+
+/** The provider's view of a checkout session. */
+export interface SessionState {
+  id: string;
+  status: 'open' | 'complete' | 'expired';
+  paid: boolean;
+  paymentIntent: string | null;
+  /** Cents, as the provider charged them. */
+  amountTotal: number | null;
+  /** Who paid and where it goes, when the provider collected it. */
+  details: Partial<CheckoutAddress> | null;
+}
+
+/** A provider's webhook event, in the terms the checkout acts on. */
+export type PaymentEvent = { id: string; type: string } & (
+  | { kind: 'completed'; session: SessionState }
+  | { kind: 'failed'; sessionId: string }
+  | { kind: 'expired'; sessionId: string }
+  | { kind: 'payment_failed'; paymentIntent: string }
+  | { kind: 'ignored' }
+);
+
+export class SignatureError extends Error {}
+
+/** The provider said no (bad key, outage): a 503 for the shopper, never a half-made checkout. */
+export class ProviderError extends Error {
+  constructor(
+    message: string,
+    readonly configuration = false,
+  ) {
+    super(message);
+  }
+}
+
+export interface PaymentProvider {
+  readonly name: 'stripe' | 'test';
+  createSession(req: SessionRequest): Promise<{ id: string; url: string }>;
+  /** The session as the provider sees it now; null when the provider keeps no state of its own. */
+  retrieve(id: string): Promise<SessionState | null>;
+  /** Closes an open session so it can no longer be paid (best effort). */
+  expire(id: string): Promise<void>;
+  /** Verifies a webhook's signature and reads it. Throws SignatureError. */
+  webhookEvent(raw: Buffer, signature: string | undefined): PaymentEvent;
+}
+
+/** The built-in provider: sessions are this server's own page; payments are confirmed on it. */
+export class TestPaymentProvider implements PaymentProvider {
+  readonly name = 'test';
+
+  async createSession(req: SessionRequest): Promise<{ id: string; url: string }> {
+    const id = `cs_test_${randomBytes(24).toString('base64url')}`;
+    return { id, url: `${req.origin}/api/payments/test-checkout/${id}/` };
+  }
+
+  async retrieve(): Promise<null> {
+    return null;
+  }
+
+  async expire(): Promise<void> {}
+
+  webhookEvent(): PaymentEvent {
+    throw new SignatureError('the test provider sends no webhooks');
+  }
+}
+
+type StripeSession = Stripe.Checkout.Session & {
+  collected_information?: { shipping_details?: { name?: string | null; address?: Stripe.Address | null } | null } | null;
+  shipping_details?: { name?: string | null; address?: Stripe.Address | null } | null;
+};
+
+function stateOf(s: StripeSession): SessionState {
+  const customer = s.customer_details;
+  const shipping = s.collected_information?.shipping_details ?? s.shipping_details ?? null;
+  const address = shipping?.address ?? customer?.address ?? null;
+  return {
+    id: s.id,
+    status: s.status === 'complete' ? 'complete' : s.status === 'expired' ? 'expired' : 'open',
+    paid: s.payment_status === 'paid' || s.payment_status === 'no_payment_required',
+    paymentIntent: typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null),
+    amountTotal: s.amount_total ?? null,
+    details: {
+      name: shipping?.name ?? customer?.name ?? '',
+      email: customer?.email ?? s.customer_email ?? '',
+      phone: customer?.phone ?? '',
+      address: [address?.line1, address?.line2].filter(Boolean).join(', '),
+      city: address?.city ?? '',
+      state: address?.state ?? '',
+      postal_code: address?.postal_code ?? '',
+      country: address?.country ?? '',
+    },
+  };
+}
+
+export interface StripeOptions {
+  secretKey: string;
+  webhookSecret: string;
+  /** Where the Stripe API is (tests point it at a local server). */
+  host?: string;
+  port?: number;
+  protocol?: 'http' | 'https';
+}
+
+export class StripePaymentProvider implements PaymentProvider {
+  readonly name = 'stripe';
+  readonly stripe: Stripe;
+
+  constructor(private readonly o: StripeOptions) {
+    this.stripe = new Stripe(o.secretKey, { maxNetworkRetries: 2, timeout: 20_000, ...(o.host ? { host: o.host, port: o.port, protocol: o.protocol } : {}) });
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeAuthenticationError || err instanceof Stripe.errors.StripePermissionError) {
+        throw new ProviderError(err.message, true);
+      }
+      if (err instanceof Stripe.errors.StripeError) throw new ProviderError(err.message);
+      throw err;
+    }
+  }
+
+  async createSession(req: SessionRequest): Promise<{ id: string; url: string }> {
+    const money = (name: string, cents: number, quantity = 1) => ({ quantity, price_data: { currency: req.currency, unit_amount: cents, product_data: { name } } });
+    const items = req.lines.map((l) => money(l.name, toCents(l.price), l.quantity));
+    if (req.totals.shipping > 0) items.push(money('Shipping', req.totals.shipping));
+    if (req.totals.tax > 0) items.push(money('Tax', req.totals.tax));
+    // The same checkout never makes two Stripe sessions or coupons, even when a call is retried.
+    const idempotencyKey = `pasargad-checkout-${req.checkoutId}`;
+    const discounts =
+      req.totals.discount > 0
+        ? [{ coupon: (await this.call(() => this.stripe.coupons.create({ amount_off: req.totals.discount, currency: req.currency, duration: 'once', max_redemptions: 1 }, { idempotencyKey: `${idempotencyKey}-coupon` }))).id }]
+        : undefined;
+    const session = await this.call(() =>
+      this.stripe.checkout.sessions.create(
+        {
+          mode: 'payment',
+          line_items: items,
+          discounts,
+          customer_email: req.email || undefined,
+          client_reference_id: String(req.checkoutId),
+          metadata: req.metadata,
+          payment_intent_data: { metadata: req.metadata },
+          success_url: req.successUrl,
+          cancel_url: req.cancelUrl,
+          expires_at: Math.floor(req.expiresAt.getTime() / 1000),
+          ...(req.fulfillment === 'shipping' ? { shipping_address_collection: { allowed_countries: ['US', 'CA'] } } : {}),
+        },
+        { idempotencyKey },
+      ),
+    );
+    if (!session.url) throw new ProviderError('Stripe returned a session without a URL');
+    return { id: session.id, url: session.url };
+  }
+
+  async retrieve(id: string): Promise<SessionState | null> {
+    try {
+      return stateOf((await this.stripe.checkout.sessions.retrieve(id)) as StripeSession);
+    } catch (err) {
+      if (err instanceof Stripe.errors.StripeInvalidRequestError && err.statusCode === 404) return null;
+      return this.call(() => Promise.reject(err));
+    }
+  }
+
+  async expire(id: string): Promise<void> {
+    await this.stripe.checkout.sessions.expire(id).catch(() => undefined);
+  }
+
+  webhookEvent(raw: Buffer, signature: string | undefined): PaymentEvent {
+    if (!signature) throw new SignatureError('no Stripe-Signature header');
+    let event: Stripe.Event;
+    try {
+      event = this.stripe.webhooks.constructEvent(raw, signature, this.o.webhookSecret);
+    } catch (err) {
+      throw new SignatureError((err as Error).message);
+    }
+    const base = { id: event.id, type: event.type };
+    switch (event.type) {
+      case 'checkout.session.completed':
+      case 'checkout.session.async_payment_succeeded': {
+        const state = stateOf(event.data.object as StripeSession);
+        // Card payments are paid at completion; delayed methods finish with async_payment_succeeded.
+        return state.paid ? { ...base, kind: 'completed', session: state } : { ...base, kind: 'ignored' };
+      }
+      case 'checkout.session.async_payment_failed':
+        return { ...base, kind: 'failed', sessionId: event.data.object.id };
+      case 'checkout.session.expired':
+        return { ...base, kind: 'expired', sessionId: event.data.object.id };
+      case 'payment_intent.payment_failed':
+        return { ...base, kind: 'payment_failed', paymentIntent: event.data.object.id };
+      default:
+        return { ...base, kind: 'ignored' };
+    }
+  }
+}
+
+export function paymentProvider(config: Config['payments'], stripeApi?: Pick<StripeOptions, 'host' | 'port' | 'protocol'>): PaymentProvider {
+  if (!config.stripeSecretKey) return new TestPaymentProvider();
+  return new StripePaymentProvider({ secretKey: config.stripeSecretKey, webhookSecret: config.stripeWebhookSecret ?? '', ...stripeApi });
+}
