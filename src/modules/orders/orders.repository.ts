@@ -27,7 +27,7 @@ export async function insertOrder(trx: Db, o: NewOrder): Promise<number> {
     .values({ ...o.order, order_number: newOrderNumber() })
     .returning('id')
     .executeTakeFirstOrThrow();
-  await trx
+  if (o.lines.length) await trx
     .insertInto('order_items')
     .values(
       o.lines.map((l) => ({
