@@ -29,6 +29,7 @@ import { wishlistRoutes } from './modules/wishlist/wishlist.routes.ts';
 import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { reviewRoutes } from './modules/reviews/reviews.routes.ts';
 import { searchRoutes } from './modules/search/search.routes.ts';
+import { promotionRoutes } from './modules/promotions/promotions.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -129,6 +130,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(accountRoutes);
   await app.register(cartRoutes);
   await app.register(wishlistRoutes);
+  await app.register(promotionRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
   return app;
