@@ -30,6 +30,9 @@ import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { reviewRoutes } from './modules/reviews/reviews.routes.ts';
 import { searchRoutes } from './modules/search/search.routes.ts';
 import { promotionRoutes } from './modules/promotions/promotions.routes.ts';
+import { orderRoutes } from './modules/orders/orders.routes.ts';
+import { paymentRoutes } from './modules/payments/payments.routes.ts';
+import { paymentProvider, type StripeOptions } from './modules/payments/providers.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,6 +52,8 @@ export interface AppDeps {
   sessionStore?: KeyValueStore;
   /** Prepended to the Redis keys and channels of the caches and limits (tests share one Redis). */
   cacheKeyPrefix?: string;
+  /** Where the Stripe API is, when not api.stripe.com (tests run a local one). */
+  stripeApi?: Pick<StripeOptions, 'host' | 'port' | 'protocol'>;
 }
 
 // The storefront's preflight expectations (API-CONTRACT.md §1.4).
@@ -92,6 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const limits = config.limits.enabled ? openLimits(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix }) : undefined;
   if (limits) app.addHook('onClose', async () => limits.close());
   app.decorate('limits', limits);
+  app.decorate('payments', { provider: paymentProvider(config.payments, deps.stripeApi), payments: config.payments, pricing: config.pricing });
 
   registerErrorHandlers(app);
   registerHttpHooks(app);
@@ -131,6 +137,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(cartRoutes);
   await app.register(wishlistRoutes);
   await app.register(promotionRoutes);
+  await app.register(orderRoutes);
+  await app.register(paymentRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
   return app;
