@@ -9,6 +9,7 @@ import { ctxOf } from '../../infra/http/context.ts';
 import { markPrivate } from '../../infra/http/hooks.ts';
 import { pageBody } from '../../infra/http/pagination.ts';
 import { ErrorBody, IdParams, MixedErrorBody, NoContent } from '../../infra/http/schema.ts';
+import { rateLimit } from '../../infra/limits/plugin.ts';
 import { currentUser, staffOnly } from '../accounts/auth.ts';
 import {
   Analytics,
@@ -57,6 +58,8 @@ export const promotionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/api/promotions/validate/', {
+    // Codes are secrets of a kind: trying them is limited, with apply/ (one count).
+    config: rateLimit('promotion', '30/minute'),
     schema: {
       tags,
       summary: 'Whether a code can be used on an order amount, and the discount it gives (200 either way; a missing code is 400)',
@@ -69,6 +72,7 @@ export const promotionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/api/promotions/apply/', {
+    config: rateLimit('promotion', '30/minute'),
     schema: {
       tags,
       summary: 'The discount a code gives on a subtotal and cart; nothing is redeemed (the checkout does that)',
