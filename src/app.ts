@@ -33,6 +33,7 @@ import { promotionRoutes } from './modules/promotions/promotions.routes.ts';
 import { orderRoutes } from './modules/orders/orders.routes.ts';
 import { paymentRoutes } from './modules/payments/payments.routes.ts';
 import { paymentProvider, type StripeOptions } from './modules/payments/providers.ts';
+import { recommendationRoutes } from './modules/recommendations/recommendations.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -139,6 +140,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(promotionRoutes);
   await app.register(orderRoutes);
   await app.register(paymentRoutes);
+  await app.register(recommendationRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
   return app;
