@@ -6,6 +6,7 @@ import type { Db } from '../../db/database.ts';
 import type { CheckoutLine, OrdersTable, OrderStatus } from '../../db/schema.ts';
 import type { Publish } from '../../infra/events.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
+import { giveStock } from '../catalog/stock.repository.ts';
 
 export type OrderRow = Selectable<OrdersTable>;
 
@@ -59,13 +60,7 @@ export async function orderItems(db: Db, orderId: number): Promise<{ product_id:
 
 /** Puts an order's quantities back on the shelf (products deleted since are skipped). */
 export async function restock(trx: Db, orderId: number): Promise<number[]> {
-  const items = (await orderItems(trx, orderId)).filter((i): i is { product_id: number; quantity: number } => i.product_id !== null).sort((a, b) => a.product_id - b.product_id);
-  const ids: number[] = [];
-  for (const i of items) {
-    const r = await trx.updateTable('products').set({ stock_quantity: sql`stock_quantity + ${i.quantity}` }).where('id', '=', i.product_id).executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 1) ids.push(i.product_id);
-  }
-  return ids;
+  return giveStock(trx, await orderItems(trx, orderId));
 }
 
 /** Takes an order's quantities off the shelf again, all or nothing; the first short product otherwise. */

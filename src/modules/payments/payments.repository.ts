@@ -5,6 +5,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutLine, CheckoutsTable } from '../../db/schema.ts';
+export { giveStock, stockOf, takeStock } from '../catalog/stock.repository.ts';
 
 export type CheckoutRow = Selectable<CheckoutsTable>;
 
@@ -30,34 +31,6 @@ export async function cartLines(db: Db, cartId: number): Promise<CartLine[]> {
 /** Serialises checkouts of one cart (a double click starts one checkout at a time). */
 export async function lockCart(db: Db, cartId: number): Promise<boolean> {
   return (await db.selectFrom('carts').select('id').where('id', '=', cartId).forUpdate().executeTakeFirst()) !== undefined;
-}
-
-/** Takes `quantity` off an active product's stock if that much is there; false otherwise. */
-export async function takeStock(db: Db, productId: number, quantity: number): Promise<boolean> {
-  const r = await db
-    .updateTable('products')
-    .set({ stock_quantity: sql`stock_quantity - ${quantity}` })
-    .where('id', '=', productId)
-    .where('is_active', '=', true)
-    .where('stock_quantity', '>=', quantity)
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
-}
-
-/** Gives stock back (a cancelled order, a lapsed checkout); products deleted since are skipped. */
-export async function giveStock(db: Db, items: readonly { product_id: number | null; quantity: number }[]): Promise<number[]> {
-  const sorted = items.filter((i): i is { product_id: number; quantity: number } => i.product_id !== null).sort((a, b) => a.product_id - b.product_id);
-  const ids: number[] = [];
-  for (const i of sorted) {
-    const r = await db.updateTable('products').set({ stock_quantity: sql`stock_quantity + ${i.quantity}` }).where('id', '=', i.product_id).executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 1) ids.push(i.product_id);
-  }
-  return ids;
-}
-
-export async function stockOf(db: Db, productId: number): Promise<number> {
-  const r = await db.selectFrom('products').select('stock_quantity').where('id', '=', productId).executeTakeFirst();
-  return r?.stock_quantity ?? 0;
 }
 
 export async function findByIdempotencyKey(db: Db, ownerKey: string, key: string): Promise<CheckoutRow | undefined> {
