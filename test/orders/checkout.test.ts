@@ -289,4 +289,23 @@ forEachBackend('checkout under contention', ({ backend, db }) => {
     const left = await db().db.selectFrom('products').select('stock_quantity').where('id', '=', item.id).executeTakeFirstOrThrow();
     assert.equal(left.stock_quantity, 0);
   });
+
+  test('a promotion code with one use left, used by 20 parallel checkouts, is used once', async () => {
+    const now = Date.now();
+    const code = await db()
+      .db.insertInto('promotion_codes')
+      .values({ code: 'LASTONE', discount_type: 'fixed', discount_value: '5.00', usage_type: 'limited', usage_limit: 1, usage_limit_per_user: 1, valid_from: new Date(now - 60_000).toISOString(), valid_until: new Date(now + 3600_000).toISOString() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const item = await f.product(db().db, { stock_quantity: 100 });
+    const shoppers = Array.from({ length: 20 }, () => shopper(app));
+    for (const s of shoppers) await s.add(item.id, 1);
+    const started = await Promise.all(shoppers.map((s) => s.checkout({ promotion_code: 'lastone' })));
+    assert.equal(started.filter((r) => r.status === 200).length, 1, JSON.stringify(started.map((r) => r.body)));
+    assert.ok(started.every((r) => r.status === 200 || r.status === 400));
+    const uses = await db().db.selectFrom('promotion_usages').select('id').where('promotion_id', '=', code.id).execute();
+    assert.equal(uses.length, 1);
+    const left = await db().db.selectFrom('products').select('stock_quantity').where('id', '=', item.id).executeTakeFirstOrThrow();
+    assert.equal(left.stock_quantity, 99, 'the 19 refused checkouts hold nothing');
+  });
 });
