@@ -63,13 +63,19 @@ function slashRedirect(request: FastifyRequest, reply: FastifyReply, done: () =>
   done();
 }
 
+function docsHeaders(_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  reply.headers(DOCS_HEADERS);
+  done();
+}
+
 export function registerHttpHooks(app: FastifyInstance): void {
   app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(request.routeOptions.url?.startsWith('/api/docs') ? DOCS_HEADERS : SECURITY_HEADERS);
+    reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', request.id);
     done();
   });
   app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.url.startsWith('/api/docs')) addRouteHook(route, 'onRequest', docsHeaders);
     if (route.url.endsWith('/') && [route.method].flat().some((m) => m === 'GET' || m === 'HEAD')) addRouteHook(route, 'onRequest', slashRedirect);
   });
 }

@@ -8,9 +8,9 @@
 // process, counting is synchronous: no promise at all on the path of an embedded request.
 import type { Redis } from 'ioredis';
 
-/** One window to count a hit in. */
+/** One window to count a hit in: its key is `prefix + who` (the caller's own part). */
 export interface Window {
-  key: string;
+  prefix: string;
   durationMs: number;
 }
 
@@ -29,14 +29,18 @@ export class MemoryCounter {
     this.sweeper = setInterval(() => this.sweep(), 60_000).unref();
   }
 
-  hit(windows: readonly Window[]): Count[] {
+  hit(windows: readonly Window[], who: string): Count[] {
     const now = Date.now();
-    return windows.map(({ key, durationMs }) => {
+    const out: Count[] = new Array(windows.length);
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!;
+      const key = w.prefix + who;
       let entry = this.counts.get(key);
-      if (!entry || entry.until <= now) this.counts.set(key, (entry = { count: 0, until: now + durationMs }));
+      if (!entry || entry.until <= now) this.counts.set(key, (entry = { count: 0, until: now + w.durationMs }));
       entry.count++;
-      return { count: entry.count, resetMs: entry.until - now };
-    });
+      out[i] = { count: entry.count, resetMs: entry.until - now };
+    }
+    return out;
   }
 
   delete(key: string): void {
@@ -71,6 +75,7 @@ return out`;
 
 interface Pending {
   windows: readonly Window[];
+  who: string;
   resolve: (counts: Count[]) => void;
 }
 
@@ -97,10 +102,10 @@ export class RedisCounter {
     this.client = client as HitsClient;
   }
 
-  hit(windows: readonly Window[]): Count[] | Promise<Count[]> {
-    if (this.client.status !== 'ready') return this.insurance.hit(windows);
+  hit(windows: readonly Window[], who: string): Count[] | Promise<Count[]> {
+    if (this.client.status !== 'ready') return this.insurance.hit(windows, who);
     return new Promise((resolve) => {
-      this.queue.push({ windows, resolve });
+      this.queue.push({ windows, who, resolve });
       if (this.scheduled) return;
       this.scheduled = true;
       // After the poll phase: every request read in this turn of the loop joins the batch.
@@ -129,14 +134,14 @@ export class RedisCounter {
   private send(batch: Pending[]): void {
     const keys: string[] = [];
     const durations: number[] = [];
-    for (const p of batch) for (const w of p.windows) (keys.push(w.key), durations.push(w.durationMs));
+    for (const p of batch) for (const w of p.windows) (keys.push(w.prefix + p.who), durations.push(w.durationMs));
     this.client.pasargadHits(keys.length, ...keys, ...durations).then(
       (flat) => {
         let i = 0;
         for (const p of batch) p.resolve(p.windows.map(() => ({ count: Number(flat[i++]), resetMs: Number(flat[i++]) })));
       },
       () => {
-        for (const p of batch) p.resolve(this.insurance.hit(p.windows));
+        for (const p of batch) p.resolve(this.insurance.hit(p.windows, p.who));
       },
     );
   }

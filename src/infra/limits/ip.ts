@@ -10,6 +10,8 @@ export function normalIp(ip: string): string {
 /** Matches addresses against CIDR ranges (`10.0.0.0/8`, `::1`, `2001:db8::/32`). */
 export class IpRanges {
   private readonly list = new BlockList();
+  // BlockList.check crosses into C++ on every call; answers per address are remembered (bounded).
+  private readonly seen = new Map<string, boolean>();
   readonly empty: boolean;
 
   constructor(ranges: readonly string[]) {
@@ -24,11 +26,17 @@ export class IpRanges {
 
   has(ip: string): boolean {
     if (this.empty) return false;
-    const addr = normalIp(ip);
-    try {
-      return this.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6');
-    } catch {
-      return false;
+    let hit = this.seen.get(ip);
+    if (hit === undefined) {
+      const addr = normalIp(ip);
+      try {
+        hit = this.list.check(addr, isIPv4(addr) ? 'ipv4' : 'ipv6');
+      } catch {
+        hit = false;
+      }
+      if (this.seen.size >= 10_000) this.seen.clear();
+      this.seen.set(ip, hit);
     }
+    return hit;
   }
 }

@@ -23,8 +23,25 @@ export interface RouteLimit {
   rate: Rate;
 }
 
+/** A window as counted: its rate, key prefix and the header texts, worked out once. */
+export interface Tier {
+  name: string;
+  rate: Rate;
+  prefix: string;
+  durationMs: number;
+  /** `RateLimit-Limit` and `RateLimit-Policy` values. */
+  limitText: string;
+  policy: string;
+}
+
+function tier(name: string, rate: Rate): Tier {
+  // The rate is part of the key: a changed RATE_LIMIT_* starts fresh windows.
+  return { name, rate, prefix: `pasargad:limits:${name}:${rate.points}/${rate.duration}:`, durationMs: rate.duration * 1000, limitText: String(rate.points), policy: `${rate.points};w=${rate.duration}` };
+}
+
 /** One window's answer for this request. */
 export interface Verdict {
+  tier: Tier;
   /** `anonymous`, `user`, `burst`, `sustained`, `staff`, or the route limit's name. */
   name: string;
   rate: Rate;
@@ -42,18 +59,24 @@ export interface LimitsOptions {
   log?: BlockLog;
 }
 
-type Windows = [name: string, rate: Rate, key: string][];
-
-function verdicts(windows: Windows, counts: Count[]): Verdict[] {
-  return windows.map(([name, rate], i) => {
+function verdicts(tiers: readonly Tier[], counts: Count[]): Verdict[] {
+  const out: Verdict[] = new Array(tiers.length);
+  for (let i = 0; i < tiers.length; i++) {
+    const t = tiers[i]!;
     const { count, resetMs } = counts[i]!;
-    return { name, rate, allowed: count <= rate.points, remaining: Math.max(0, rate.points - count), resetMs: Math.max(0, resetMs) };
-  });
+    out[i] = { tier: t, name: t.name, rate: t.rate, allowed: count <= t.rate.points, remaining: Math.max(0, t.rate.points - count), resetMs: Math.max(0, resetMs) };
+  }
+  return out;
 }
 
 export class Limits {
   readonly blocks: BlockRegistry;
   private readonly counter: MemoryCounter | RedisCounter;
+  // The tiers each kind of caller counts against, built once (route tiers on first use).
+  private readonly staffTiers: Tier[];
+  private readonly userTiers: Tier[];
+  private readonly anonymousTiers: Tier[];
+  private readonly routeTiers = new Map<string, Tier>();
   private readonly violations: RateLimiterAbstract;
   private readonly loginFailures: RateLimiterAbstract;
   private readonly loginWaits: RateLimiterAbstract;
@@ -64,6 +87,10 @@ export class Limits {
     private readonly o: LimitsOptions = {},
   ) {
     this.counter = o.client ? new RedisCounter(o.client) : new MemoryCounter();
+    const [burst, sustained] = [tier('burst', config.burst), tier('sustained', config.sustained)];
+    this.staffTiers = [tier('staff', config.staff)];
+    this.userTiers = [tier('user', config.user), burst, sustained];
+    this.anonymousTiers = [tier('anonymous', config.anonymous), burst, sustained];
     this.blocks = new BlockRegistry({ client: o.client, subscriber: o.subscriber, channelPrefix: o.channelPrefix, log: o.log });
     // Violations only count; the block itself is recorded in the registry.
     this.violations = this.make('violations', { points: Number.MAX_SAFE_INTEGER, duration: config.blockWindow });
@@ -110,15 +137,12 @@ export class Limits {
   }
 
   /** The windows this caller's request counts against, in the order they are reported. */
-  windows(caller: Caller, route?: RouteLimit): Windows {
-    const c = this.config;
-    const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
-    const out: Windows =
-      caller.userId !== null && caller.staff
-        ? [['staff', c.staff, who]]
-        : [[caller.userId !== null ? 'user' : 'anonymous', caller.userId !== null ? c.user : c.anonymous, who], ['burst', c.burst, who], ['sustained', c.sustained, who]];
-    if (route) out.push([route.name, c.routes[route.name] ?? route.rate, who]);
-    return out;
+  tiers(caller: Caller, route?: RouteLimit): readonly Tier[] {
+    const base = caller.userId === null ? this.anonymousTiers : caller.staff ? this.staffTiers : this.userTiers;
+    if (!route) return base;
+    let own = this.routeTiers.get(route.name);
+    if (!own) this.routeTiers.set(route.name, (own = tier(route.name, this.config.routes[route.name] ?? route.rate)));
+    return [...base, own];
   }
 
   /**
@@ -126,10 +150,10 @@ export class Limits {
    * In process the answer is immediate; with Redis it is a promise.
    */
   check(caller: Caller, route?: RouteLimit): Verdict[] | Promise<Verdict[]> {
-    const windows = this.windows(caller, route);
-    // The rate is part of the key: a changed RATE_LIMIT_* starts fresh windows.
-    const counted = this.counter.hit(windows.map(([name, rate, key]) => ({ key: `pasargad:limits:${name}:${rate.points}/${rate.duration}:${key}`, durationMs: rate.duration * 1000 })));
-    return Array.isArray(counted) ? verdicts(windows, counted) : counted.then((counts) => verdicts(windows, counts));
+    const tiers = this.tiers(caller, route);
+    const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
+    const counted = this.counter.hit(tiers, who);
+    return Array.isArray(counted) ? verdicts(tiers, counted) : counted.then((counts) => verdicts(tiers, counts));
   }
 
   /** Records a 429 for `ip`; the violation that reaches RATE_LIMIT_BLOCK_AFTER blocks it. */

@@ -25,6 +25,8 @@ declare module 'fastify' {
     /** The normalised client address the limits and blocks use. */
     clientIp: string;
     limitsExempt: boolean;
+    /** The route's own limit, read once by the IP guard for the limits hook. */
+    routeLimit: RouteLimit | undefined;
   }
 }
 
@@ -59,10 +61,10 @@ function throttledError(v: Verdict): AppError {
 }
 
 function rateHeaders(reply: FastifyReply, v: Verdict): void {
-  reply.header('ratelimit-limit', v.rate.points);
-  reply.header('ratelimit-remaining', v.remaining);
-  reply.header('ratelimit-reset', Math.ceil(v.resetMs / 1000));
-  reply.header('ratelimit-policy', `${v.rate.points};w=${v.rate.duration}`);
+  reply.header('ratelimit-limit', v.tier.limitText);
+  reply.header('ratelimit-remaining', String(v.remaining));
+  reply.header('ratelimit-reset', String(Math.ceil(v.resetMs / 1000)));
+  reply.header('ratelimit-policy', v.tier.policy);
 }
 
 /** Of the windows a request counted against, the one to report: the rejecting one that lasts longest, else the nearest to empty. */
@@ -84,13 +86,17 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
   app.decorate('internalToken', randomBytes(24).toString('base64url'));
   app.decorateRequest('clientIp', '');
   app.decorateRequest('limitsExempt', false);
+  app.decorateRequest('routeLimit', undefined);
   // The API docs and robots.txt are static: never limited.
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.url.startsWith('/api/docs') || route.url === '/robots.txt') route.config = { ...(route.config as object), ...unlimited };
   });
   app.addHook('onRequest', (request, _reply, done) => {
     request.clientIp = normalIp(request.ip);
-    if (!limits || request.routeOptions.config?.rateLimit === false || request.headers[INTERNAL_HEADER] === app.internalToken || allowed.has(request.clientIp)) {
+    // routeOptions builds a new object on every read: once per request is enough.
+    const own = limits ? request.routeOptions.config?.rateLimit : undefined;
+    request.routeLimit = own || undefined;
+    if (!limits || own === false || request.headers[INTERNAL_HEADER] === app.internalToken || allowed.has(request.clientIp)) {
       request.limitsExempt = true;
       return done();
     }
@@ -103,7 +109,7 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
 export function registerRateLimits(app: FastifyInstance, limits: Limits): void {
   app.addHook('onRequest', (request, reply, done) => {
     if (request.limitsExempt) return done();
-    const route = request.routeOptions.config?.rateLimit || undefined;
+    const route = request.routeLimit;
     const caller = { ip: request.clientIp, userId: request.auth?.user_id ?? null, staff: request.auth?.is_staff === true };
     const answer = (verdicts: Verdict[]) => {
       const shown = reported(verdicts);
