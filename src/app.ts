@@ -33,6 +33,8 @@ import { promotionRoutes } from './modules/promotions/promotions.routes.ts';
 import { orderRoutes } from './modules/orders/orders.routes.ts';
 import { paymentRoutes } from './modules/payments/payments.routes.ts';
 import { paymentProvider, type StripeOptions } from './modules/payments/providers.ts';
+import type { JobQueue } from './infra/jobs/queue.ts';
+import { openQueue, wireJobEvents } from './infra/jobs/runtime.ts';
 import { recommendationRoutes } from './modules/recommendations/recommendations.routes.ts';
 
 declare module 'fastify' {
@@ -43,6 +45,8 @@ declare module 'fastify' {
     caches: Caches;
     /** Rate limits and IP blocks; undefined when RATE_LIMIT_ENABLED is false. */
     limits: Limits | undefined;
+    /** Background jobs: enqueue here; workers run them (runtime.ts). */
+    jobs: JobQueue;
   }
 }
 
@@ -53,6 +57,8 @@ export interface AppDeps {
   sessionStore?: KeyValueStore;
   /** Prepended to the Redis keys and channels of the caches and limits (tests share one Redis). */
   cacheKeyPrefix?: string;
+  /** A job queue to use instead of the configured one (tests give BullMQ a key prefix). */
+  jobs?: JobQueue;
   /** Where the Stripe API is, when not api.stripe.com (tests run a local one). */
   stripeApi?: Pick<StripeOptions, 'host' | 'port' | 'protocol'>;
 }
@@ -98,6 +104,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const limits = config.limits.enabled ? openLimits(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix }) : undefined;
   if (limits) app.addHook('onClose', async () => limits.close());
   app.decorate('limits', limits);
+  const jobs = deps.jobs ?? openQueue(config, database, { log: app.log, prefix: deps.cacheKeyPrefix });
+  if (!deps.jobs) app.addHook('onClose', async () => jobs.close());
+  wireJobEvents(events, jobs, app.log);
+  app.decorate('jobs', jobs);
   app.decorate('payments', { provider: paymentProvider(config.payments, deps.stripeApi), payments: config.payments, pricing: config.pricing });
 
   registerErrorHandlers(app);

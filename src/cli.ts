@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `pasargad` command: serve | migrate | seed --products N | config --markdown.
+// The `pasargad` command: serve | worker | scheduler | jobs | migrate | seed --products N | cache | users | config.
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, configTable, loadConfig, redact, type Config } from './config.ts';
@@ -11,6 +11,8 @@ import { buildApp } from './app.ts';
 import { openCaches, openSessionStore } from './infra/cache/stores.ts';
 import { CacheWarmer } from './infra/cache/warming.ts';
 import { startServer, withEmbeddedSecret } from './server.ts';
+import { runJobs, schedulesOf } from './infra/jobs/runtime.ts';
+import { isQueue, QUEUES, TASK_QUEUE, type QueueName, type TaskName } from './infra/jobs/tasks.ts';
 
 const USAGE = `Usage: pasargad <command> [options]
 
@@ -23,6 +25,11 @@ Commands:
                                  Empty a store (default: api), or drop the keys matching P
   users create-staff --email E --password P
                                  Create a staff account (an existing email is left unchanged)
+  worker [-Q products,orders] [--concurrency N]
+                                 Run jobs from these queues (default: all) until SIGTERM
+  scheduler                      Enqueue the scheduled tasks on their schedules until SIGTERM
+  jobs list                      The scheduled tasks and the queues' counts
+  jobs run NAME                  Enqueue a task now (e.g. check_low_stock)
   config --markdown              Print the table of environment variables
 
 Environment: see README.md (DATABASE_URL unset = embedded PGlite under DATA_DIR).`;
@@ -48,6 +55,13 @@ async function redisReady(ready: Promise<void>[]): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The embedded database belongs to the server process: a second process must not open it. */
+function embeddedRefused(cfg: Config, what: string): void {
+  if (cfg.database.url) return;
+  process.stderr.write(`${what}: in embedded mode the jobs run inside \`pasargad serve\` (one process owns the embedded database); set DATABASE_URL to run workers on their own\n`);
+  process.exit(2);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -103,7 +117,7 @@ async function main(argv: string[]): Promise<void> {
       const cfg = config();
       if (sub === 'warm') {
         if (!cfg.redis.apiUrl) {
-          process.stdout.write('embedded mode: the caches live inside the server, which warms them at start-up and every CACHE_WARM_INTERVAL\n');
+          process.stdout.write('embedded mode: the caches live inside the server, which warms them at start-up and on the warm_cache schedule (SCHEDULE_WARM_CACHE)\n');
           return;
         }
         const app = await buildApp(withEmbeddedSecret(cfg));
@@ -160,6 +174,54 @@ async function main(argv: string[]): Promise<void> {
         await database.close();
       }
       return;
+    }
+    case 'worker':
+    case 'scheduler': {
+      const { values } = parseArgs({ args: rest, options: { queues: { type: 'string', short: 'Q' }, concurrency: { type: 'string' } } });
+      const queues = values.queues ? values.queues.split(',').map((q) => q.trim()) : [...QUEUES];
+      const bad = queues.filter((q) => !isQueue(q));
+      if (bad.length) throw new Error(`unknown queue ${bad.join(', ')}; queues are ${QUEUES.join(', ')}`);
+      const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+      if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) throw new Error('--concurrency must be a whole number of at least 1');
+      const cfg = withEmbeddedSecret(config());
+      embeddedRefused(cfg, command);
+      const app = await buildApp(cfg);
+      const running = await runJobs(app, command === 'worker' ? { queues: queues as QueueName[], concurrency } : { workers: false, scheduler: true });
+      app.log.info({ role: command, queue: app.jobs.kind, queues: command === 'worker' ? queues : undefined }, `${command} started`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          app.log.info({ signal }, `${command}: stopping (running jobs finish or go back to the queue)`);
+          resolve();
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      await running.stop();
+      await app.close();
+      return;
+    }
+    case 'jobs': {
+      const [sub, name] = rest;
+      const cfg = withEmbeddedSecret(config());
+      embeddedRefused(cfg, `jobs ${sub ?? ''}`.trim());
+      const app = await buildApp(cfg);
+      try {
+        if (sub === 'list') {
+          for (const s of schedulesOf(cfg)) process.stdout.write(`${s.task.padEnd(26)} ${s.pattern.padEnd(14)} queue ${TASK_QUEUE[s.task]}\n`);
+          for (const q of await app.jobs.stats()) process.stdout.write(`queue ${q.queue.padEnd(9)} waiting ${q.waiting}, active ${q.active}, delayed ${q.delayed}, completed ${q.completed}, failed ${q.failed}\n`);
+          return;
+        }
+        if (sub === 'run') {
+          const scheduled = schedulesOf(cfg).map((s) => s.task as string);
+          if (!name || !scheduled.includes(name)) throw new Error(`jobs run needs a scheduled task: ${scheduled.join(', ')}`);
+          await app.jobs.add(name as 'check_low_stock', {});
+          process.stdout.write(`enqueued ${name} on queue ${TASK_QUEUE[name as TaskName]}\n`);
+          return;
+        }
+        throw new Error(`unknown jobs command: ${sub ?? '(none)'}; try \`jobs list\` or \`jobs run NAME\``);
+      } finally {
+        await app.close();
+      }
     }
     case 'config':
       process.stdout.write(`${configTable()}\n`);

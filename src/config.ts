@@ -111,6 +111,20 @@ const percent = makeValidator<string>((input) => {
   return input.trim();
 });
 
+/** A cron pattern (five fields, UTC), e.g. `0 * * * *`; checked when the schedule is made. */
+const cron = makeValidator<string>((input) => {
+  const fields = input.trim().split(/\s+/);
+  if (fields.length !== 5 || !fields.every((f) => /^[\d*/,-]+$/.test(f))) throw new EnvError(`"${input}" is not a cron pattern such as 0 * * * *`);
+  return fields.join(' ');
+});
+
+const emailList = makeValidator<string[]>((input) =>
+  list(input).map((e) => {
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(e)) throw new EnvError(`"${e}" is not an email address`);
+    return e;
+  }),
+);
+
 const pgUrlList = makeValidator<string[]>((input) => list(input).map(postgresUrl));
 
 const httpUrl = makeValidator<string>((input) => {
@@ -179,7 +193,6 @@ export const CONFIG_VARIABLES = {
   CACHE_COMPRESS_THRESHOLD: num({ default: 1024, desc: 'Values of at least this many bytes are stored in Redis compressed.' }),
   CACHE_TIMEOUT_MS: num({ default: 100, desc: 'A Redis cache command slower than this counts as a failure: the request goes to the database and the store rests for a while.' }),
   CACHE_MAX_AGE: duration({ default: 30, desc: 'Cache-Control max-age of public catalog responses (they also carry an ETag and stale-while-revalidate of twice this).' }),
-  CACHE_WARM_INTERVAL: duration({ default: 300, desc: 'How often the hot catalog entries are re-warmed.' }),
   PUBLIC_URL: httpUrl({ default: undefined, desc: 'The origin clients use (e.g. https://shop.example.com): the cache is warmed for it at start-up. Default http://localhost:PORT.' }),
   SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
   ACCESS_TOKEN_TTL: duration({ default: 3600, desc: 'Lifetime of a JWT access token (seconds, or 15m, 1h, 14d).' }),
@@ -213,6 +226,29 @@ export const CONFIG_VARIABLES = {
   SHIPPING_BASE: cents({ default: 500, desc: 'Shipping below SHIPPING_FREE_FROM: this base amount…' }),
   SHIPPING_PER_KG: cents({ default: 50, desc: '…plus this amount per started kilogram of total weight.' }),
   TAX_RATE: percent({ default: '0', desc: 'Sales tax in percent of the discounted item total (0: none).' }),
+  JOBS_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for the job queues (BullMQ; default: the REDIS_URL server, database 0). Run it with `maxmemory-policy noeviction`. Unset without REDIS_URL: jobs live in the embedded database.' }),
+  JOBS_CONCURRENCY: num({ default: 4, desc: 'Jobs a worker runs at once, per queue (`pasargad worker --concurrency` overrides).' }),
+  JOBS_ATTEMPTS: num({ default: 5, desc: 'Runs per job before it fails for good (retries wait 5 s, 10 s, 20 s…).' }),
+  JOBS_BACKOFF: duration({ default: 5, desc: 'Wait before the first retry; each further retry waits twice as long.' }),
+  JOBS_KEEP_COMPLETED: duration({ default: 86_400, desc: 'How long finished jobs are kept (then trimmed).' }),
+  JOBS_KEEP_FAILED: duration({ default: 604_800, desc: 'How long failed jobs are kept, with why they failed.' }),
+  JOBS_IN_PROCESS: flag({ default: false, desc: 'With BullMQ: `serve` also runs the workers and the scheduler (otherwise run `pasargad worker` and `pasargad scheduler`). Jobs in the database always run inside the server too.' }),
+  SCHEDULE_CHECK_LOW_STOCK: cron({ default: '0 * * * *', desc: 'When `check_low_stock` runs (cron, UTC): hourly.' }),
+  SCHEDULE_CLEANUP_EXPIRED_SESSIONS: cron({ default: '30 3 * * *', desc: 'When `cleanup_expired_sessions` runs: daily.' }),
+  SCHEDULE_PROCESS_ABANDONED_CARTS: cron({ default: '0 4 * * *', desc: 'When `process_abandoned_carts` runs: daily.' }),
+  SCHEDULE_WARM_CACHE: cron({ default: '*/5 * * * *', desc: 'When `warm_cache` re-makes the hot catalog answers.' }),
+  SCHEDULE_RELEASE_LAPSED_CHECKOUTS: cron({ default: '* * * * *', desc: 'When `release_lapsed_checkouts` gives back the holds of expired checkouts.' }),
+  SCHEDULE_TRIM_JOBS: cron({ default: '15 * * * *', desc: 'When `trim_jobs` removes old finished jobs and effect records.' }),
+  ABANDONED_CART_AFTER: duration({ default: 86_400, desc: "A signed-in user's cart untouched this long gets one reminder email per abandonment." }),
+  GUEST_CART_MAX_AGE: duration({ default: 2_592_000, desc: 'Guest carts untouched this long are deleted.' }),
+  EMAIL_HOST: str({ default: undefined, desc: 'SMTP server. Unset: emails are written to DATA_DIR/outbox and logged.' }),
+  EMAIL_PORT: port({ default: 587, desc: 'SMTP port.' }),
+  EMAIL_HOST_USER: str({ default: undefined, desc: 'SMTP user name.' }),
+  EMAIL_HOST_PASSWORD: str({ default: undefined, desc: 'SMTP password.' }),
+  EMAIL_USE_SSL: flag({ default: false, desc: 'SMTP over implicit TLS (port 465); otherwise STARTTLS is used when the server offers it.' }),
+  DEFAULT_FROM_EMAIL: str({ default: 'Pasargad Prints <shop@localhost>', desc: 'Sender of every email.' }),
+  EMAIL_RATE: rate({ default: parseRate('10/second'), desc: 'Emails sent per window at most, across all workers (the SMTP server’s limit).' }),
+  LOW_STOCK_EMAILS: emailList({ default: [], desc: 'Who gets the low-stock digest (default: every active staff account).' }),
   USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
   CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true.' }),
   DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
@@ -244,7 +280,6 @@ export interface Config {
     readonly compressThreshold: number;
     readonly timeoutMs: number;
     readonly maxAge: number;
-    readonly warmInterval: number;
   };
   readonly publicUrl: string | undefined;
   readonly auth: {
@@ -287,6 +322,28 @@ export interface Config {
     /** Percent, as text with up to two decimals. */
     readonly taxRate: string;
   };
+  readonly jobs: {
+    readonly redisUrl: string | undefined;
+    readonly concurrency: number;
+    readonly attempts: number;
+    readonly backoffMs: number;
+    readonly keepCompleted: number;
+    readonly keepFailed: number;
+    readonly inProcess: boolean;
+    readonly schedules: Readonly<Record<'check_low_stock' | 'cleanup_expired_sessions' | 'process_abandoned_carts' | 'warm_cache' | 'release_lapsed_checkouts' | 'trim_jobs', string>>;
+    readonly abandonedCartAfter: number;
+    readonly guestCartMaxAge: number;
+  };
+  readonly email: {
+    readonly host: string | undefined;
+    readonly port: number;
+    readonly user: string | undefined;
+    readonly password: string | undefined;
+    readonly secure: boolean;
+    readonly from: string;
+    readonly rate: Rate;
+    readonly lowStockTo: readonly string[];
+  };
   readonly cdnUrl: string | undefined;
   readonly demoProducts: number;
 }
@@ -328,6 +385,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
   if (ok('STAFF_EMAIL') && ok('STAFF_PASSWORD') && Boolean(e.STAFF_EMAIL) !== Boolean(e.STAFF_PASSWORD)) problems.push('STAFF_EMAIL and STAFF_PASSWORD go together: set both or neither');
   if (ok('STAFF_EMAIL') && e.STAFF_EMAIL && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(e.STAFF_EMAIL)) problems.push('STAFF_EMAIL must be an email address');
+  if (ok('JOBS_CONCURRENCY') && (!Number.isInteger(e.JOBS_CONCURRENCY) || e.JOBS_CONCURRENCY < 1)) problems.push('JOBS_CONCURRENCY must be a whole number of at least 1');
+  if (ok('JOBS_ATTEMPTS') && (!Number.isInteger(e.JOBS_ATTEMPTS) || e.JOBS_ATTEMPTS < 1)) problems.push('JOBS_ATTEMPTS must be a whole number of at least 1');
   for (const name of ['RATE_LIMIT_BLOCK_AFTER', 'LOGIN_FREE_FAILURES'] as const) {
     if (ok(name) && (!Number.isInteger(e[name]) || e[name] < 0)) problems.push(`${name} must be a whole number of at least 0`);
   }
@@ -363,7 +422,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       compressThreshold: e.CACHE_COMPRESS_THRESHOLD,
       timeoutMs: e.CACHE_TIMEOUT_MS,
       maxAge: e.CACHE_MAX_AGE,
-      warmInterval: e.CACHE_WARM_INTERVAL,
     }),
     publicUrl: e.PUBLIC_URL,
     auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL }),
@@ -395,6 +453,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       currency: e.CURRENCY,
     }),
     pricing: Object.freeze({ freeShippingFrom: e.SHIPPING_FREE_FROM, shippingBase: e.SHIPPING_BASE, shippingPerKg: e.SHIPPING_PER_KG, taxRate: e.TAX_RATE }),
+    jobs: Object.freeze({
+      redisUrl: e.JOBS_REDIS_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 0) : undefined),
+      concurrency: e.JOBS_CONCURRENCY,
+      attempts: e.JOBS_ATTEMPTS,
+      backoffMs: e.JOBS_BACKOFF * 1000,
+      keepCompleted: e.JOBS_KEEP_COMPLETED,
+      keepFailed: e.JOBS_KEEP_FAILED,
+      inProcess: e.JOBS_IN_PROCESS,
+      schedules: Object.freeze({
+        check_low_stock: e.SCHEDULE_CHECK_LOW_STOCK,
+        cleanup_expired_sessions: e.SCHEDULE_CLEANUP_EXPIRED_SESSIONS,
+        process_abandoned_carts: e.SCHEDULE_PROCESS_ABANDONED_CARTS,
+        warm_cache: e.SCHEDULE_WARM_CACHE,
+        release_lapsed_checkouts: e.SCHEDULE_RELEASE_LAPSED_CHECKOUTS,
+        trim_jobs: e.SCHEDULE_TRIM_JOBS,
+      }),
+      abandonedCartAfter: e.ABANDONED_CART_AFTER,
+      guestCartMaxAge: e.GUEST_CART_MAX_AGE,
+    }),
+    email: Object.freeze({
+      host: e.EMAIL_HOST || undefined,
+      port: e.EMAIL_PORT,
+      user: e.EMAIL_HOST_USER || undefined,
+      password: e.EMAIL_HOST_PASSWORD || undefined,
+      secure: e.EMAIL_USE_SSL,
+      from: e.DEFAULT_FROM_EMAIL,
+      rate: e.EMAIL_RATE,
+      lowStockTo: Object.freeze([...e.LOW_STOCK_EMAILS]),
+    }),
     cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,
     demoProducts: e.DEMO_PRODUCTS,
   });

@@ -10,6 +10,7 @@ import { openDatabase } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrate.ts';
 import { seedCatalog } from './db/seed.ts';
 import { CacheWarmer } from './infra/cache/warming.ts';
+import { runJobs, type RunningJobs } from './infra/jobs/runtime.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
 
 /** Embedded mode keeps a generated signing key in DATA_DIR so tokens survive restarts. */
@@ -58,8 +59,15 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
 
   const warmer = config.cache.enabled ? new CacheWarmer(app, config) : undefined;
   if (warmer) app.addHook('preClose', async () => warmer.stop());
+  // Jobs in the database run inside the server (embedded mode); BullMQ jobs only with JOBS_IN_PROCESS.
+  let jobs: RunningJobs | undefined;
+  app.addHook('preClose', async () => jobs?.stop());
   await app.listen({ port: config.port, host: config.host });
   warmer?.start();
+  if (app.jobs.kind === 'database' || config.jobs.inProcess) {
+    jobs = await runJobs(app, { scheduler: true });
+    log.info({ queue: app.jobs.kind }, 'jobs: workers and scheduler running in this process');
+  }
   // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters.
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {

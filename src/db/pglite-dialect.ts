@@ -39,7 +39,8 @@ class PgliteConnection implements DatabaseConnection {
     }
     const res = await this.pg.query<R>(query.sql, query.parameters as unknown[]);
     const kind = query.query.kind;
-    const changes = kind === 'InsertQueryNode' || kind === 'UpdateQueryNode' || kind === 'DeleteQueryNode' || kind === 'MergeQueryNode';
+    // Raw statements may write too (sql`update …`): their count is kept, as node-postgres keeps it.
+    const changes = kind === 'InsertQueryNode' || kind === 'UpdateQueryNode' || kind === 'DeleteQueryNode' || kind === 'MergeQueryNode' || kind === 'RawNode';
     return changes ? { rows: res.rows, numAffectedRows: BigInt(res.affectedRows ?? 0) } : { rows: res.rows };
   }
 

@@ -351,6 +351,39 @@ export interface ProductViewsTable {
   viewed_at: Timestamp;
 }
 
+export interface JobsTable {
+  id: Generated<number>;
+  queue: string;
+  name: string;
+  payload: ColumnType<unknown, string, string>;
+  key: string | null;
+  status: Generated<'waiting' | 'active' | 'completed' | 'failed'>;
+  attempts: Generated<number>;
+  max_attempts: Generated<number>;
+  run_at: Generated<string>;
+  locked_until: string | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  finished_at: string | null;
+}
+
+export interface JobSchedulesTable {
+  name: string;
+  pattern: string;
+  next_run_at: string;
+  last_run_at: string | null;
+}
+
+export interface JobEffectsTable {
+  key: string;
+  done_at: Timestamp;
+}
+
+export interface LowStockAlertsTable {
+  product_id: number;
+  alerted_at: Timestamp;
+}
+
 export interface DB {
   users: UsersTable;
   categories: CategoriesTable;
@@ -380,4 +413,8 @@ export interface DB {
   promotion_usages: PromotionUsagesTable;
   product_relationships: ProductRelationshipsTable;
   product_views: ProductViewsTable;
+  jobs: JobsTable;
+  job_schedules: JobSchedulesTable;
+  job_effects: JobEffectsTable;
+  low_stock_alerts: LowStockAlertsTable;
 }

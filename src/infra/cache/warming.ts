@@ -19,7 +19,6 @@ function splitKey(key: string): [string, string] | undefined {
 }
 
 export class CacheWarmer {
-  private timer: NodeJS.Timeout | undefined;
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<WarmResult> | undefined;
   private stopListening: (() => void) | undefined;
@@ -75,7 +74,7 @@ export class CacheWarmer {
     return this.running;
   }
 
-  /** Warms now, again every CACHE_WARM_INTERVAL, and shortly after each invalidation. */
+  /** Warms now and shortly after each invalidation; the `warm_cache` task re-warms on its schedule. */
   start(): void {
     const log = this.app.log;
     const run = (why: string) =>
@@ -84,8 +83,6 @@ export class CacheWarmer {
         (err: unknown) => log.warn({ err, why }, 'cache warming failed'),
       );
     void run('start-up');
-    this.timer = setInterval(() => void run('schedule'), this.config.cache.warmInterval * 1000);
-    this.timer.unref();
     // A burst of writes re-warms once, a quarter second after the last of them; only the instance
     // that made the write re-warms (the others find the new entries in Redis).
     this.stopListening = this.app.caches.api.onInvalidation((_m, own) => {
@@ -97,7 +94,6 @@ export class CacheWarmer {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
     clearTimeout(this.pending);
     this.stopListening?.();
     await this.running?.catch(() => undefined);

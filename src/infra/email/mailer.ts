@@ -1,0 +1,80 @@
+// Outgoing email: SMTP through nodemailer in production (EMAIL_HOST), and in embedded mode an
+// outbox folder of .eml files (DATA_DIR/outbox) plus a log line, so a shop without a mail server
+// still sees every message it would have sent.
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+
+export interface Mail {
+  to: string | string[];
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface Mailer {
+  readonly kind: 'smtp' | 'outbox';
+  send(mail: Mail): Promise<void>;
+  close(): void;
+}
+
+type Log = { info(obj: object, msg: string): void };
+
+export interface SmtpOptions {
+  host: string;
+  port: number;
+  secure: boolean;
+  user?: string;
+  password?: string;
+  from: string;
+}
+
+export class SmtpMailer implements Mailer {
+  readonly kind = 'smtp';
+  private readonly transport: Transporter;
+
+  constructor(
+    private readonly o: SmtpOptions,
+    private readonly log?: Log,
+  ) {
+    this.transport = nodemailer.createTransport({
+      host: o.host,
+      port: o.port,
+      secure: o.secure,
+      pool: true,
+      ...(o.user ? { auth: { user: o.user, pass: o.password ?? '' } } : {}),
+    });
+  }
+
+  async send(mail: Mail): Promise<void> {
+    const info = await this.transport.sendMail({ from: this.o.from, ...mail });
+    this.log?.info({ to: mail.to, subject: mail.subject, messageId: info.messageId }, 'email sent');
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+export class OutboxMailer implements Mailer {
+  readonly kind = 'outbox';
+  // nodemailer builds the message (MIME, headers, both parts) without sending it.
+  private readonly transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+
+  constructor(
+    readonly dir: string,
+    private readonly from: string,
+    private readonly log?: Log,
+  ) {}
+
+  async send(mail: Mail): Promise<void> {
+    const info = (await this.transport.sendMail({ from: this.from, ...mail })) as { message: Buffer };
+    await mkdir(this.dir, { recursive: true });
+    const file = join(this.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}.eml`);
+    await writeFile(file, info.message);
+    this.log?.info({ to: mail.to, subject: mail.subject, file }, 'email written to the outbox');
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,116 @@
+// Production jobs: BullMQ on Redis (JOBS_REDIS_URL). Retries with exponential backoff, finished
+// jobs trimmed by age and count, job schedulers for the scheduled tasks (one job per tick however
+// many schedulers upsert them), graceful worker shutdown.
+import { Queue, Worker as BullWorker, type ConnectionOptions } from 'bullmq';
+import type { AddOptions, Handlers, Job, JobQueue, QueueStats, Schedule, Worker, WorkerOptions } from './queue.ts';
+import { QUEUES, TASK_QUEUE, type QueueName, type TaskName, type TaskPayloads } from './tasks.ts';
+
+export interface BullQueueOptions {
+  url: string;
+  /** Prefix of every BullMQ key (tests share one Redis). */
+  prefix: string;
+  attempts: number;
+  backoffMs: number;
+  keepCompletedS: number;
+  keepFailedS: number;
+  log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+export class BullJobQueue implements JobQueue {
+  readonly kind = 'bullmq';
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly connection: ConnectionOptions;
+
+  constructor(private readonly o: BullQueueOptions) {
+    const u = new URL(o.url);
+    this.connection = {
+      host: u.hostname,
+      port: Number(u.port || 6379),
+      db: Number(u.pathname.slice(1) || 0),
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+      // BullMQ's workers block on Redis and must never give up on a command.
+      maxRetriesPerRequest: null,
+    };
+  }
+
+  private queue(name: QueueName): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, {
+        connection: this.connection,
+        prefix: this.o.prefix,
+        defaultJobOptions: {
+          attempts: this.o.attempts,
+          backoff: { type: 'exponential', delay: this.o.backoffMs },
+          removeOnComplete: { age: this.o.keepCompletedS, count: 10_000 },
+          removeOnFail: { age: this.o.keepFailedS },
+        },
+      });
+      q.on('error', (err) => this.o.log?.error({ err: err.message, queue: name }, 'jobs: queue error'));
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  async add<K extends TaskName>(name: K, payload: TaskPayloads[K], options: AddOptions = {}): Promise<void> {
+    await this.queue(TASK_QUEUE[name]).add(name, payload, {
+      ...(options.jobId ? { jobId: options.jobId.replaceAll(':', '_') } : {}),
+      ...(options.delayMs ? { delay: options.delayMs } : {}),
+      ...(options.attempts ? { attempts: options.attempts } : {}),
+    });
+  }
+
+  work(handlers: Handlers, options: WorkerOptions): Worker {
+    const workers = options.queues.map((queueName) => {
+      const w = new BullWorker(
+        queueName,
+        async (job) => {
+          const handler = handlers[job.name as TaskName] as ((j: Job) => Promise<void>) | undefined;
+          if (!handler) throw new Error(`no handler for ${job.name}`);
+          await handler({ id: String(job.id), name: job.name as TaskName, queue: queueName, payload: job.data, attempt: job.attemptsMade + 1 });
+        },
+        { connection: this.connection, prefix: this.o.prefix, concurrency: options.concurrency },
+      );
+      w.on('failed', (job, err) => {
+        if (!job) return;
+        const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+        this.o.log?.[final ? 'error' : 'warn']({ job: job.id, task: job.name, attempt: job.attemptsMade, err: err.message }, final ? 'job failed for good' : 'job failed; retrying');
+      });
+      w.on('error', (err) => this.o.log?.error({ err: err.message, queue: queueName }, 'jobs: worker error'));
+      return w;
+    });
+    return {
+      stop: async (graceMs = 30_000) => {
+        // close() waits for running jobs; past the grace period they are left to BullMQ's stalled
+        // job check, which hands them to another worker.
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+        await Promise.race([Promise.all(workers.map((w) => w.close())), grace]);
+        clearTimeout(timer);
+        await Promise.all(workers.map((w) => w.close(true).catch(() => undefined)));
+      },
+    };
+  }
+
+  async schedule(schedules: readonly Schedule[]): Promise<{ stop(): Promise<void> }> {
+    for (const s of schedules) {
+      await this.queue(TASK_QUEUE[s.task]).upsertJobScheduler(`schedule_${s.task}`, { pattern: s.pattern, tz: 'UTC' }, { name: s.task, data: {} });
+    }
+    return { stop: async () => {} };
+  }
+
+  async stats(): Promise<QueueStats[]> {
+    return Promise.all(
+      QUEUES.map(async (queue) => {
+        const c = await this.queue(queue).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+        return { queue, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0 };
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,174 @@
+// What each task does. Handlers run in a worker (or inside the embedded server) with the app's
+// database, caches and mailer; each is safe to run twice: an email is sent once per key
+// (effects.ts), deletions and releases find nothing left to do the second time.
+import { sql } from 'kysely';
+import type { FastifyInstance } from 'fastify';
+import type { Db } from '../../db/database.ts';
+import { releaseLapsed } from '../../modules/payments/checkout.service.ts';
+import { CacheWarmer } from '../cache/warming.ts';
+import type { DatabaseKeyValueStore } from '../cache/database-store.ts';
+import { abandonedCart, lowStockDigest, orderConfirmation, orderDelivered, orderShipped } from '../email/templates.ts';
+import type { Mail, Mailer } from '../email/mailer.ts';
+import { mediaUrlFor } from '../http/urls.ts';
+import { once } from './effects.ts';
+import type { Handlers, JobQueue } from './queue.ts';
+
+export interface TaskDeps {
+  app: FastifyInstance;
+  mailer: Mailer;
+  queue: JobQueue;
+  /** Waits for a turn under EMAIL_RATE before each send. */
+  emailTurn: () => Promise<void>;
+}
+
+async function send(deps: TaskDeps, mail: Mail): Promise<void> {
+  await deps.emailTurn();
+  await deps.mailer.send(mail);
+}
+
+interface OrderForMail {
+  id: number;
+  order_number: string;
+  user_id: number | null;
+  shipping_name: string;
+  shipping_email: string;
+  subtotal: string;
+  discount_amount: string;
+  shipping_cost: string;
+  tax_amount: string;
+  total_amount: string;
+  tracking_number: string;
+  estimated_delivery: string | null;
+  items: { name: string; quantity: number; total: string }[];
+}
+
+async function orderForMail(db: Db, id: number): Promise<OrderForMail | undefined> {
+  const { rows } = await sql<OrderForMail>`
+    select o.id, o.order_number, o.user_id, o.shipping_name, o.shipping_email, o.subtotal::text as subtotal, o.discount_amount::text as discount_amount,
+           o.shipping_cost::text as shipping_cost, o.tax_amount::text as tax_amount, o.total_amount::text as total_amount, o.tracking_number,
+           o.estimated_delivery::text as estimated_delivery,
+           coalesce((select json_agg(json_build_object('name', product_name, 'quantity', quantity, 'total', total_price::text) order by id)
+                     from order_items where order_id = o.id), '[]') as items
+    from orders o where o.id = ${id}`.execute(db);
+  return rows[0];
+}
+
+export function taskHandlers(deps: TaskDeps): Handlers {
+  const { app } = deps;
+  const db = () => app.database.db;
+  const config = app.config;
+  const storefront = config.payments.storefrontUrl;
+  const ctx = () => ({ database: app.database, media: mediaUrlFor(config.publicUrl ?? `http://localhost:${config.port}`, config.cdnUrl), requestId: 'job', events: app.events, caches: app.caches });
+
+  return {
+    async send_order_confirmation({ payload }) {
+      const o = await orderForMail(db(), payload.orderId);
+      if (!o || !o.shipping_email) return;
+      const trackUrl = o.user_id === null ? `${storefront}/track-order` : `${storefront}/orders/${o.id}`;
+      const mail = orderConfirmation({
+        orderNumber: o.order_number,
+        name: o.shipping_name,
+        lines: o.items,
+        subtotal: o.subtotal,
+        discount: o.discount_amount,
+        shipping: o.shipping_cost,
+        tax: o.tax_amount,
+        total: o.total_amount,
+        trackUrl,
+        guest: o.user_id === null,
+      });
+      await once(db(), `order-confirmation:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
+    },
+
+    async send_order_status_email({ payload }) {
+      const o = await orderForMail(db(), payload.orderId);
+      if (!o || !o.shipping_email) return;
+      const mail =
+        payload.status === 'shipped'
+          ? orderShipped({ orderNumber: o.order_number, name: o.shipping_name, trackingNumber: o.tracking_number, estimatedDelivery: o.estimated_delivery, trackUrl: `${storefront}/track-order` })
+          : orderDelivered({ orderNumber: o.order_number, name: o.shipping_name });
+      await once(db(), `order-${payload.status}:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
+    },
+
+    // One digest naming every product newly at or below its threshold; a product is named again
+    // only after it was restocked above it. The names are recorded before the send (and taken
+    // back if it fails), so a rerun after a crash never sends the digest twice.
+    async check_low_stock({ id }) {
+      const named = await db()
+        .transaction()
+        .execute(async (trx) => {
+          await sql`delete from low_stock_alerts a using products p where p.id = a.product_id and (p.stock_quantity > p.low_stock_threshold or not p.is_active)`.execute(trx);
+          const { rows } = await sql<{ id: number; name: string; sku: string; stock: number; threshold: number }>`
+            insert into low_stock_alerts (product_id)
+            select p.id from products p where p.is_active and p.stock_quantity <= p.low_stock_threshold
+            on conflict do nothing
+            returning product_id as id,
+              (select name from products where id = product_id) as name, (select sku from products where id = product_id) as sku,
+              (select stock_quantity from products where id = product_id) as stock, (select low_stock_threshold from products where id = product_id) as threshold`.execute(trx);
+          return rows.sort((a, b) => a.stock - b.stock || a.id - b.id);
+        });
+      if (!named.length) return;
+      let to = [...config.email.lowStockTo];
+      if (!to.length) to = (await db().selectFrom('users').select('email').where('is_staff', '=', true).where('is_active', '=', true).orderBy('id').execute()).map((u) => u.email);
+      if (!to.length) {
+        app.log.warn({ products: named.length }, 'low stock: no staff account or LOW_STOCK_EMAILS to tell');
+        return;
+      }
+      try {
+        await once(db(), `low-stock:${id}`, () => send(deps, { to, ...lowStockDigest(named) }));
+      } catch (err) {
+        await db().deleteFrom('low_stock_alerts').where('product_id', 'in', named.map((n) => n.id)).execute();
+        throw err;
+      }
+    },
+
+    async cleanup_expired_sessions() {
+      const store = app.sessions.store as Partial<DatabaseKeyValueStore>;
+      const sessions = typeof store.purgeExpired === 'function' ? await store.purgeExpired() : 0;
+      const checkouts = await releaseLapsed(ctx(), app.payments, 1000);
+      app.log.info({ sessions, checkouts }, 'cleanup: expired sessions and lapsed checkout holds removed');
+    },
+
+    async release_lapsed_checkouts() {
+      await releaseLapsed(ctx(), app.payments, 1000);
+    },
+
+    // A signed-in user's cart untouched for ABANDONED_CART_AFTER gets one reminder per
+    // abandonment (keyed by its last change, so touching it starts a new one); guest carts
+    // untouched for GUEST_CART_MAX_AGE are deleted.
+    async process_abandoned_carts() {
+      const { rows } = await sql<{ cart_id: number; last: string; email: string; first_name: string; items: { name: string; quantity: number }[] }>`
+        select c.id as cart_id, extract(epoch from greatest(c.updated_at, max(ci.updated_at), max(ci.created_at)))::text as last, u.email, u.first_name,
+               json_agg(json_build_object('name', p.name, 'quantity', ci.quantity) order by ci.id) as items
+        from carts c join users u on u.id = c.user_id and u.is_active
+        join cart_items ci on ci.cart_id = c.id join products p on p.id = ci.product_id
+        group by c.id, u.email, u.first_name
+        having greatest(c.updated_at, max(ci.updated_at), max(ci.created_at)) < now() - make_interval(secs => ${config.jobs.abandonedCartAfter})
+        order by c.id limit 1000`.execute(db());
+      let reminded = 0;
+      for (const r of rows) {
+        const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, () => send(deps, { to: r.email, ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
+        if (sent) reminded++;
+      }
+      const deleted = await sql`
+        delete from carts c where c.session_key is not null
+          and greatest(c.updated_at, coalesce((select max(greatest(ci.updated_at, ci.created_at)) from cart_items ci where ci.cart_id = c.id), c.updated_at))
+              < now() - make_interval(secs => ${config.jobs.guestCartMaxAge})
+          and not exists (select 1 from checkouts k where k.cart_id = c.id and k.status = 'open')`.execute(db());
+      app.log.info({ reminded, guestCartsDeleted: Number(deleted.numAffectedRows ?? 0) }, 'abandoned carts processed');
+    },
+
+    async warm_cache() {
+      if (!config.cache.enabled) return;
+      const r = await new CacheWarmer(app, config).warm();
+      app.log.info(r, 'cache warmed');
+    },
+
+    async trim_jobs() {
+      const trimmed = 'trim' in deps.queue ? await (deps.queue as { trim(c: number, f: number): Promise<number> }).trim(config.jobs.keepCompleted * 1000, config.jobs.keepFailed * 1000) : 0;
+      // Effect records only need to outlive every retry of their job.
+      const effects = await sql`delete from job_effects where done_at < now() - make_interval(secs => ${config.jobs.keepFailed})`.execute(db());
+      app.log.info({ jobs: trimmed, effects: Number(effects.numAffectedRows ?? 0) }, 'finished jobs trimmed');
+    },
+  };
+}

@@ -1,0 +1,41 @@
+// Every background task, its queue and its payload, in one place (the seed's Celery routes).
+// Producers name a task; the queue it runs on is decided here, never at the call site.
+
+export const QUEUES = ['products', 'orders', 'payments', 'cart', 'default'] as const;
+export type QueueName = (typeof QUEUES)[number];
+
+export interface TaskPayloads {
+  /** The order's confirmation (or guest receipt). */
+  send_order_confirmation: { orderId: number };
+  /** Shipped (with the tracking number) or delivered. */
+  send_order_status_email: { orderId: number; status: 'shipped' | 'delivered' };
+  /** Staff digest of products at or below their low-stock threshold. */
+  check_low_stock: Record<string, never>;
+  /** Expired guest sessions, revoked tokens and lapsed checkout holds. */
+  cleanup_expired_sessions: Record<string, never>;
+  /** Reminders for carts left alone, deletion of old guest carts. */
+  process_abandoned_carts: Record<string, never>;
+  /** Re-makes the hot catalog answers. */
+  warm_cache: Record<string, never>;
+  /** Gives back the stock and codes of checkouts past their expiry. */
+  release_lapsed_checkouts: Record<string, never>;
+  /** Trims finished jobs and old effect records. */
+  trim_jobs: Record<string, never>;
+}
+
+export type TaskName = keyof TaskPayloads;
+
+export const TASK_QUEUE: Record<TaskName, QueueName> = {
+  send_order_confirmation: 'orders',
+  send_order_status_email: 'orders',
+  check_low_stock: 'products',
+  cleanup_expired_sessions: 'default',
+  process_abandoned_carts: 'cart',
+  warm_cache: 'default',
+  release_lapsed_checkouts: 'payments',
+  trim_jobs: 'default',
+};
+
+export function isQueue(name: string): name is QueueName {
+  return (QUEUES as readonly string[]).includes(name);
+}

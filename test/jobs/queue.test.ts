@@ -1,0 +1,144 @@
+// One contract for the job queues, run against each: the database queue on PGlite and on
+// PostgreSQL, and BullMQ on the real Redis. Jobs run once each across workers, retry with
+// backoff, fail for good with the reason kept, deduplicate by id, and a scheduled task is
+// enqueued once per tick however many schedulers run.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { BullJobQueue } from '../../src/infra/jobs/bullmq-queue.ts';
+import { DbJobQueue } from '../../src/infra/jobs/db-queue.ts';
+import type { Job, JobQueue } from '../../src/infra/jobs/queue.ts';
+import { openTestDatabase, type BackendName } from '../helpers/db.ts';
+import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+
+const REDIS = 'redis://127.0.0.1:6379/0';
+
+/** Waits until `check` holds, polling; fails after `ms`. */
+async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(25);
+  }
+}
+
+type Kind = BackendName | 'bullmq';
+
+for (const kind of ['pglite', 'postgres', 'bullmq'] as Kind[]) {
+  describe(`job queue [${kind}]`, () => {
+    let make: () => JobQueue;
+    const made: JobQueue[] = [];
+    let cleanup = async () => {};
+    before(async () => {
+      const options = { attempts: 3, backoffMs: 100 };
+      if (kind === 'bullmq') {
+        const prefix = uniquePrefix();
+        make = () => new BullJobQueue({ url: REDIS, prefix: `${prefix}bull`, keepCompletedS: 3600, keepFailedS: 3600, ...options });
+        cleanup = () => dropPrefix(prefix, REDIS);
+      } else {
+        const database = await openTestDatabase(kind);
+        make = () => new DbJobQueue(database, { leaseMs: 2_000, pollMs: 50, ...options });
+        cleanup = () => database.drop();
+      }
+    });
+    after(async () => {
+      for (const q of made) await q.close();
+      await cleanup();
+    });
+    const queue = () => {
+      const q = make();
+      made.push(q);
+      return q;
+    };
+
+    test('jobs run once each across two workers, with their payload; a repeated job id adds nothing', async () => {
+      const q = queue();
+      const seen: number[] = [];
+      const handlers = {
+        send_order_confirmation: async (job: Job<'send_order_confirmation'>) => {
+          assert.equal(job.queue, 'orders');
+          assert.equal(job.attempt, 1);
+          seen.push(job.payload.orderId);
+        },
+      };
+      for (let i = 1; i <= 30; i++) await q.add('send_order_confirmation', { orderId: i }, { jobId: `confirm:${i}` });
+      await q.add('send_order_confirmation', { orderId: 1 }, { jobId: 'confirm:1' });
+      const [a, b] = [q.work(handlers, { queues: ['orders'], concurrency: 2 }), queue().work(handlers, { queues: ['orders'], concurrency: 2 })];
+      await until(() => seen.length >= 30);
+      await sleep(300);
+      await Promise.all([a.stop(), b.stop()]);
+      assert.deepEqual([...seen].sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1));
+      const orders = (await q.stats()).find((s) => s.queue === 'orders')!;
+      assert.equal(orders.completed, 30);
+      assert.equal(orders.waiting + orders.active + orders.failed, 0);
+    });
+
+    test('a failing job is retried with growing waits, then succeeds; one that keeps failing fails for good', async () => {
+      const q = queue();
+      const runs: { id: number; attempt: number; at: number }[] = [];
+      const worker = q.work(
+        {
+          send_order_status_email: async (job) => {
+            runs.push({ id: job.payload.orderId, attempt: job.attempt, at: Date.now() });
+            if (job.payload.orderId === 2 || job.attempt < 3) throw new Error(`smtp down (${job.attempt})`);
+          },
+        },
+        { queues: ['orders'], concurrency: 1 },
+      );
+      await q.add('send_order_status_email', { orderId: 1, status: 'shipped' });
+      await q.add('send_order_status_email', { orderId: 2, status: 'shipped' });
+      await until(async () => {
+        const s = (await q.stats()).find((x) => x.queue === 'orders')!;
+        return s.failed === 1 && runs.filter((r) => r.id === 1).length === 3;
+      });
+      await worker.stop();
+      const first = runs.filter((r) => r.id === 1);
+      assert.deepEqual(first.map((r) => r.attempt), [1, 2, 3]);
+      assert.ok(first[2]!.at - first[1]!.at >= first[1]!.at - first[0]!.at - 20, 'the second wait is not shorter than the first');
+      assert.ok(first[1]!.at - first[0]!.at >= 90, 'retries wait');
+      assert.equal(runs.filter((r) => r.id === 2).length, 3, 'no more runs than JOBS_ATTEMPTS');
+    });
+
+    test('a delayed job waits; a stopping worker lets its running job finish', async () => {
+      const q = queue();
+      const done: string[] = [];
+      const worker = q.work(
+        {
+          check_low_stock: async () => {
+            await sleep(400);
+            done.push('slow');
+          },
+          warm_cache: async () => {
+            done.push('delayed');
+          },
+        },
+        { queues: ['products', 'default'], concurrency: 2 },
+      );
+      const added = Date.now();
+      await q.add('warm_cache', {}, { delayMs: 600 });
+      await q.add('check_low_stock', {});
+      await until(() => done.includes('delayed'));
+      assert.ok(Date.now() - added >= 550, 'not before its delay');
+      await q.add('check_low_stock', {});
+      await sleep(150);
+      await worker.stop(5_000);
+      assert.equal(done.filter((d) => d === 'slow').length, 2, 'the job running at stop finished');
+    });
+
+    test('two schedulers enqueue each tick of a schedule once', async () => {
+      const q1 = queue();
+      const q2 = queue();
+      const ticks: number[] = [];
+      const worker = q1.work({ trim_jobs: async () => void ticks.push(Date.now()) }, { queues: ['default'], concurrency: 2 });
+      // Every second (cron-parser's six-field form), from two schedulers at once.
+      const [s1, s2] = await Promise.all([q1.schedule([{ task: 'trim_jobs', pattern: '* * * * * *' }]), q2.schedule([{ task: 'trim_jobs', pattern: '* * * * * *' }])]);
+      await sleep(4_500);
+      await Promise.all([s1.stop(), s2.stop()]);
+      await sleep(1_200);
+      await worker.stop();
+      assert.ok(ticks.length >= 3 && ticks.length <= 6, `one run per tick: ${ticks.length} in 4.5 s`);
+      const seconds = ticks.map((t) => Math.floor(t / 1000));
+      for (let i = 1; i < seconds.length; i++) assert.ok(ticks[i]! - ticks[i - 1]! > 400, `ticks ${i - 1} and ${i} ran ${ticks[i]! - ticks[i - 1]!} ms apart`);
+    });
+  });
+}
