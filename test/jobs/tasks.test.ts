@@ -1,0 +1,187 @@
+// The tasks, end to end: emails go over real SMTP to an in-test server (smtp-server) and are read
+// back; each scheduled task does its work once however often it runs.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { SMTPServer } from 'smtp-server';
+import { SmtpMailer } from '../../src/infra/email/mailer.ts';
+import { taskHandlers } from '../../src/infra/jobs/handlers.ts';
+import { runJobs, type RunningJobs } from '../../src/infra/jobs/runtime.ts';
+import type { Handlers } from '../../src/infra/jobs/queue.ts';
+import { getJson, testApp } from '../helpers/app.ts';
+import { signedIn, type TestUser } from '../helpers/auth.ts';
+import { forEachBackend } from '../helpers/db.ts';
+import * as f from '../helpers/factories.ts';
+
+interface Received {
+  from: string;
+  to: string[];
+  raw: string;
+  subject: string;
+  /** The message with quoted-printable undone, for reading the text. */
+  body: string;
+}
+
+function decodeQp(s: string): string {
+  return Buffer.from(s.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+}
+
+/** A real SMTP server on loopback that keeps what it receives. */
+async function smtpSink() {
+  const inbox: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const subject = /^Subject: (.*)$/m.exec(raw)?.[1]?.trim() ?? '';
+        inbox.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw, subject, body: decodeQp(raw) });
+        callback();
+      });
+    },
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.server.address() as { port: number }).port)));
+  return { inbox, port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(25);
+  }
+}
+
+forEachBackend('tasks and email', ({ db }) => {
+  let app: FastifyInstance;
+  let sink: Awaited<ReturnType<typeof smtpSink>>;
+  let staff: TestUser;
+  let handlers: Handlers;
+  let mailer: SmtpMailer;
+  before(async () => {
+    sink = await smtpSink();
+    app = await testApp(db(), { EMAIL_HOST: '127.0.0.1', EMAIL_PORT: String(sink.port), DEFAULT_FROM_EMAIL: 'Pasargad Prints <shop@pasargad.test>', LOW_STOCK_EMAILS: '' });
+    staff = await signedIn(app, db(), { staff: true, first_name: 'Sam' });
+    mailer = new SmtpMailer({ host: '127.0.0.1', port: sink.port, secure: false, from: 'Pasargad Prints <shop@pasargad.test>' });
+    handlers = taskHandlers({ app, mailer, queue: app.jobs, emailTurn: async () => {} });
+  });
+  after(async () => {
+    mailer.close();
+    await app.close();
+    await sink.close();
+  });
+  const d = () => db().db;
+  const run = async <K extends keyof Handlers>(name: K, id = `t-${Math.random()}`) => (handlers[name] as (j: unknown) => Promise<void>)({ id, name, queue: 'default', payload: {}, attempt: 1 });
+
+  test('a paid order sends one confirmation, a shipped order its tracking number, through the queue and over SMTP', async () => {
+    let jobs: RunningJobs | undefined;
+    try {
+      jobs = await runJobs(app, { concurrency: 2 });
+      const item = await f.product(d(), { name: 'Owl lamp', price: '30.00', stock_quantity: 5 });
+      const add = await app.inject({ method: 'POST', url: '/api/cart/add/', payload: { product_id: item.id, quantity: 2 } });
+      const cookie = String(add.headers['set-cookie']).split(';')[0]!;
+      const started = await getJson(app, '/api/payments/create-checkout-session/', { method: 'POST', headers: { cookie }, payload: { email: 'ada@example.com', shipping_address: { name: 'Ada' } } });
+      await app.inject({ method: 'POST', url: `/api/payments/test-checkout/${started.body.checkout_session_id}/`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'outcome=paid' });
+      await until(() => sink.inbox.some((m) => /is confirmed/.test(m.subject)));
+      const order = await d().selectFrom('orders').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
+      const confirmation = sink.inbox.find((m) => /is confirmed/.test(m.subject))!;
+      assert.deepEqual(confirmation.to, ['ada@example.com']);
+      assert.equal(confirmation.from, 'shop@pasargad.test');
+      assert.equal(confirmation.subject, `Your order ${order.order_number} is confirmed`);
+      assert.match(confirmation.body, /2 × Owl lamp/);
+      assert.match(confirmation.body, /Total: \$\d+\.\d\d/);
+      assert.match(confirmation.raw, /Content-Type: text\/html/);
+
+      const shipped = await getJson(app, `/api/orders/${order.id}/status/`, { method: 'PATCH', headers: staff.headers, payload: { status: 'shipped', tracking_number: 'TRACK-42' } });
+      assert.equal(shipped.status, 200);
+      await until(() => sink.inbox.some((m) => /on its way/.test(m.subject)));
+      const notice = sink.inbox.find((m) => /on its way/.test(m.subject))!;
+      assert.match(notice.body, /Tracking number: TRACK-42/);
+
+      // The same job again (a retry after a crash): no second email.
+      await app.jobs.add('send_order_confirmation', { orderId: order.id }, { jobId: `again:${order.id}` });
+      await sleep(1_500);
+      assert.equal(sink.inbox.filter((m) => /is confirmed/.test(m.subject)).length, 1);
+    } finally {
+      await jobs?.stop();
+    }
+  });
+
+  test('check_low_stock: one digest to staff naming every low product, and not the same product again until restocked', async () => {
+    await d().updateTable('products').set({ stock_quantity: 100 }).execute();
+    const low = await f.product(d(), { name: 'Low gnome', stock_quantity: 2, low_stock_threshold: 5 });
+    const gone = await f.product(d(), { name: 'Sold-out vase', stock_quantity: 0, low_stock_threshold: 3 });
+    await f.product(d(), { name: 'Plenty', stock_quantity: 50, low_stock_threshold: 5 });
+    const before = sink.inbox.length;
+    await run('check_low_stock');
+    const digests = sink.inbox.slice(before);
+    assert.equal(digests.length, 1);
+    assert.equal(digests[0]!.subject, 'Low stock: 2 products');
+    assert.ok(digests[0]!.to.includes(staff.email));
+    assert.match(digests[0]!.body, /Sold-out vase \(.*\): 0 left, threshold 3/);
+    assert.match(digests[0]!.body, /Low gnome \(.*\): 2 left/);
+    assert.doesNotMatch(digests[0]!.body, /Plenty/);
+
+    await run('check_low_stock');
+    assert.equal(sink.inbox.length, before + 1, 'nothing new: no email');
+    await d().updateTable('products').set({ stock_quantity: 20 }).where('id', '=', low.id).execute();
+    await run('check_low_stock');
+    await d().updateTable('products').set({ stock_quantity: 1 }).where('id', '=', low.id).execute();
+    await run('check_low_stock');
+    assert.equal(sink.inbox.length, before + 2);
+    assert.equal(sink.inbox.at(-1)!.subject, 'Low stock: 1 product');
+    assert.match(sink.inbox.at(-1)!.body, /Low gnome/);
+    assert.doesNotMatch(sink.inbox.at(-1)!.body, /Sold-out vase/, `${gone.name} was named already`);
+  });
+
+  test('process_abandoned_carts: one reminder per abandonment; old guest carts deleted, recent ones kept', async () => {
+    const shopper = await signedIn(app, db(), { first_name: 'Cleo' });
+    const item = await f.product(d(), { name: 'Chess set', stock_quantity: 10 });
+    assert.equal((await getJson(app, '/api/cart/add/', { method: 'POST', headers: shopper.headers, payload: { product_id: item.id, quantity: 1 } })).status, 200);
+    const cart = await d().selectFrom('carts').select('id').where('user_id', '=', shopper.id).executeTakeFirstOrThrow();
+    const age = (cartId: number, hours: number) => {
+      const at = new Date(Date.now() - hours * 3600_000).toISOString();
+      return Promise.all([
+        d().updateTable('carts').set({ updated_at: at, created_at: at }).where('id', '=', cartId).execute(),
+        d().updateTable('cart_items').set({ updated_at: at, created_at: at }).where('cart_id', '=', cartId).execute(),
+      ]);
+    };
+    await age(cart.id, 30);
+    const oldGuest = await d().insertInto('carts').values({ session_key: 'a'.repeat(32) }).returning('id').executeTakeFirstOrThrow();
+    await d().insertInto('cart_items').values({ cart_id: oldGuest.id, product_id: item.id, quantity: 1 }).execute();
+    await age(oldGuest.id, 24 * 31);
+    const newGuest = await d().insertInto('carts').values({ session_key: 'b'.repeat(32) }).returning('id').executeTakeFirstOrThrow();
+
+    const mine = () => sink.inbox.filter((m) => m.to.includes(shopper.email));
+    await run('process_abandoned_carts');
+    assert.equal(mine().length, 1);
+    assert.equal(mine()[0]!.subject, 'You left something in your cart');
+    assert.match(mine()[0]!.body, /1 × Chess set/);
+    await run('process_abandoned_carts');
+    assert.equal(mine().length, 1, 'one reminder per abandonment, not one a day');
+    await age(cart.id, 26);
+    await run('process_abandoned_carts');
+    assert.equal(mine().length, 2, 'touched and left again: a new abandonment');
+    const left = await d().selectFrom('carts').select('id').where('id', 'in', [oldGuest.id, newGuest.id]).execute();
+    assert.deepEqual(left.map((c) => c.id), [newGuest.id]);
+  });
+
+  test('cleanup_expired_sessions gives back the stock of lapsed checkouts', async () => {
+    const item = await f.product(d(), { stock_quantity: 5 });
+    const add = await app.inject({ method: 'POST', url: '/api/cart/add/', payload: { product_id: item.id, quantity: 3 } });
+    const cookie = String(add.headers['set-cookie']).split(';')[0]!;
+    const started = await getJson(app, '/api/payments/create-checkout-session/', { method: 'POST', headers: { cookie }, payload: {} });
+    assert.equal(started.status, 200);
+    await d().updateTable('checkouts').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('public_id', '=', started.body.checkout_session_id).execute();
+    await run('cleanup_expired_sessions');
+    const p = await d().selectFrom('products').select('stock_quantity').where('id', '=', item.id).executeTakeFirstOrThrow();
+    assert.equal(p.stock_quantity, 5);
+    const c = await d().selectFrom('checkouts').select('status').where('public_id', '=', started.body.checkout_session_id).executeTakeFirstOrThrow();
+    assert.equal(c.status, 'expired');
+  });
+});
