@@ -198,6 +198,7 @@ export const CONFIG_VARIABLES = {
   ACCESS_TOKEN_TTL: duration({ default: 3600, desc: 'Lifetime of a JWT access token (seconds, or 15m, 1h, 14d).' }),
   REFRESH_TOKEN_TTL: duration({ default: 604_800, desc: 'Lifetime of a JWT refresh token; each refresh rotates it.' }),
   SESSION_TTL: duration({ default: 1_209_600, desc: 'Guest session (`sessionid` cookie) lifetime, renewed on use.' }),
+  PASSWORD_RESET_TTL: duration({ default: 3600, desc: 'How long a password reset link works (it works once).' }),
   STAFF_EMAIL: str({ default: undefined, desc: 'At start-up, creates this staff account if no user has the email (never overwrites).' }),
   STAFF_PASSWORD: str({ default: undefined, desc: 'Password for STAFF_EMAIL (8+ characters, not a common password).' }),
   CORS_ORIGINS: originList({ default: ['http://localhost:3000', 'http://127.0.0.1:3000'], desc: 'Comma-separated storefront origins allowed to call the API with credentials.' }),
@@ -286,6 +287,7 @@ export interface Config {
     readonly accessTokenTtl: number;
     readonly refreshTokenTtl: number;
     readonly sessionTtl: number;
+    readonly passwordResetTtl: number;
   };
   readonly staff: { readonly email: string; readonly password: string } | undefined;
   readonly corsOrigins: readonly string[];
@@ -424,7 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAge: e.CACHE_MAX_AGE,
     }),
     publicUrl: e.PUBLIC_URL,
-    auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL }),
+    auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL, passwordResetTtl: e.PASSWORD_RESET_TTL }),
     staff: e.STAFF_EMAIL && e.STAFF_PASSWORD ? Object.freeze({ email: e.STAFF_EMAIL, password: e.STAFF_PASSWORD }) : undefined,
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),

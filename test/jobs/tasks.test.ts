@@ -149,4 +149,43 @@ forEachBackend('tasks and email', ({ db }) => {
     const c = await d().selectFrom('checkouts').select('status').where('public_id', '=', started.body.checkout_session_id).executeTakeFirstOrThrow();
     assert.equal(c.status, 'expired');
   });
+
+  test('password reset: the same answer for any email; one link by email; single use; the new password signs in', async () => {
+    const user = await signedIn(app, db(), { first_name: 'Rita' });
+    const jobsOf = () => d().selectFrom('jobs').selectAll().where('name', '=', 'send_password_reset').orderBy('id').execute();
+    const before = (await jobsOf()).length;
+    const unknown = await getJson(app, '/api/users/password/reset/', { method: 'POST', payload: { email: 'nobody@example.com' } });
+    const known = await getJson(app, '/api/users/password/reset/', { method: 'POST', payload: { email: user.email.toUpperCase() } });
+    assert.deepEqual([unknown.status, known.status], [200, 200]);
+    assert.deepEqual(unknown.body, known.body, 'nothing tells whether the address has an account');
+    const jobs = (await jobsOf()).slice(before);
+    assert.equal(jobs.length, 1);
+    const inboxBefore = sink.inbox.length;
+    await (handlers.send_password_reset as (j: unknown) => Promise<void>)({ id: String(jobs[0]!.id), name: 'send_password_reset', queue: 'default', payload: jobs[0]!.payload, attempt: 1 });
+    const mail = sink.inbox.slice(inboxBefore);
+    assert.equal(mail.length, 1);
+    assert.deepEqual(mail[0]!.to, [user.email]);
+    assert.equal(mail[0]!.subject, 'Reset your Pasargad Prints password');
+    const token = decodeURIComponent(/reset-password\?token=([A-Za-z0-9_%-]+)/.exec(mail[0]!.body)![1]!);
+
+    const confirm = (body: object) => getJson(app, '/api/users/password/reset/confirm/', { method: 'POST', payload: body });
+    const weak = await confirm({ token, new_password: '12345678', new_password_confirm: '12345678' });
+    assert.equal(weak.status, 400);
+    assert.ok(weak.body.errors.new_password.length > 0);
+    const mismatch = await confirm({ token, new_password: 'Brand-new-pass-1', new_password_confirm: 'Brand-new-pass-2' });
+    assert.deepEqual(mismatch.body.errors, { non_field_errors: ["New passwords don't match"] });
+    const forged = await confirm({ token: 'not-a-token', new_password: 'Brand-new-pass-1', new_password_confirm: 'Brand-new-pass-1' });
+    assert.deepEqual([forged.status, forged.body.errors], [400, { token: ['Invalid or expired token'] }]);
+
+    const [a, b] = await Promise.all([
+      confirm({ token, new_password: 'Brand-new-pass-1', new_password_confirm: 'Brand-new-pass-1' }),
+      confirm({ token, new_password: 'Other-new-pass-2', new_password_confirm: 'Other-new-pass-2' }),
+    ]);
+    assert.deepEqual([a.status, b.status].sort(), [200, 400], 'the token works once, also when sent twice at once');
+    const winner = a.status === 200 ? 'Brand-new-pass-1' : 'Other-new-pass-2';
+    const login = (password: string) => getJson(app, '/api/users/auth/login/', { method: 'POST', payload: { email: user.email, password } });
+    assert.equal((await login(winner)).status, 200);
+    assert.equal((await login(user.password)).status, 401, 'the old password no longer works');
+    assert.equal((await confirm({ token, new_password: 'Third-new-pass-3', new_password_confirm: 'Third-new-pass-3' })).status, 400);
+  });
 });

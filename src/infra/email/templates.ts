@@ -88,3 +88,14 @@ export function lowStockDigest(products: { id: number; name: string; sku: string
     ),
   };
 }
+
+export function passwordReset(o: { name: string; url: string; minutes: number }): Rendered {
+  return {
+    subject: 'Reset your Pasargad Prints password',
+    text: `Hello ${o.name || 'there'},\n\nSomeone asked to reset the password of your account. If it was you, choose a new one here within ${o.minutes} minutes:\n\n${o.url}\n\nIf it was not you, ignore this email: your password stays as it is.\n`,
+    html: page(
+      'Reset your password',
+      `<p>Hello ${esc(o.name || 'there')},</p><p>Someone asked to reset the password of your account. If it was you, choose a new one within ${esc(o.minutes)} minutes:</p><p><a href="${esc(o.url)}">Choose a new password</a></p><p>If it was not you, ignore this email: your password stays as it is.</p>`,
+    ),
+  };
+}

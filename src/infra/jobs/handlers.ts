@@ -7,7 +7,7 @@ import type { Db } from '../../db/database.ts';
 import { releaseLapsed } from '../../modules/payments/checkout.service.ts';
 import { CacheWarmer } from '../cache/warming.ts';
 import type { DatabaseKeyValueStore } from '../cache/database-store.ts';
-import { abandonedCart, lowStockDigest, orderConfirmation, orderDelivered, orderShipped } from '../email/templates.ts';
+import { abandonedCart, lowStockDigest, orderConfirmation, orderDelivered, orderShipped, passwordReset } from '../email/templates.ts';
 import type { Mail, Mailer } from '../email/mailer.ts';
 import { mediaUrlFor } from '../http/urls.ts';
 import { once } from './effects.ts';
@@ -88,6 +88,14 @@ export function taskHandlers(deps: TaskDeps): Handlers {
           ? orderShipped({ orderNumber: o.order_number, name: o.shipping_name, trackingNumber: o.tracking_number, estimatedDelivery: o.estimated_delivery, trackUrl: `${storefront}/track-order` })
           : orderDelivered({ orderNumber: o.order_number, name: o.shipping_name });
       await once(db(), `order-${payload.status}:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
+    },
+
+    async send_password_reset({ payload }) {
+      const user = await db().selectFrom('users').select(['email', 'first_name', 'is_active']).where('id', '=', payload.userId).executeTakeFirst();
+      if (!user?.is_active) return;
+      const url = `${storefront}/reset-password?token=${encodeURIComponent(payload.token)}`;
+      const mail = passwordReset({ name: user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) });
+      await once(db(), `password-reset:${payload.token.slice(0, 16)}`, () => send(deps, { to: user.email, ...mail }));
     },
 
     // One digest naming every product newly at or below its threshold; a product is named again

@@ -9,6 +9,8 @@ export interface TaskPayloads {
   send_order_confirmation: { orderId: number };
   /** Shipped (with the tracking number) or delivered. */
   send_order_status_email: { orderId: number; status: 'shipped' | 'delivered' };
+  /** The reset link (the token is single-use and short-lived). */
+  send_password_reset: { userId: number; token: string };
   /** Staff digest of products at or below their low-stock threshold. */
   check_low_stock: Record<string, never>;
   /** Expired guest sessions, revoked tokens and lapsed checkout holds. */
@@ -28,6 +30,7 @@ export type TaskName = keyof TaskPayloads;
 export const TASK_QUEUE: Record<TaskName, QueueName> = {
   send_order_confirmation: 'orders',
   send_order_status_email: 'orders',
+  send_password_reset: 'default',
   check_low_stock: 'products',
   cleanup_expired_sessions: 'default',
   process_abandoned_carts: 'cart',

@@ -21,6 +21,8 @@ import {
   NewsletterBody,
   PageQuery,
   PasswordChangeBody,
+  PasswordResetBody,
+  PasswordResetConfirmBody,
   ProfilePatch,
   ProfilePut,
   RefreshBody,
@@ -149,6 +151,26 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     });
   }
+
+  // Reset by email: the same answer whether or not the address has an account.
+  app.post('/api/users/password/reset/', {
+    schema: { tags, summary: 'Email a password reset link (the answer is the same for any address)', body: PasswordResetBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
+    config: rateLimit('password_reset', '5/hour'),
+    handler: async (request) => {
+      const started = await accounts.startPasswordReset(ctxOf(request), app.sessions.store, request.body.email, app.config.auth.passwordResetTtl);
+      if (started) await app.jobs.add('send_password_reset', started);
+      return { message: 'If an account exists for this email, a reset link has been sent.' };
+    },
+  });
+
+  app.post('/api/users/password/reset/confirm/', {
+    schema: { tags, summary: 'Set a new password with the token from the reset email (single use)', body: PasswordResetConfirmBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
+    config: rateLimit('password_reset', '5/hour'),
+    handler: async (request) => {
+      await accounts.finishPasswordReset(ctxOf(request), app.sessions.store, request.body);
+      return { message: 'Password has been reset' };
+    },
+  });
 
   app.get('/api/users/addresses/', {
     schema: { tags, security, summary: "The signed-in user's addresses", querystring: PageQuery, response: { 200: AddressPage, 401: ErrorBody, 404: ErrorBody } },

@@ -64,6 +64,10 @@ export type ProfileChanges = Static<typeof ProfilePatch>;
 export const PasswordChangeBody = Type.Object({ old_password: Password, new_password: Password, new_password_confirm: Password });
 export type PasswordChangeBody = Static<typeof PasswordChangeBody>;
 
+export const PasswordResetBody = Type.Object({ email: Email });
+export const PasswordResetConfirmBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }), new_password: Password, new_password_confirm: Password });
+export type PasswordResetConfirmBody = Static<typeof PasswordResetConfirmBody>;
+
 export const Message = Type.Object({ message: Type.String() });
 
 export const AddressType = Type.Union([Type.Literal('shipping'), Type.Literal('billing')]);

@@ -1,12 +1,14 @@
 // Accounts: registration, sign-in, profile, password, addresses, newsletter. Passwords are
 // argon2id; emails are stored lower-case and unique; sign-in failures all read the same.
+import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../../db/database.ts';
+import type { KeyValueStore } from '../../infra/cache/store.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import { AppError, fieldError, uniqueFieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
 import * as repo from './accounts.repository.ts';
 import { toAddress, toUser } from './accounts.mapper.ts';
-import type { Address, AddressInput, PasswordChangeBody, ProfileChanges, RegisterBody, User } from './accounts.schemas.ts';
+import type { Address, AddressInput, PasswordChangeBody, PasswordResetConfirmBody, ProfileChanges, RegisterBody, User } from './accounts.schemas.ts';
 import { hashPassword, passwordProblems, verifyPassword } from './passwords.ts';
 
 export const normaliseEmail = (email: string) => email.trim().toLowerCase();
@@ -106,6 +108,35 @@ export async function changePassword(ctx: Ctx, user: repo.UserRow, body: Passwor
   if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
   const problems = await passwordProblems(body.new_password, user);
   if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
+  await repo.setPassword(ctx.database.db, user.id, await hashPassword(body.new_password));
+}
+
+// Password reset: a single-use token, valid for PASSWORD_RESET_TTL, mailed as a link to the
+// storefront. Only its hash is stored (in the `session` store), and the request's answer never
+// says whether the email has an account.
+
+const resetKey = (token: string) => `password_reset:${createHash('sha256').update(token).digest('base64url')}`;
+
+/** Makes a reset token for the account with this email, if there is an active one. */
+export async function startPasswordReset(ctx: Ctx, store: KeyValueStore, email: string, ttlSeconds: number): Promise<{ userId: number; token: string } | undefined> {
+  const user = await repo.findLoginByEmail(ctx.database.db, email.trim());
+  if (!user || !user.is_active) return undefined;
+  const token = randomBytes(32).toString('base64url');
+  await store.set(resetKey(token), String(user.id), ttlSeconds);
+  return { userId: user.id, token };
+}
+
+export async function finishPasswordReset(ctx: Ctx, store: KeyValueStore, body: PasswordResetConfirmBody): Promise<void> {
+  const key = resetKey(body.token);
+  const held = await store.get(key);
+  const user = held ? await repo.findUserById(ctx.database.db, Number(held)) : undefined;
+  if (!user || !user.is_active) throw fieldError('token', 'Invalid or expired token');
+  if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
+  const problems = await passwordProblems(body.new_password, user);
+  if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
+  // Single use, also when two requests bring the token at once: the first to mark it wins.
+  if (!(await store.add(`${key}:used`, '1', 3600))) throw fieldError('token', 'Invalid or expired token');
+  await store.delete(key);
   await repo.setPassword(ctx.database.db, user.id, await hashPassword(body.new_password));
 }
 
