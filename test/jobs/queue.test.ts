@@ -33,7 +33,7 @@ for (const kind of ['pglite', 'postgres', 'bullmq'] as Kind[]) {
       const options = { attempts: 3, backoffMs: 100 };
       if (kind === 'bullmq') {
         const prefix = uniquePrefix();
-        make = () => new BullJobQueue({ url: REDIS, prefix: `${prefix}bull`, keepCompletedS: 3600, keepFailedS: 3600, ...options });
+        make = () => new BullJobQueue({ url: REDIS, prefix: `${prefix}bull`, keepCompletedS: 3600, keepFailedS: 3600, lockMs: 1_000, ...options });
         cleanup = () => dropPrefix(prefix, REDIS);
       } else {
         const database = await openTestDatabase(kind);
@@ -123,6 +123,25 @@ for (const kind of ['pglite', 'postgres', 'bullmq'] as Kind[]) {
       await sleep(150);
       await worker.stop(5_000);
       assert.equal(done.filter((d) => d === 'slow').length, 2, 'the job running at stop finished');
+    });
+
+    test('a job still running when the grace period ends is not lost: stop returns, and the job is finished (database: by another worker)', async () => {
+      const q = queue();
+      let finished = 0;
+      let started = 0;
+      const products = async () => (await q.stats()).find((s) => s.queue === 'products')!;
+      const base = await products();
+      const slow = q.work({ check_low_stock: async () => void (started++, await sleep(1_500), finished++) }, { queues: ['products'], concurrency: 1 });
+      await q.add('check_low_stock', {});
+      await until(() => started === 1);
+      await slow.stop(100);
+      const after = await products();
+      assert.equal(after.completed, base.completed, 'not done');
+      assert.equal(after.active + after.waiting, 1, 'not lost');
+      const next = q.work({ check_low_stock: async () => void finished++ }, { queues: ['products'], concurrency: 1 });
+      await until(async () => (await products()).completed === base.completed + 1, 30_000);
+      await next.stop();
+      assert.ok(finished >= 1, 'one of the workers ran it to the end');
     });
 
     test('two schedulers enqueue each tick of a schedule once', async () => {

@@ -188,4 +188,20 @@ forEachBackend('tasks and email', ({ db }) => {
     assert.equal((await login(user.password)).status, 401, 'the old password no longer works');
     assert.equal((await confirm({ token, new_password: 'Third-new-pass-3', new_password_confirm: 'Third-new-pass-3' })).status, 400);
   });
+
+  test('EMAIL_RATE holds the workers to the mail server’s pace', async () => {
+    const slow = await testApp(db(), { EMAIL_HOST: '127.0.0.1', EMAIL_PORT: String(sink.port), EMAIL_RATE: '2/second' });
+    const user = await signedIn(slow, db());
+    const jobs = await runJobs(slow, { queues: ['default'], concurrency: 5 });
+    try {
+      const before = sink.inbox.length;
+      const started = Date.now();
+      for (let i = 0; i < 5; i++) await slow.jobs.add('send_password_reset', { userId: user.id, token: `rate-${i}-${Math.random()}` });
+      await until(() => sink.inbox.length >= before + 5);
+      assert.ok(Date.now() - started >= 1_900, `5 emails at 2 per second take 2 s or more, not ${Date.now() - started} ms`);
+    } finally {
+      await jobs.stop();
+      await slow.close();
+    }
+  });
 });

@@ -13,6 +13,8 @@ export interface BullQueueOptions {
   backoffMs: number;
   keepCompletedS: number;
   keepFailedS: number;
+  /** How long a worker's hold on a job lasts unless renewed; a dead worker's jobs return after it (default 30 s). */
+  lockMs?: number;
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -71,7 +73,7 @@ export class BullJobQueue implements JobQueue {
           if (!handler) throw new Error(`no handler for ${job.name}`);
           await handler({ id: String(job.id), name: job.name as TaskName, queue: queueName, payload: job.data, attempt: job.attemptsMade + 1 });
         },
-        { connection: this.connection, prefix: this.o.prefix, concurrency: options.concurrency },
+        { connection: this.connection, prefix: this.o.prefix, concurrency: options.concurrency, lockDuration: this.o.lockMs ?? 30_000, stalledInterval: this.o.lockMs ?? 30_000 },
       );
       w.on('failed', (job, err) => {
         if (!job) return;
@@ -83,13 +85,13 @@ export class BullJobQueue implements JobQueue {
     });
     return {
       stop: async (graceMs = 30_000) => {
-        // close() waits for running jobs; past the grace period they are left to BullMQ's stalled
-        // job check, which hands them to another worker.
+        // close() takes no new jobs and waits for the running ones. Past the grace period this
+        // returns while they finish; if the process exits first, BullMQ's stalled-job check
+        // hands them to another worker once their lock runs out. Never lost.
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-        await Promise.race([Promise.all(workers.map((w) => w.close())), grace]);
+        await Promise.race([Promise.all(workers.map((w) => w.close().catch(() => undefined))), grace]);
         clearTimeout(timer);
-        await Promise.all(workers.map((w) => w.close(true).catch(() => undefined)));
       },
     };
   }
