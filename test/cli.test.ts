@@ -105,3 +105,43 @@ test('embedded mode keeps one generated secret key across restarts', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('worker and scheduler: jobs in PostgreSQL run in their own process, which stops cleanly on SIGTERM; embedded mode refuses', async () => {
+  const refused = await cli(['worker'], { DATA_DIR: mkdtempSync(join(tmpdir(), 'pasargad-cli-')) });
+  assert.equal(refused.code, 2);
+  assert.match(refused.err, /embedded mode the jobs run inside `pasargad serve`/);
+
+  const schema = uniqueSchema();
+  const env = postgresEnv(schema, { LOG_LEVEL: 'info' });
+  assert.equal((await cli(['migrate'], env)).code, 0);
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    const listed = await cli(['jobs', 'list'], env);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(listed.out, /check_low_stock\s+0 \* \* \* \*\s+queue products/);
+    assert.match(listed.out, /queue orders\s+waiting 0/);
+    const queued = await cli(['jobs', 'run', 'trim_jobs'], env);
+    assert.equal(queued.code, 0, queued.err);
+    assert.match(queued.out, /enqueued trim_jobs on queue default/);
+    assert.notEqual((await cli(['jobs', 'run', 'rm_rf'], env)).code, 0);
+
+    const worker = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker', '-Q', 'default', '--concurrency', '2'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
+    let log = '';
+    worker.stdout.on('data', (b) => (log += b));
+    const status = async () => (await client.query(`select status from ${schema}.jobs where name = 'trim_jobs'`)).rows[0]?.status;
+    const end = Date.now() + 30_000;
+    while ((await status()) !== 'completed') {
+      assert.ok(Date.now() < end, `the worker ran the job: ${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const exited = new Promise<number | null>((resolve) => worker.on('exit', resolve));
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(log, /worker started/);
+    assert.match(log, /worker: stopping/);
+  } finally {
+    await client.query(`drop schema if exists ${schema} cascade`);
+    await client.end();
+  }
+});
