@@ -2,7 +2,7 @@
 // demo catalog) and fetches the product list over a socket; then stops it with SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ function freePort(): Promise<number> {
   });
 }
 
-test('npm start serves the demo shop over HTTP and stops cleanly on SIGTERM', async () => {
+test('npm start serves the demo shop over HTTP, takes an order and mails it, and stops cleanly on SIGTERM', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-smoke-'));
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
@@ -64,6 +64,22 @@ test('npm start serves the demo shop over HTTP and stops cleanly on SIGTERM', as
     const { access } = (await staffLogin.json()) as { access: string };
     const profile = (await (await fetch(`${base}/api/users/profile/`, { headers: { authorization: `Bearer ${access}` } })).json()) as { is_staff: boolean };
     assert.equal(profile.is_staff, true);
+
+    // The shopper pays on the built-in test provider; the server's own workers mail the
+    // confirmation to the outbox.
+    const auth = { ...json, authorization: `Bearer ${tokens.access}` };
+    const session = (await (await fetch(`${base}/api/payments/create-checkout-session/`, { method: 'POST', headers: auth, body: '{}' })).json()) as { checkout_session_id: string; checkout_url: string };
+    assert.match(session.checkout_url, new RegExp(`^${base}/api/payments/test-checkout/`));
+    const paid = await fetch(session.checkout_url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'outcome=paid', redirect: 'manual' });
+    assert.equal(paid.status, 303);
+    const outbox = join(dataDir, 'outbox');
+    const mailDeadline = Date.now() + 30_000;
+    const confirmations = () => (existsSync(outbox) ? readdirSync(outbox).filter((f) => /is confirmed/.test(readFileSync(join(outbox, f), 'utf8'))) : []);
+    while (confirmations().length === 0) {
+      if (Date.now() > mailDeadline) assert.fail(`no confirmation in the outbox:\n${output.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(readFileSync(join(outbox, confirmations()[0]!), 'utf8'), /To: shopper@shop\.test/);
   } finally {
     child.kill('SIGTERM');
     const code = await exited;

@@ -35,6 +35,11 @@ export function wireJobEvents(events: EventBus, queue: JobQueue, log?: Log): voi
   events.on('order.status_changed', ({ id, to }) => {
     if (to === 'shipped' || to === 'delivered') return add(queue.add('send_order_status_email', { orderId: id, status: to }, { jobId: `order-${to}:${id}` }));
   });
+  // Stock that moves is checked soon, not only on the hourly tick: at most one check per five
+  // minutes (the job id names the slot), and the check itself names each product once.
+  const checkStock = () => add(queue.add('check_low_stock', {}, { jobId: `low-stock-soon:${Math.floor(Date.now() / 300_000)}` }));
+  events.on('stock.changed', checkStock);
+  events.on('product.updated', ({ fields }) => (fields.includes('stock_quantity') || fields.includes('low_stock_threshold') ? checkStock() : undefined));
 }
 
 export function openMailer(config: Config, log?: Log): Mailer {
