@@ -330,7 +330,7 @@ interface BackendReport {
 async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendReport> {
   // The load generator is allow-listed, as issue 5 has load tests do; what limiting costs is
   // measured on its own (limitsOverhead).
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000', RATE_LIMIT_ALLOWLIST: '127.0.0.1' };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', ALLOW_TEST_PAYMENTS: 'true', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000', RATE_LIMIT_ALLOWLIST: '127.0.0.1' };
   let dataDir: string | undefined;
   let schema: string | undefined;
   const redisPrefix = `bench:${process.pid}:`;

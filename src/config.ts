@@ -219,6 +219,7 @@ export const CONFIG_VARIABLES = {
   RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
   RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the `session` store URL). Unset without REDIS_URL: in-process.' }),
   STRIPE_SECRET_KEY: str({ default: undefined, desc: 'Stripe secret key: checkout through Stripe Checkout. Unset: the built-in test payment provider (offline).' }),
+  ALLOW_TEST_PAYMENTS: flag({ default: false, desc: 'Let `NODE_ENV=production` run without STRIPE_SECRET_KEY, on the built-in test provider (anyone can "pay" there: demos and load tests only).' }),
   STRIPE_WEBHOOK_SECRET: str({ default: undefined, desc: 'Signing secret of the Stripe webhook endpoint (`/api/payments/stripe-webhook/`); required with STRIPE_SECRET_KEY.' }),
   STOREFRONT_URL: httpUrl({ default: 'http://localhost:3000', desc: 'The storefront: where a finished or abandoned checkout returns (`/checkout/success`, `/checkout/cancel`).' }),
   CHECKOUT_TTL: duration({ default: 3600, desc: 'How long a checkout holds its stock and promotion code before it expires (Stripe allows 30m to 24h).' }),
@@ -229,7 +230,7 @@ export const CONFIG_VARIABLES = {
   TAX_RATE: percent({ default: '0', desc: 'Sales tax in percent of the discounted item total (0: none).' }),
   JOBS_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for the job queues (BullMQ; default: the REDIS_URL server, database 0). Run it with `maxmemory-policy noeviction`. Unset without REDIS_URL: jobs live in the embedded database.' }),
   JOBS_CONCURRENCY: num({ default: 4, desc: 'Jobs a worker runs at once, per queue (`pasargad worker --concurrency` overrides).' }),
-  JOBS_ATTEMPTS: num({ default: 5, desc: 'Runs per job before it fails for good (retries wait 5 s, 10 s, 20 s…).' }),
+  JOBS_ATTEMPTS: num({ default: 10, desc: 'Runs per job before it fails for good (retries wait 5 s, 10 s, 20 s…: ten runs span about 40 minutes of an outage).' }),
   JOBS_BACKOFF: duration({ default: 5, desc: 'Wait before the first retry; each further retry waits twice as long.' }),
   JOBS_KEEP_COMPLETED: duration({ default: 86_400, desc: 'How long finished jobs are kept (then trimmed).' }),
   JOBS_KEEP_FAILED: duration({ default: 604_800, desc: 'How long failed jobs are kept, with why they failed.' }),
@@ -394,6 +395,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (ok('STRIPE_SECRET_KEY') && ok('STRIPE_WEBHOOK_SECRET') && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY');
   if (ok('CHECKOUT_TTL') && ok('STRIPE_SECRET_KEY') && e.STRIPE_SECRET_KEY && (e.CHECKOUT_TTL < 1800 || e.CHECKOUT_TTL > 86_400)) problems.push('CHECKOUT_TTL must be from 30m to 24h with Stripe');
+  if (ok('STRIPE_SECRET_KEY') && ok('ALLOW_TEST_PAYMENTS') && e.NODE_ENV === 'production' && !e.STRIPE_SECRET_KEY && !e.ALLOW_TEST_PAYMENTS) {
+    problems.push('STRIPE_SECRET_KEY is required when NODE_ENV is production (or set ALLOW_TEST_PAYMENTS=true for a demo: anyone can pay on the test provider)');
+  }
   if (ok('CURRENCY') && !/^[a-z]{3}$/.test(e.CURRENCY ?? '')) problems.push('CURRENCY must be a 3-letter lower-case ISO code such as usd');
   if (problems.length > 0) throw new ConfigError(problems);
   const sessionUrl = e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined);

@@ -41,6 +41,12 @@ test('cross-variable rules', () => {
   const c = loadConfig({ DATABASE_URL: 'postgres://u:pw@h/db', SECRET_KEY: 'x'.repeat(32), DATABASE_REPLICA_URLS: 'postgres://r1/db, postgres://r2/db', TRUSTED_PROXIES: '127.0.0.1,10.0.0.0/8,::1' });
   assert.deepEqual(c.database.replicaUrls, ['postgres://r1/db', 'postgres://r2/db']);
   assert.deepEqual(c.trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1']);
+  // Production takes real payments: the test provider only when asked for by name.
+  const prod = { NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) };
+  assert.throws(() => loadConfig(prod), /STRIPE_SECRET_KEY is required when NODE_ENV is production/);
+  assert.equal(loadConfig({ ...prod, ALLOW_TEST_PAYMENTS: 'true' }).payments.stripeSecretKey, undefined);
+  assert.throws(() => loadConfig({ ...prod, STRIPE_SECRET_KEY: 'sk_live_x' }), /STRIPE_WEBHOOK_SECRET is required/);
+  assert.equal(loadConfig({ ...prod, STRIPE_SECRET_KEY: 'sk_live_x', STRIPE_WEBHOOK_SECRET: 'whsec_x' }).payments.stripeSecretKey, 'sk_live_x');
 });
 
 test('accounts settings: token and session lifetimes, Redis session store, first staff account', () => {

@@ -362,6 +362,7 @@ export interface JobsTable {
   max_attempts: Generated<number>;
   run_at: Generated<string>;
   locked_until: string | null;
+  lease: string | null;
   last_error: string | null;
   created_at: Timestamp;
   finished_at: string | null;

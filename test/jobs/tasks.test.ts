@@ -159,9 +159,12 @@ forEachBackend('tasks and email', ({ db }) => {
     assert.deepEqual([unknown.status, known.status], [200, 200]);
     assert.deepEqual(unknown.body, known.body, 'nothing tells whether the address has an account');
     const jobs = (await jobsOf()).slice(before);
-    assert.equal(jobs.length, 1);
+    assert.equal(jobs.length, 2, 'a job either way: the timing tells nothing either');
+    assert.ok(jobs.every((j) => !JSON.stringify(j.payload).includes('token')), 'no token is stored in a job');
     const inboxBefore = sink.inbox.length;
-    await (handlers.send_password_reset as (j: unknown) => Promise<void>)({ id: String(jobs[0]!.id), name: 'send_password_reset', queue: 'default', payload: jobs[0]!.payload, attempt: 1 });
+    for (const job of jobs) await (handlers.send_password_reset as (j: unknown) => Promise<void>)({ id: String(job.id), name: 'send_password_reset', queue: 'default', payload: job.payload, attempt: 1 });
+    // A retry of the same job (after a crash) mails nothing more.
+    await (handlers.send_password_reset as (j: unknown) => Promise<void>)({ id: String(jobs[1]!.id), name: 'send_password_reset', queue: 'default', payload: jobs[1]!.payload, attempt: 2 });
     const mail = sink.inbox.slice(inboxBefore);
     assert.equal(mail.length, 1);
     assert.deepEqual(mail[0]!.to, [user.email]);
@@ -196,7 +199,7 @@ forEachBackend('tasks and email', ({ db }) => {
     try {
       const before = sink.inbox.length;
       const started = Date.now();
-      for (let i = 0; i < 5; i++) await slow.jobs.add('send_password_reset', { userId: user.id, token: `rate-${i}-${Math.random()}` });
+      for (let i = 0; i < 5; i++) await slow.jobs.add('send_password_reset', { email: user.email });
       await until(() => sink.inbox.length >= before + 5);
       assert.ok(Date.now() - started >= 1_900, `5 emails at 2 per second take 2 s or more, not ${Date.now() - started} ms`);
     } finally {

@@ -4,6 +4,7 @@
 // worker claims the oldest ready row with FOR UPDATE SKIP LOCKED and holds a lease on it; a job
 // whose worker died is taken again once its lease runs out (at least once, so jobs are written to
 // be safe to run twice: see effects.ts).
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { sql } from 'kysely';
 import type { Database } from '../../db/database.ts';
@@ -25,6 +26,8 @@ export interface DbQueueOptions {
 
 interface JobRow {
   id: string | number;
+  /** This claim's token: renewing and finishing need it, so a run that lost its lease changes nothing. */
+  lease: string;
   queue: QueueName;
   name: TaskName;
   payload: unknown;
@@ -71,17 +74,17 @@ export class DbJobQueue implements JobQueue {
   private async claim(queues: readonly QueueName[]): Promise<JobRow | undefined> {
     const lease = this.o.leaseMs / 1000;
     const { rows } = await sql<JobRow>`
-      update jobs set status = 'active', attempts = attempts + 1, locked_until = now() + make_interval(secs => ${lease})
+      update jobs set status = 'active', attempts = attempts + 1, locked_until = now() + make_interval(secs => ${lease}), lease = ${randomUUID()}
       where id = (select id from jobs where status = 'waiting' and run_at <= now() and queue in (${sql.join([...queues])})
                   order by run_at, id limit 1 for update skip locked)
-      returning id, queue, name, payload, attempts, max_attempts`.execute(this.database.db);
+      returning id, lease, queue, name, payload, attempts, max_attempts`.execute(this.database.db);
     return rows[0];
   }
 
   /** Jobs whose worker stopped renewing its lease (it died) go back to waiting. */
   private async reclaim(): Promise<void> {
     const { rows } = await sql<{ id: string }>`
-      update jobs set status = 'waiting', locked_until = null, last_error = 'worker lost (lease ran out)'
+      update jobs set status = 'waiting', locked_until = null, lease = null, last_error = 'worker lost (lease ran out)'
       where status = 'active' and locked_until < now() returning id`.execute(this.database.db);
     if (rows.length) this.o.log?.warn({ jobs: rows.map((r) => r.id) }, 'jobs: taken back from a worker that stopped');
   }
@@ -89,19 +92,19 @@ export class DbJobQueue implements JobQueue {
   private async finish(row: JobRow, err: unknown): Promise<void> {
     const db = this.database.db;
     if (err === undefined) {
-      await sql`update jobs set status = 'completed', finished_at = now(), locked_until = null, last_error = null where id = ${row.id} and status = 'active'`.execute(db);
+      await sql`update jobs set status = 'completed', finished_at = now(), locked_until = null, lease = null, last_error = null where id = ${row.id} and lease = ${row.lease}`.execute(db);
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
     if (row.attempts >= row.max_attempts) {
       this.o.log?.error({ job: row.id, task: row.name, attempts: row.attempts, err: message }, 'job failed for good');
-      await sql`update jobs set status = 'failed', finished_at = now(), locked_until = null, last_error = ${message} where id = ${row.id} and status = 'active'`.execute(db);
+      await sql`update jobs set status = 'failed', finished_at = now(), locked_until = null, lease = null, last_error = ${message} where id = ${row.id} and lease = ${row.lease}`.execute(db);
       return;
     }
     const delay = (this.o.backoffMs * 2 ** (row.attempts - 1)) / 1000;
     this.o.log?.warn({ job: row.id, task: row.name, attempt: row.attempts, retryInS: delay, err: message }, 'job failed; retrying');
-    await sql`update jobs set status = 'waiting', locked_until = null, last_error = ${message}, run_at = now() + make_interval(secs => ${delay})
-              where id = ${row.id} and status = 'active'`.execute(db);
+    await sql`update jobs set status = 'waiting', locked_until = null, lease = null, last_error = ${message}, run_at = now() + make_interval(secs => ${delay})
+              where id = ${row.id} and lease = ${row.lease}`.execute(db);
   }
 
   work(handlers: Handlers, options: WorkerOptions): Worker {
@@ -112,7 +115,7 @@ export class DbJobQueue implements JobQueue {
       running.set(id, row);
       // Renews the lease while the job runs, so a long job is not taken by another worker.
       const renew = setInterval(() => {
-        void sql`update jobs set locked_until = now() + make_interval(secs => ${this.o.leaseMs / 1000}) where id = ${row.id} and status = 'active'`
+        void sql`update jobs set locked_until = now() + make_interval(secs => ${this.o.leaseMs / 1000}) where id = ${row.id} and lease = ${row.lease}`
           .execute(this.database.db)
           .catch(() => undefined);
       }, this.o.leaseMs / 3);
@@ -159,7 +162,9 @@ export class DbJobQueue implements JobQueue {
         if (outcome === 'late' && running.size) {
           // Still running after the grace period: back to the queue for another worker.
           const ids = [...running.keys()];
-          await sql`update jobs set status = 'waiting', locked_until = null, attempts = greatest(attempts - 1, 0) where id in (${sql.join(ids)}) and status = 'active'`.execute(this.database.db);
+          const leases = [...running.values()].map((r) => r.lease);
+          // Their runs go on in this process until it exits, but no longer own the jobs.
+          await sql`update jobs set status = 'waiting', locked_until = null, lease = null, attempts = greatest(attempts - 1, 0) where lease in (${sql.join(leases)})`.execute(this.database.db);
           this.o.log?.warn({ jobs: ids }, 'jobs: returned to the queue at shutdown');
         }
       },

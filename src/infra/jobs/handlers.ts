@@ -4,6 +4,7 @@
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/database.ts';
+import { makePasswordResetToken } from '../../modules/accounts/accounts.service.ts';
 import { releaseLapsed } from '../../modules/payments/checkout.service.ts';
 import { CacheWarmer } from '../cache/warming.ts';
 import type { DatabaseKeyValueStore } from '../cache/database-store.ts';
@@ -12,6 +13,12 @@ import type { Mail, Mailer } from '../email/mailer.ts';
 import { mediaUrlFor } from '../http/urls.ts';
 import { once } from './effects.ts';
 import type { Handlers, JobQueue } from './queue.ts';
+
+/**
+ * Carts are reminded within three days of becoming abandoned (the daily task gets three tries);
+ * older ones are left alone, so a reminder is never repeated once its record is trimmed.
+ */
+const ABANDONMENT_LOOKBACK = 3 * 86_400;
 
 export interface TaskDeps {
   app: FastifyInstance;
@@ -90,12 +97,14 @@ export function taskHandlers(deps: TaskDeps): Handlers {
       await once(db(), `order-${payload.status}:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
     },
 
-    async send_password_reset({ payload }) {
-      const user = await db().selectFrom('users').select(['email', 'first_name', 'is_active']).where('id', '=', payload.userId).executeTakeFirst();
-      if (!user?.is_active) return;
-      const url = `${storefront}/reset-password?token=${encodeURIComponent(payload.token)}`;
-      const mail = passwordReset({ name: user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) });
-      await once(db(), `password-reset:${payload.token.slice(0, 16)}`, () => send(deps, { to: user.email, ...mail }));
+    async send_password_reset({ id, payload }) {
+      // Once per job: a retry after a crash does not mail a second link.
+      await once(db(), `password-reset:${id}`, async () => {
+        const made = await makePasswordResetToken(db(), app.sessions.store, payload.email, config.auth.passwordResetTtl);
+        if (!made) return;
+        const url = `${storefront}/reset-password?token=${encodeURIComponent(made.token)}`;
+        await send(deps, { to: made.user.email, ...passwordReset({ name: made.user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) }) });
+      });
     },
 
     // One digest naming every product newly at or below its threshold; a product is named again
@@ -152,7 +161,8 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         join cart_items ci on ci.cart_id = c.id join products p on p.id = ci.product_id
         group by c.id, u.email, u.first_name
         having greatest(c.updated_at, max(ci.updated_at), max(ci.created_at)) < now() - make_interval(secs => ${config.jobs.abandonedCartAfter})
-        order by c.id limit 1000`.execute(db());
+           and greatest(c.updated_at, max(ci.updated_at), max(ci.created_at)) >= now() - make_interval(secs => ${config.jobs.abandonedCartAfter + ABANDONMENT_LOOKBACK})
+        order by max(ci.updated_at) desc limit 5000`.execute(db());
       let reminded = 0;
       for (const r of rows) {
         const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, () => send(deps, { to: r.email, ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
@@ -174,8 +184,9 @@ export function taskHandlers(deps: TaskDeps): Handlers {
 
     async trim_jobs() {
       const trimmed = 'trim' in deps.queue ? await (deps.queue as { trim(c: number, f: number): Promise<number> }).trim(config.jobs.keepCompleted * 1000, config.jobs.keepFailed * 1000) : 0;
-      // Effect records only need to outlive every retry of their job.
-      const effects = await sql`delete from job_effects where done_at < now() - make_interval(secs => ${config.jobs.keepFailed})`.execute(db());
+      // Effect records must outlive every retry of their job and the abandoned-cart look-back.
+      const keep = Math.max(config.jobs.keepFailed, ABANDONMENT_LOOKBACK + config.jobs.abandonedCartAfter + 86_400);
+      const effects = await sql`delete from job_effects where done_at < now() - make_interval(secs => ${keep})`.execute(db());
       app.log.info({ jobs: trimmed, effects: Number(effects.numAffectedRows ?? 0) }, 'finished jobs trimmed');
     },
   };

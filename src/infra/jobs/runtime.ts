@@ -37,7 +37,11 @@ export function wireJobEvents(events: EventBus, queue: JobQueue, log?: Log): voi
   });
   // Stock that moves is checked soon, not only on the hourly tick: at most one check per five
   // minutes (the job id names the slot), and the check itself names each product once.
-  const checkStock = () => add(queue.add('check_low_stock', {}, { jobId: `low-stock-soon:${Math.floor(Date.now() / 300_000)}` }));
+  const checkStock = () => {
+    // Runs at the end of its slot, so it sees every change made during the slot.
+    const slot = Math.floor(Date.now() / 300_000);
+    return add(queue.add('check_low_stock', {}, { jobId: `low-stock-soon:${slot}`, delayMs: (slot + 1) * 300_000 - Date.now() }));
+  };
   events.on('stock.changed', checkStock);
   events.on('product.updated', ({ fields }) => (fields.includes('stock_quantity') || fields.includes('low_stock_threshold') ? checkStock() : undefined));
 }

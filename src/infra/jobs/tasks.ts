@@ -9,8 +9,8 @@ export interface TaskPayloads {
   send_order_confirmation: { orderId: number };
   /** Shipped (with the tracking number) or delivered. */
   send_order_status_email: { orderId: number; status: 'shipped' | 'delivered' };
-  /** The reset link (the token is single-use and short-lived). */
-  send_password_reset: { userId: number; token: string };
+  /** Makes a single-use reset token for this address's account, if any, and mails the link. */
+  send_password_reset: { email: string };
   /** Staff digest of products at or below their low-stock threshold. */
   check_low_stock: Record<string, never>;
   /** Expired guest sessions, revoked tokens and lapsed checkout holds. */

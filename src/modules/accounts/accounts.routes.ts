@@ -157,8 +157,9 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Email a password reset link (the answer is the same for any address)', body: PasswordResetBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
     config: rateLimit('password_reset', '5/hour'),
     handler: async (request) => {
-      const started = await accounts.startPasswordReset(ctxOf(request), app.sessions.store, request.body.email, app.config.auth.passwordResetTtl);
-      if (started) await app.jobs.add('send_password_reset', started);
+      // Always a job, whether or not the address has an account: the answer and its timing
+      // tell nothing, and the token is made (and only its hash stored) by the job that mails it.
+      await app.jobs.add('send_password_reset', { email: request.body.email.trim().toLowerCase() });
       return { message: 'If an account exists for this email, a reset link has been sent.' };
     },
   });

@@ -117,13 +117,16 @@ export async function changePassword(ctx: Ctx, user: repo.UserRow, body: Passwor
 
 const resetKey = (token: string) => `password_reset:${createHash('sha256').update(token).digest('base64url')}`;
 
-/** Makes a reset token for the account with this email, if there is an active one. */
-export async function startPasswordReset(ctx: Ctx, store: KeyValueStore, email: string, ttlSeconds: number): Promise<{ userId: number; token: string } | undefined> {
-  const user = await repo.findLoginByEmail(ctx.database.db, email.trim());
+/**
+ * Makes a reset token for the active account with this email (in the job that mails it, so the
+ * token itself is never stored anywhere but in the email). Undefined when there is no such account.
+ */
+export async function makePasswordResetToken(db: Database['db'], store: KeyValueStore, email: string, ttlSeconds: number): Promise<{ user: repo.UserRow; token: string } | undefined> {
+  const user = await repo.findLoginByEmail(db, email.trim());
   if (!user || !user.is_active) return undefined;
   const token = randomBytes(32).toString('base64url');
   await store.set(resetKey(token), String(user.id), ttlSeconds);
-  return { userId: user.id, token };
+  return { user, token };
 }
 
 export async function finishPasswordReset(ctx: Ctx, store: KeyValueStore, body: PasswordResetConfirmBody): Promise<void> {

@@ -95,12 +95,14 @@ export async function addHistory(trx: Db, orderId: number, status: OrderStatus, 
 }
 
 /**
- * A payment the provider reports as failed after its order was made: the payment is marked
- * failed and the order cancelled, its stock restored (§4.15).
+ * A payment the provider reports as failed after its order was made and before it succeeded:
+ * the payment is marked failed and the order cancelled, its stock restored (§4.15).
  */
 export async function failPayment(trx: Db, publish: Publish, provider: string, paymentIntent: string): Promise<void> {
-  const payment = await trx.selectFrom('payments').select(['id', 'order_id']).where('provider', '=', provider).where('payment_intent', '=', paymentIntent).forUpdate().executeTakeFirst();
-  if (!payment) return;
+  const payment = await trx.selectFrom('payments').select(['id', 'order_id', 'status']).where('provider', '=', provider).where('payment_intent', '=', paymentIntent).forUpdate().executeTakeFirst();
+  // A declined card is retried on the same payment intent: a failure reported for a payment that
+  // has since succeeded (events arrive in any order) changes nothing.
+  if (!payment || payment.status === 'completed') return;
   await trx.updateTable('payments').set({ status: 'failed', updated_at: new Date().toISOString() }).where('id', '=', payment.id).execute();
   const order = await lockOrder(trx, Number(payment.order_id));
   if (!order || order.status === 'cancelled' || order.status === 'refunded') return;
@@ -222,7 +224,7 @@ export async function orderDetail(db: Db, where: { id: number } | { tracking_num
       ? sql`o.id = ${where.id}`
       : 'tracking_number' in where
         ? sql`o.tracking_number = ${where.tracking_number} and o.tracking_number <> ''`
-        : sql`upper(o.order_number) = upper(${where.order_number}) and (lower(o.shipping_email) = lower(${where.email}) or lower(o.billing_email) = lower(${where.email}))`;
+        : sql`o.order_number = upper(${where.order_number}) and (lower(o.shipping_email) = lower(${where.email}) or lower(o.billing_email) = lower(${where.email}))`;
   const { rows } = await sql<OrderDetailRow>`
     select o.*, o.subtotal::text as subtotal, o.discount_amount::text as discount_amount, o.tax_amount::text as tax_amount,
            o.shipping_cost::text as shipping_cost, o.total_amount::text as total_amount, o.estimated_delivery::text as estimated_delivery,

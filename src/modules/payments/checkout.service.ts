@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutAddress, CheckoutLine } from '../../db/schema.ts';
-import type { DomainEvents, EventName, Publish } from '../../infra/events.ts';
+import type { EventName, Publish } from '../../infra/events.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
@@ -83,14 +83,22 @@ async function releaseIn(trx: Db, publish: (name: 'stock.changed', p: { productI
  * abandoned checkouts is never what turns a shopper away) and by the scheduled cleanup.
  */
 export async function releaseLapsed(ctx: Ctx, deps: PaymentsDeps, limit = 100): Promise<number> {
-  const lapsed = await transaction(ctx, async (trx, publish) => {
-    const rows = await repo.lapsedCheckouts(trx, limit);
-    for (const c of rows) await releaseIn(trx, publish, c, 'expired');
-    return rows;
-  });
-  // So the provider cannot take a payment for what was just released.
-  await Promise.all(lapsed.filter((c) => c.public_id).map((c) => deps.provider.expire(c.public_id!)));
-  return lapsed.length;
+  let released = 0;
+  // One checkout per transaction: each releases its products in id order, so none can deadlock
+  // with a checkout taking the same products.
+  while (released < limit) {
+    const c = await transaction(ctx, async (trx, publish) => {
+      const [row] = await repo.lapsedCheckouts(trx, 1);
+      if (row) await releaseIn(trx, publish, row, 'expired');
+      return row;
+    });
+    if (!c) break;
+    released++;
+    // So the provider cannot take a payment for what was just released (in the background:
+    // a shopper's request never waits on the provider for someone else's checkout).
+    if (c.public_id) void deps.provider.expire(c.public_id).catch(() => undefined);
+  }
+  return released;
 }
 
 export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: CheckoutInput): Promise<CheckoutSession> {
@@ -111,10 +119,13 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
       if (!(await repo.lockCart(trx, cartId))) throw adHoc(400, 'Cart is empty');
       // One open checkout per cart: starting again replaces the last one and frees what it held.
       const replaced = await repo.openCheckoutsOfCart(trx, cartId);
-      for (const c of replaced) await releaseIn(trx, publish, c, 'expired');
-
       const lines = await repo.cartLines(trx, cartId);
       if (lines.length === 0) throw adHoc(400, 'Cart is empty');
+      // Every product this transaction will touch, locked at once in id order (no deadlocks).
+      const held = (await Promise.all(replaced.map((c) => repo.reservations(trx, c.id)))).flat();
+      await repo.lockProducts(trx, [...held.map((h) => h.product_id), ...lines.map((l) => l.product_id)]);
+      for (const c of replaced) await releaseIn(trx, publish, c, 'expired');
+
       for (const l of lines) {
         if (!l.is_active) throw adHoc(400, `"${l.name}" is no longer available`);
         if (!(await repo.takeStock(trx, l.product_id, l.quantity))) {
@@ -190,7 +201,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
     throw err;
   }
   const { checkout, replaced } = created;
-  await Promise.all(replaced.filter((c) => c.public_id).map((c) => deps.provider.expire(c.public_id!)));
+  for (const c of replaced) if (c.public_id) void deps.provider.expire(c.public_id).catch(() => undefined);
 
   let session: { id: string; url: string };
   try {
@@ -233,8 +244,15 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
     .updateTable('checkouts')
     .set({ public_id: session.id, checkout_url: session.url, updated_at: new Date().toISOString() })
     .where('id', '=', checkout.id)
+    .where('status', '=', 'open')
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  if (!opened) {
+    // Replaced while the provider was opening it (a second click): never hand out a payable
+    // session for a checkout that holds nothing.
+    void deps.provider.expire(session.id).catch(() => undefined);
+    throw adHoc(409, 'This checkout was replaced by a newer one from the same cart.');
+  }
   return answer(opened);
 }
 
@@ -313,7 +331,12 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
     .execute();
   await trx.deleteFrom('stock_reservations').where('checkout_id', '=', c.id).execute();
   if (soldOut) await trx.deleteFrom('promotion_usages').where('checkout_id', '=', c.id).execute();
-  else await trx.updateTable('promotion_usages').set({ order_id: orderId }).where('checkout_id', '=', c.id).execute();
+  else if (c.promotion_id !== null) {
+    // The shopper paid the discounted price, so the use counts even when the hold had lapsed
+    // (and was given back) before the payment came.
+    const kept = await trx.updateTable('promotion_usages').set({ order_id: orderId }).where('checkout_id', '=', c.id).returning('id').executeTakeFirst();
+    if (!kept) await trx.insertInto('promotion_usages').values({ promotion_id: c.promotion_id, user_id: c.user_id, checkout_id: c.id, order_id: orderId, discount_amount: c.discount_amount }).execute();
+  }
   if (c.cart_id !== null) {
     await repo.removeBoughtLines(
       trx,
@@ -414,6 +437,7 @@ export async function verify(ctx: Ctx, deps: PaymentsDeps, publicId: string): Pr
     return { status: 'success', order_id: o.id, order_number: o.order_number, email: o.shipping_email };
   }
   if (c.status === 'open') return { status: 'pending', message: 'Payment not completed.' };
+  if (c.status === 'expired') return { status: 'failed', message: 'Payment session expired or was not completed.' };
   return { status: 'failed', message: 'Payment failed or session expired.' };
 }
 

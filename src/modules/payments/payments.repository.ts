@@ -33,6 +33,12 @@ export async function lockCart(db: Db, cartId: number): Promise<boolean> {
   return (await db.selectFrom('carts').select('id').where('id', '=', cartId).forUpdate().executeTakeFirst()) !== undefined;
 }
 
+/** Locks these products' rows in id order, so the stock moves that follow cannot deadlock. */
+export async function lockProducts(db: Db, ids: number[]): Promise<void> {
+  const unique = [...new Set(ids)].sort((a, b) => a - b);
+  if (unique.length) await db.selectFrom('products').select('id').where('id', 'in', unique).orderBy('id').forUpdate().execute();
+}
+
 export async function findByIdempotencyKey(db: Db, ownerKey: string, key: string): Promise<CheckoutRow | undefined> {
   return db.selectFrom('checkouts').selectAll().where('owner_key', '=', ownerKey).where('idempotency_key', '=', key).executeTakeFirst();
 }
@@ -49,6 +55,11 @@ export async function lockById(db: Db, id: number): Promise<CheckoutRow | undefi
 /** Open checkouts of a cart, locked: a new checkout of the same cart replaces them. */
 export async function openCheckoutsOfCart(db: Db, cartId: number): Promise<CheckoutRow[]> {
   return db.selectFrom('checkouts').selectAll().where('cart_id', '=', cartId).where('status', '=', 'open').orderBy('id').forUpdate().execute();
+}
+
+/** Whether the owner's cart has any line (the contract checks this before anything else). */
+export async function cartHasItems(db: Db, cartId: number): Promise<boolean> {
+  return (await db.selectFrom('cart_items').select('id').where('cart_id', '=', cartId).limit(1).executeTakeFirst()) !== undefined;
 }
 
 /** Open checkouts past their expiry, locked, skipping any another request is already handling. */

@@ -4,12 +4,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CheckoutAddress } from '../../db/schema.ts';
 import { ctxOf } from '../../infra/http/context.ts';
+import { AppError } from '../../infra/http/errors.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { AdHocError, MixedErrorBody } from '../../infra/http/schema.ts';
 import { requestOrigin } from '../../infra/http/urls.ts';
 import { rateLimit, unlimited } from '../../infra/limits/plugin.ts';
 import { currentUser } from '../accounts/auth.ts';
+import { findListId } from '../accounts/owner.repository.ts';
 import { ownerOf } from '../accounts/session.ts';
+import { cartHasItems } from './payments.repository.ts';
 import { adHoc, handleEvent, startCheckout, testCheckout, testPay, verify, type PaymentsDeps } from './checkout.service.ts';
 import { CheckoutBody, CheckoutSession, PayBody, SessionParams, Verification, VerifyQuery, VerifyRefused } from './payments.schemas.ts';
 import { SignatureError } from './providers.ts';
@@ -86,11 +89,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: "Check out the current cart: prices it, holds its stock and promotion code, and opens the provider's payment page",
       description: 'Send an `Idempotency-Key` header to make retries safe: the same key returns the same session and never a second order or charge.',
       body: CheckoutBody,
-      response: { 200: CheckoutSession, 400: MixedErrorBody('{"error": "Cart is empty"} and other refusals'), 409: AdHocError, 503: AdHocError },
+      response: { 200: CheckoutSession, 400: MixedErrorBody('{"error": "Cart is empty"} and other refusals'), 409: AdHocError, 500: AdHocError, 503: AdHocError },
     },
     handler: async (request, reply) => {
       const body = request.body ?? {};
       const owner = (await ownerOf(request, reply, true))!;
+      // §2.5: the empty cart is the first thing checked.
+      const cartId = await findListId(app.database.db, 'carts', owner);
+      if (cartId === undefined || !(await cartHasItems(app.database.db, cartId))) throw adHoc(400, 'Cart is empty');
       const key = request.headers['idempotency-key'];
       const idempotencyKey = typeof key === 'string' && key.trim() ? key.trim() : undefined;
       if (idempotencyKey && idempotencyKey.length > 255) throw adHoc(400, 'Idempotency-Key is longer than 255 characters');
@@ -106,6 +112,10 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         cancelUrl: returnUrl(app, body.cancel_url, `${storefront}/checkout/cancel`, 'cancel_url', false),
         idempotencyKey,
         origin: requestOrigin(request),
+      }).catch((err: unknown) => {
+        if (err instanceof AppError) throw err;
+        request.log.error({ err }, 'checkout failed');
+        throw new AppError('internal', { body: { error: 'Failed to create checkout session. Please try again.' } });
       });
     },
   });
