@@ -93,6 +93,7 @@ export class RedisCounter {
   private readonly client: HitsClient;
   private queue: Pending[] = [];
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(
     client: Redis,
@@ -106,15 +107,18 @@ export class RedisCounter {
     if (this.client.status !== 'ready') return this.insurance.hit(windows, who);
     return new Promise((resolve) => {
       this.queue.push({ windows, who, resolve });
-      if (this.scheduled) return;
+      // While a call is out, requests wait for its answer and then go together in the next one
+      // (under load, batches grow with the round trip); otherwise after the poll phase, so every
+      // request read in this turn of the loop joins the batch.
+      if (this.scheduled || this.inFlight > 0) return;
       this.scheduled = true;
-      // After the poll phase: every request read in this turn of the loop joins the batch.
       setImmediate(() => this.flush());
     });
   }
 
   private flush(): void {
     this.scheduled = false;
+    if (this.queue.length === 0) return;
     const queue = this.queue;
     this.queue = [];
     let batch: Pending[] = [];
@@ -135,15 +139,25 @@ export class RedisCounter {
     const keys: string[] = [];
     const durations: number[] = [];
     for (const p of batch) for (const w of p.windows) (keys.push(w.prefix + p.who), durations.push(w.durationMs));
-    this.client.pasargadHits(keys.length, ...keys, ...durations).then(
-      (flat) => {
-        let i = 0;
-        for (const p of batch) p.resolve(p.windows.map(() => ({ count: Number(flat[i++]), resetMs: Number(flat[i++]) })));
-      },
-      () => {
-        for (const p of batch) p.resolve(this.insurance.hit(p.windows, p.who));
-      },
-    );
+    this.inFlight++;
+    this.client
+      .pasargadHits(keys.length, ...keys, ...durations)
+      .then(
+        (flat) => {
+          let i = 0;
+          for (const p of batch) p.resolve(p.windows.map(() => ({ count: Number(flat[i++]), resetMs: Number(flat[i++]) })));
+        },
+        () => {
+          for (const p of batch) p.resolve(this.insurance.hit(p.windows, p.who));
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        if (this.inFlight === 0 && this.queue.length && !this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => this.flush());
+        }
+      });
   }
 
   close(): void {
