@@ -207,4 +207,23 @@ forEachBackend('tasks and email', ({ db }) => {
       await slow.close();
     }
   });
+
+  test('trim_jobs removes finished jobs past their keeping time; warm_cache makes the hot answers', async () => {
+    const old = new Date(Date.now() - 8 * 86_400_000).toISOString();
+    await d().insertInto('jobs').values([
+      { queue: 'default', name: 'warm_cache', payload: '{}', status: 'completed', finished_at: old },
+      { queue: 'default', name: 'warm_cache', payload: '{}', status: 'failed', finished_at: old, last_error: 'boom' },
+      { queue: 'default', name: 'warm_cache', payload: '{}', status: 'completed', finished_at: new Date().toISOString() },
+    ]).execute();
+    const before = await d().selectFrom('jobs').select('id').where('name', '=', 'warm_cache').execute();
+    await run('trim_jobs');
+    const after = await d().selectFrom('jobs').select(['id', 'status']).where('name', '=', 'warm_cache').execute();
+    assert.equal(before.length - after.length, 2, 'the two old ones went');
+    assert.deepEqual(after.map((j) => j.status), ['completed']);
+
+    await f.product(d(), { name: 'Warm teapot' });
+    await run('warm_cache');
+    const first = await app.inject({ method: 'GET', url: '/api/products/', headers: { host: 'localhost:8000' } });
+    assert.equal(first.headers['x-cache'], 'HIT', 'answered from the warmed cache');
+  });
 });
