@@ -185,14 +185,19 @@ async function interleaved(targets: { base: string; mix: string[] }[], slices = 
   for (let s = 0; s < slices; s++) {
     for (const [i, t] of targets.entries()) parts[i]!.push(await load(t.base, t.mix, DURATION / slices, connections));
   }
-  return parts.map((rs) => ({
+  return parts.map(combine);
+}
+
+/** Slices of one target as one result: mean throughput, the worst percentiles, summed counts. */
+function combine(rs: Result[]): Result {
+  return {
     rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
     p50: Math.max(...rs.map((r) => r.p50)),
     p99: Math.max(...rs.map((r) => r.p99)),
     errors: rs.reduce((a, r) => a + r.errors, 0),
     non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
     requests: rs.reduce((a, r) => a + r.requests, 0),
-  }));
+  };
 }
 
 /** Limits on, counting every request, at windows no load here can fill. */
@@ -245,15 +250,7 @@ async function limitsOverhead(env: NodeJS.ProcessEnv, label: string): Promise<Li
       ratios.push(got[0]!.rps / got[1]!.rps);
     }
     const cpuAfter = await Promise.all([serverStats(on), serverStats(off)]);
-    const sum = (rs: Result[]): Result => ({
-      rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
-      p50: Math.max(...rs.map((r) => r.p50)),
-      p99: Math.max(...rs.map((r) => r.p99)),
-      errors: rs.reduce((a, r) => a + r.errors, 0),
-      non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
-      requests: rs.reduce((a, r) => a + r.requests, 0),
-    });
-    const [onResult, offResult] = [sum(parts[0]), sum(parts[1])];
+    const [onResult, offResult] = [combine(parts[0]), combine(parts[1])];
     ratios.sort((x, y) => x - y);
     return {
       on: onResult,
