@@ -2,7 +2,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { Database } from '../../db/database.ts';
 import type { Caches } from '../cache/stores.ts';
-import type { EventBus } from '../events.ts';
+import type { Db } from '../../db/database.ts';
+import type { EventBus, EventName, Publish } from '../events.ts';
 import { mediaUrlFor, requestOrigin, type MediaUrl } from './urls.ts';
 
 export interface Ctx {
@@ -17,4 +18,23 @@ export interface Ctx {
 export function ctxOf(request: FastifyRequest): Ctx {
   const app = request.server;
   return { database: app.database, media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: app.caches };
+}
+
+/**
+ * Runs `fn` in a transaction and publishes the events it queued once the transaction committed.
+ * Stock and money writes lock rows in id order, but PostgreSQL may still pick one of two
+ * transactions as a deadlock victim (or fail a serialization): that one is run again, twice at most.
+ */
+export async function inTransaction<T>(ctx: Ctx, fn: (trx: Db, publish: Publish) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const pending: [EventName, unknown][] = [];
+    try {
+      const result = await ctx.database.db.transaction().execute((trx) => fn(trx, (name, payload) => void pending.push([name, payload])));
+      await Promise.all(pending.map(([name, payload]) => ctx.events.emit(name, payload as never)));
+      return result;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (attempt >= 3 || (code !== '40P01' && code !== '40001')) throw err;
+    }
+  }
 }

@@ -3,9 +3,8 @@
 // changes lock the order, so two staff members cannot both apply a transition from one state.
 import type { Db } from '../../db/database.ts';
 import type { OrderStatus } from '../../db/schema.ts';
-import type { DomainEvents, EventName } from '../../infra/events.ts';
 import { AppError, fieldError, type FieldErrors } from '../../infra/http/errors.ts';
-import type { Ctx } from '../../infra/http/context.ts';
+import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { MAX_PAGE_SIZE, paginate, type PageResult } from '../../infra/http/pagination.ts';
 import { isMoney } from '../../infra/money.ts';
 import type { UserRow } from '../accounts/accounts.repository.ts';
@@ -107,9 +106,7 @@ export async function getOrder(ctx: Ctx, user: UserRow, id: number): Promise<Ord
 export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: StatusBody): Promise<OrderDetail> {
   const next = body.status;
   if (next !== undefined && !(STATUSES as readonly string[]).includes(next)) throw fieldError('status', `"${next}" is not a valid choice.`);
-  const pending: [EventName, unknown][] = [];
-  const publish = <K extends EventName>(name: K, payload: DomainEvents[K]) => void pending.push([name, payload]);
-  await ctx.database.db.transaction().execute(async (trx: Db) => {
+  await inTransaction(ctx, async (trx: Db, publish) => {
     const order = await repo.lockOrder(trx, id);
     if (!order) throw new AppError('not_found');
     const now = new Date().toISOString();
@@ -146,7 +143,6 @@ export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: S
     await repo.addHistory(trx, id, to, body.notes ?? '', staff.id);
     publish('order.status_changed', { id, userId: order.user_id, from, to });
   });
-  await Promise.all(pending.map(([name, payload]) => ctx.events.emit(name, payload as never)));
   return toOrderDetail(await detail(ctx, id), ctx.media);
 }
 

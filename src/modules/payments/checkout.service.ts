@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutAddress, CheckoutLine } from '../../db/schema.ts';
-import type { EventName, Publish } from '../../infra/events.ts';
+import type { Publish } from '../../infra/events.ts';
 import { AppError } from '../../infra/http/errors.ts';
-import type { Ctx } from '../../infra/http/context.ts';
+import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
 import type { Owner } from '../accounts/session.ts';
 import { findListId } from '../accounts/owner.repository.ts';
@@ -27,16 +27,6 @@ export interface PaymentsDeps {
 /** The contract's ad-hoc error body, `{"error": "…"}`. */
 export const adHoc = (status: number, message: string) =>
   new AppError(status === 503 ? 'service_unavailable' : status === 409 ? 'conflict' : status === 404 ? 'not_found' : 'bad_request', { status, body: { error: message } });
-
-type Pending = [EventName, unknown][];
-
-/** Runs `fn` in a transaction and publishes the events it queued once the transaction committed. */
-async function transaction<T>(ctx: Ctx, fn: (trx: Db, publish: Publish) => Promise<T>): Promise<T> {
-  const pending: Pending = [];
-  const result = await ctx.database.db.transaction().execute((trx) => fn(trx, (name, payload) => pending.push([name, payload])));
-  await Promise.all(pending.map(([name, payload]) => ctx.events.emit(name, payload as never)));
-  return result;
-}
 
 const ownerKey = (owner: Owner) => (owner.userId !== undefined ? `user:${owner.userId}` : `session:${owner.sessionKey}`);
 
@@ -87,7 +77,7 @@ export async function releaseLapsed(ctx: Ctx, deps: PaymentsDeps, limit = 100): 
   // One checkout per transaction: each releases its products in id order, so none can deadlock
   // with a checkout taking the same products.
   while (released < limit) {
-    const c = await transaction(ctx, async (trx, publish) => {
+    const c = await inTransaction(ctx, async (trx, publish) => {
       const [row] = await repo.lapsedCheckouts(trx, 1);
       if (row) await releaseIn(trx, publish, row, 'expired');
       return row;
@@ -115,7 +105,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
   const expiresAt = new Date(Date.now() + deps.payments.checkoutTtl * 1000);
   let created: { checkout: repo.CheckoutRow; replaced: repo.CheckoutRow[] };
   try {
-    created = await transaction(ctx, async (trx, publish) => {
+    created = await inTransaction(ctx, async (trx, publish) => {
       if (!(await repo.lockCart(trx, cartId))) throw adHoc(400, 'Cart is empty');
       // One open checkout per cart: starting again replaces the last one and frees what it held.
       const replaced = await repo.openCheckoutsOfCart(trx, cartId);
@@ -231,7 +221,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
       origin: input.origin,
     });
   } catch (err) {
-    await transaction(ctx, async (trx, publish) => {
+    await inTransaction(ctx, async (trx, publish) => {
       const c = await repo.lockById(trx, checkout.id);
       if (c) await releaseIn(trx, publish, c, 'failed');
     });
@@ -357,7 +347,7 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
 
 /** Completes a checkout from a payment the provider confirmed. Null for an unknown session. */
 export async function fulfil(ctx: Ctx, deps: PaymentsDeps, publicId: string, payment: Payment): Promise<number | null> {
-  return transaction(ctx, async (trx, publish) => {
+  return inTransaction(ctx, async (trx, publish) => {
     const c = await repo.findByPublicId(trx, publicId, true);
     return c ? fulfilIn(trx, publish, deps, c, payment) : null;
   });
@@ -365,7 +355,7 @@ export async function fulfil(ctx: Ctx, deps: PaymentsDeps, publicId: string, pay
 
 /** Closes an open checkout whose payment failed or was abandoned, giving back what it held. */
 export async function release(ctx: Ctx, publicId: string, status: 'expired' | 'failed'): Promise<boolean> {
-  return transaction(ctx, async (trx, publish) => {
+  return inTransaction(ctx, async (trx, publish) => {
     const c = await repo.findByPublicId(trx, publicId, true);
     return c ? releaseIn(trx, publish, c, status) : false;
   });
@@ -377,7 +367,7 @@ export async function release(ctx: Ctx, publicId: string, status: 'expired' | 'f
  * (the provider's retry runs it again). Returns whether the event was new.
  */
 export async function handleEvent(ctx: Ctx, deps: PaymentsDeps, event: PaymentEvent): Promise<boolean> {
-  return transaction(ctx, async (trx, publish) => {
+  return inTransaction(ctx, async (trx, publish) => {
     if (!(await repo.recordEvent(trx, deps.provider.name, event.id, event.type))) return false;
     switch (event.kind) {
       case 'completed': {
