@@ -8,6 +8,12 @@ export interface RedisStoreOptions {
   keyPrefix?: string;
   /** How long a command may wait for a (re)connection before the request fails with 503. */
   commandTimeoutMs?: number;
+  /**
+   * For pub/sub connections: ioredis re-subscribes after a reconnect with a promise nobody can
+   * catch, so a connection that drops again mid-way is an unhandled rejection. Off, the owner
+   * subscribes again itself on 'ready'.
+   */
+  autoResubscribe?: boolean;
 }
 
 export function redisClient(url: string, opts: RedisStoreOptions = {}): Redis {
@@ -18,6 +24,7 @@ export function redisClient(url: string, opts: RedisStoreOptions = {}): Redis {
     maxRetriesPerRequest: 1,
     // Reconnect forever, backing off to 2 s: the store heals when Redis returns.
     retryStrategy: (times) => Math.min(times * 100, 2_000),
+    autoResubscribe: opts.autoResubscribe ?? true,
   });
   // Without a listener ioredis reports every failed reconnect as an unhandled error.
   client.on('error', () => {});

@@ -51,8 +51,12 @@ export class BlockRegistry {
         // Not ours: ignore.
       }
     });
-    // Each (re)connection: subscribe again (ioredis does) and reload what may have been missed.
-    subscriber.on('ready', () => void this.reload());
+    // Each (re)connection: subscribe again (here, so a failure is caught) and reload what may
+    // have been missed.
+    subscriber.on('ready', () => {
+      subscriber.subscribe(this.channel).catch(() => undefined);
+      void this.reload();
+    });
     this.ready = subscriber.subscribe(this.channel).then(
       () => this.reload(),
       () => undefined,

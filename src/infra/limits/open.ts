@@ -11,7 +11,7 @@ export function openLimits(config: Config, o: { log?: BlockLog; keyPrefix?: stri
   if (!url) return new Limits(config.limits, { log: o.log });
   return new Limits(config.limits, {
     client: redisClient(url, { keyPrefix, commandTimeoutMs: config.limits.timeoutMs }),
-    subscriber: redisClient(url),
+    subscriber: redisClient(url, { autoResubscribe: false }),
     channelPrefix: keyPrefix,
     log: o.log,
   });
