@@ -2,16 +2,26 @@
 //
 // Written by hand rather than with rate-limiter-flexible (which still keeps login backoff and
 // violations), because the library makes one Redis call per window per request, and a request
-// counts against three or four windows. Here every window of every request that arrived in the
-// same turn of the event loop goes to Redis in one script call: still atomic per key (INCR in a
-// Lua script), so counts stay exact across instances, at a fraction of the round trips. In
-// process, counting is synchronous: no promise at all on the path of an embedded request.
+// counts against three or four windows. Here two things cut the round trips while keeping counts
+// exact across instances:
+// - Batching: every window of every request that arrived in the same turn of the event loop goes
+//   to Redis in one script call (atomic per key: INCRBY in a Lua script), same-key hits as one.
+// - Leases: while a window is far from its limit, the script also reserves a few more hits for
+//   this instance (at most 1/16 of what remains, at most 64), counted in Redis at once; the
+//   instance hands them to its next requests without a round trip until they run out or the
+//   window resets. A reserved hit is a counted hit, so no mix of instances can ever let more
+//   than the limit through. The cost is fairness at the edge: near the limit another instance
+//   may be refused while this one still holds a few unused hits, which it will give to its own
+//   next requests. Near the limit nothing is leased and every hit goes to Redis.
+// In process, counting is synchronous: no promise at all on the path of an embedded request.
 import type { Redis } from 'ioredis';
 
 /** One window to count a hit in: its key is `prefix + who` (the caller's own part). */
 export interface Window {
   prefix: string;
   durationMs: number;
+  /** The window's limit: leases are sized from what remains of it. */
+  points: number;
 }
 
 /** The window's count after this hit, and milliseconds until it resets. */
@@ -57,31 +67,56 @@ export class MemoryCounter {
   }
 }
 
-// Per key: count the hit, start the window on the first one (or on a key left without expiry),
-// and answer the count with the time left. Returns count, ttl, count, ttl…
+/** Most hits one lease reserves, and the share of what remains of the window it may take. */
+const LEASE_MAX = 64;
+const LEASE_SHARE = 16;
+
+// Per key (ARGV: duration, limit, hits, for each): count the batch's hits, reserve a lease when the
+// window is far from its limit, start the window on its first hit (or on a key left without an
+// expiry), and answer count, time left and lease size for each key.
 const HITS = `
 local out = {}
 for i = 1, #KEYS do
-  local n = redis.call('INCR', KEYS[i])
+  local duration, points, hits = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local lease = math.floor((points - tonumber(redis.call('GET', KEYS[i]) or '0') - hits) / ${LEASE_SHARE})
+  if lease > ${LEASE_MAX} then lease = ${LEASE_MAX} elseif lease < 0 then lease = 0 end
+  local n = redis.call('INCRBY', KEYS[i], hits + lease)
   local ttl = redis.call('PTTL', KEYS[i])
   if ttl < 0 then
-    ttl = tonumber(ARGV[i])
+    ttl = duration
     redis.call('PEXPIRE', KEYS[i], ttl)
   end
   out[#out + 1] = n
   out[#out + 1] = ttl
+  out[#out + 1] = lease
 end
 return out`;
 
+/** Hits reserved in Redis for this instance: counts `next`..`last`, usable until `until`. */
+interface Lease {
+  next: number;
+  last: number;
+  until: number;
+}
+
+/** A request waiting on Redis for some of its windows (`missing`, indexes into `windows`). */
 interface Pending {
   windows: readonly Window[];
   who: string;
+  counts: Count[];
+  missing: number[];
   resolve: (counts: Count[]) => void;
+}
+
+/** One key of a script call, with the requests (and which of their windows) it answers. */
+interface KeyHits {
+  window: Window;
+  waiters: { p: Pending; i: number }[];
 }
 
 type HitsClient = Redis & { pasargadHits(keys: number, ...args: (string | number)[]): Promise<number[]> };
 
-/** Keys per script call at most: a burst of requests is split into calls of this size. */
+/** Keys per script call at most: a burst of many callers is split into calls of this size. */
 const MAX_KEYS = 512;
 
 /**
@@ -91,6 +126,8 @@ const MAX_KEYS = 512;
  */
 export class RedisCounter {
   private readonly client: HitsClient;
+  private readonly leases = new Map<string, Lease>();
+  private readonly sweeper: NodeJS.Timeout;
   private queue: Pending[] = [];
   private scheduled = false;
   private inFlight = 0;
@@ -101,12 +138,16 @@ export class RedisCounter {
   ) {
     if (!('pasargadHits' in client)) client.defineCommand('pasargadHits', { lua: HITS });
     this.client = client as HitsClient;
+    this.sweeper = setInterval(() => this.sweep(), 60_000).unref();
   }
 
   hit(windows: readonly Window[], who: string): Count[] | Promise<Count[]> {
     if (this.client.status !== 'ready') return this.insurance.hit(windows, who);
+    const counts: Count[] = new Array(windows.length);
+    const missing = this.fromLeases(windows, who, counts, undefined);
+    if (!missing) return counts;
     return new Promise((resolve) => {
-      this.queue.push({ windows, who, resolve });
+      this.queue.push({ windows, who, counts, missing, resolve });
       // While a call is out, requests wait for its answer and then go together in the next one
       // (under load, batches grow with the round trip); otherwise after the poll phase, so every
       // request read in this turn of the loop joins the batch.
@@ -116,41 +157,79 @@ export class RedisCounter {
     });
   }
 
+  /** Fills counts from leases held here; returns the windows still to ask Redis for, if any. */
+  private fromLeases(windows: readonly Window[], who: string, counts: Count[], indexes: number[] | undefined): number[] | undefined {
+    const now = Date.now();
+    let missing: number[] | undefined;
+    const n = indexes ? indexes.length : windows.length;
+    for (let j = 0; j < n; j++) {
+      const i = indexes ? indexes[j]! : j;
+      const key = windows[i]!.prefix + who;
+      const lease = this.leases.get(key);
+      if (lease && lease.until > now) {
+        counts[i] = { count: lease.next, resetMs: lease.until - now };
+        if (lease.next++ === lease.last) this.leases.delete(key);
+      } else (missing ??= []).push(i);
+    }
+    return missing;
+  }
+
   private flush(): void {
     this.scheduled = false;
     if (this.queue.length === 0) return;
     const queue = this.queue;
     this.queue = [];
-    let batch: Pending[] = [];
-    let keys = 0;
+    let batch = new Map<string, KeyHits>();
     for (const p of queue) {
-      if (keys + p.windows.length > MAX_KEYS && batch.length) {
-        this.send(batch);
-        batch = [];
-        keys = 0;
+      // A lease may have come back while this request waited.
+      const missing = this.fromLeases(p.windows, p.who, p.counts, p.missing);
+      if (!missing) {
+        p.resolve(p.counts);
+        continue;
       }
-      batch.push(p);
-      keys += p.windows.length;
+      p.missing = missing;
+      if (batch.size + missing.length > MAX_KEYS && batch.size) {
+        this.send(batch);
+        batch = new Map();
+      }
+      for (const i of missing) {
+        const window = p.windows[i]!;
+        const key = window.prefix + p.who;
+        let k = batch.get(key);
+        if (!k) batch.set(key, (k = { window, waiters: [] }));
+        k.waiters.push({ p, i });
+      }
     }
-    if (batch.length) this.send(batch);
+    if (batch.size) this.send(batch);
   }
 
-  private send(batch: Pending[]): void {
+  private send(batch: Map<string, KeyHits>): void {
     const keys: string[] = [];
-    const durations: number[] = [];
-    for (const p of batch) for (const w of p.windows) (keys.push(w.prefix + p.who), durations.push(w.durationMs));
+    const args: number[] = [];
+    for (const [key, { window, waiters }] of batch) (keys.push(key), args.push(window.durationMs, window.points, waiters.length));
+    const sent = Date.now();
     this.inFlight++;
     this.client
-      .pasargadHits(keys.length, ...keys, ...durations)
+      .pasargadHits(keys.length, ...keys, ...args)
       .then(
         (flat) => {
-          let i = 0;
-          for (const p of batch) p.resolve(p.windows.map(() => ({ count: Number(flat[i++]), resetMs: Number(flat[i++]) })));
+          let at = 0;
+          for (const [key, { waiters }] of batch) {
+            const [n, ttl, lease] = [Number(flat[at++]), Number(flat[at++]), Number(flat[at++])];
+            // The batch's hits take the counts before the lease, in arrival order.
+            let count = n - lease - waiters.length;
+            for (const { p, i } of waiters) p.counts[i] = { count: ++count, resetMs: ttl };
+            // Timed from the send, so the lease never outlives the window in Redis.
+            if (lease > 0) this.leases.set(key, { next: n - lease + 1, last: n, until: sent + ttl });
+          }
         },
         () => {
-          for (const p of batch) p.resolve(this.insurance.hit(p.windows, p.who));
+          for (const { waiters } of batch.values()) for (const { p, i } of waiters) p.counts[i] = this.insurance.hit([p.windows[i]!], p.who)[0]!;
         },
       )
+      .then(() => {
+        for (const { waiters } of batch.values()) for (const { p } of waiters) p.resolve(p.counts);
+      })
       .finally(() => {
         this.inFlight--;
         if (this.inFlight === 0 && this.queue.length && !this.scheduled) {
@@ -160,7 +239,13 @@ export class RedisCounter {
       });
   }
 
+  private sweep(): void {
+    const now = Date.now();
+    for (const [key, lease] of this.leases) if (lease.until <= now) this.leases.delete(key);
+  }
+
   close(): void {
+    clearInterval(this.sweeper);
     this.insurance.close();
   }
 }

@@ -1,5 +1,5 @@
-// Rate limits (the seed's section 4): fixed windows counted atomically in Redis (one script call
-// for every window of every request in a turn of the event loop, shared by every instance; see
+// Rate limits (the seed's section 4): fixed windows counted atomically in Redis (batched per turn
+// of the event loop, with small leases far from the limit, shared by every instance; see
 // counter.ts), with in-process insurance counters while Redis is out of reach; in-process counters
 // in embedded mode. Login backoff and violations, off the hot path, use rate-limiter-flexible.
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -29,6 +29,7 @@ export interface Tier {
   rate: Rate;
   prefix: string;
   durationMs: number;
+  points: number;
   /** `RateLimit-Limit` and `RateLimit-Policy` values. */
   limitText: string;
   policy: string;
@@ -36,7 +37,7 @@ export interface Tier {
 
 function tier(name: string, rate: Rate): Tier {
   // The rate is part of the key: a changed RATE_LIMIT_* starts fresh windows.
-  return { name, rate, prefix: `pasargad:limits:${name}:${rate.points}/${rate.duration}:`, durationMs: rate.duration * 1000, limitText: String(rate.points), policy: `${rate.points};w=${rate.duration}` };
+  return { name, rate, prefix: `pasargad:limits:${name}:${rate.points}/${rate.duration}:`, durationMs: rate.duration * 1000, points: rate.points, limitText: String(rate.points), policy: `${rate.points};w=${rate.duration}` };
 }
 
 /** One window's answer for this request. */
