@@ -224,43 +224,46 @@ interface LimitsCost {
  * The cost of rate limiting: the cached product list from two servers on the same data, limits on
  * and off, in 12 pairs of short slices (which one goes first alternates). On this shared 2-core
  * machine throughput drifts by ±20% from second to second, so the figure is the median of the
- * pairs' ratios, with the servers' CPU per request beside it. Embedded mode gives the second
- * server a copy of the database.
+ * pairs' ratios, with the servers' CPU per request beside it. A server process also has its own
+ * luck (JIT, memory layout: two identical processes were seen 15% apart in CPU per request), so
+ * the pairs come from three rounds, each with a fresh pair of servers. Embedded mode gives the
+ * second server a copy of the database.
  */
 async function limitsOverhead(env: NodeJS.ProcessEnv, label: string): Promise<LimitsCost> {
   const copy = env.DATA_DIR ? mkdtempSync(join(tmpdir(), 'pasargad-bench-')) : undefined;
   if (copy) cpSync(env.DATA_DIR!, copy, { recursive: true });
-  const [onPort, offPort] = [await freePort(), await freePort()];
-  const on = await start([...CLI, 'serve'], { ...env, ...GENEROUS_LIMITS }, onPort);
-  const off = await start([...CLI, 'serve'], { ...env, RATE_LIMIT_ENABLED: 'false', ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
+  const parts: [Result[], Result[]] = [[], []];
+  const cpu = [0, 0];
+  const ratios: number[] = [];
+  say(`${label}: cached product list, limits on and off, 3 rounds of fresh servers, 4 pairs of ${(DURATION / 6).toFixed(1)} s slices each`);
   try {
-    const urls = ['/api/products/'];
-    const targets = [`http://127.0.0.1:${onPort}`, `http://127.0.0.1:${offPort}`];
-    for (const base of targets) await autocannon({ url: `${base}/api/products/`, connections: CONNECTIONS, duration: 2 });
-    say(`${label}: cached product list, limits on and off, 12 pairs of ${(DURATION / 6).toFixed(1)} s slices`);
-    const cpuBefore = await Promise.all([serverStats(on), serverStats(off)]);
-    const parts: [Result[], Result[]] = [[], []];
-    const ratios: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const order = i % 2 === 0 ? [0, 1] : [1, 0];
-      const got: Result[] = [];
-      for (const t of order) got[t] = await load(targets[t]!, urls, DURATION / 6);
-      parts[0].push(got[0]!);
-      parts[1].push(got[1]!);
-      ratios.push(got[0]!.rps / got[1]!.rps);
+    for (let round = 0; round < 3; round++) {
+      const [onPort, offPort] = [await freePort(), await freePort()];
+      const on = await start([...CLI, 'serve'], { ...env, ...GENEROUS_LIMITS }, onPort);
+      const off = await start([...CLI, 'serve'], { ...env, RATE_LIMIT_ENABLED: 'false', ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
+      try {
+        const targets = [`http://127.0.0.1:${onPort}`, `http://127.0.0.1:${offPort}`];
+        for (const base of targets) await autocannon({ url: `${base}/api/products/`, connections: CONNECTIONS, duration: 2 });
+        const cpuBefore = await Promise.all([serverStats(on), serverStats(off)]);
+        const requests = [0, 0];
+        for (let i = 0; i < 4; i++) {
+          const order = i % 2 === 0 ? [0, 1] : [1, 0];
+          const got: Result[] = [];
+          for (const t of order) got[t] = await load(targets[t]!, ['/api/products/'], DURATION / 6);
+          for (const t of [0, 1]) (parts[t as 0 | 1].push(got[t]!), (requests[t]! += got[t]!.requests));
+          ratios.push(got[0]!.rps / got[1]!.rps);
+        }
+        const cpuAfter = await Promise.all([serverStats(on), serverStats(off)]);
+        for (const t of [0, 1]) cpu[t]! += cpuMicros(cpuBefore[t]!.cpu, cpuAfter[t]!.cpu);
+        say(`${label}: round ${round + 1}/3 done`);
+      } finally {
+        await Promise.all([stop(on), stop(off)]);
+      }
     }
-    const cpuAfter = await Promise.all([serverStats(on), serverStats(off)]);
     const [onResult, offResult] = [combine(parts[0]), combine(parts[1])];
     ratios.sort((x, y) => x - y);
-    return {
-      on: onResult,
-      off: offResult,
-      ratio: (ratios[5]! + ratios[6]!) / 2,
-      cpuOn: cpuMicros(cpuBefore[0].cpu, cpuAfter[0].cpu) / onResult.requests,
-      cpuOff: cpuMicros(cpuBefore[1].cpu, cpuAfter[1].cpu) / offResult.requests,
-    };
+    return { on: onResult, off: offResult, ratio: (ratios[5]! + ratios[6]!) / 2, cpuOn: cpu[0]! / onResult.requests, cpuOff: cpu[1]! / offResult.requests };
   } finally {
-    await Promise.all([stop(on), stop(off)]);
     if (copy) rmSync(copy, { recursive: true, force: true });
   }
 }
@@ -365,7 +368,7 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       `**${backend}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
       `**${backend}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${on.light!.shop.p99} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${on.light!.yard.p99} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${on.run.result.p99} ms, bare route ${yard.p99} ms`,
       `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
-      `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
+      `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices from 3 pairs of servers ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
       saved === undefined
         ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
         : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
