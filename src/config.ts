@@ -2,6 +2,7 @@
 // once at start-up. A bad or missing value stops the process with one message naming every bad
 // variable. `CONFIG_VARIABLES` is also the source of the README's configuration table.
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { cleanEnv, makeValidator, num, port, str, EnvError, EnvMissingError } from 'envalid';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -251,8 +252,18 @@ export const CONFIG_VARIABLES = {
   DEFAULT_FROM_EMAIL: str({ default: 'Pasargad Prints <shop@localhost>', desc: 'Sender of every email.' }),
   EMAIL_RATE: rate({ default: parseRate('10/second'), desc: 'Emails sent per window at most, across all workers (the SMTP server’s limit).' }),
   LOW_STOCK_EMAILS: emailList({ default: [], desc: 'Who gets the low-stock digest (default: every active staff account).' }),
-  USE_CDN: flag({ default: false, desc: 'Rewrite media URLs to CDN_URL.' }),
-  CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true.' }),
+  USE_CDN: flag({ default: false, desc: 'Rewrite every media and static URL the server gives out to CDN_URL.' }),
+  CDN_URL: httpUrl({ default: undefined, desc: 'CDN base URL; required when USE_CDN is true. Media is under CDN_URL/media/, static files under CDN_URL/static/.' }),
+  MEDIA_DIR: str({ default: undefined, desc: 'Uploaded media when USE_S3 is false (default DATA_DIR/media); served by the app at /media/.' }),
+  USE_S3: flag({ default: false, desc: 'Keep uploaded media in S3 (or an S3-compatible service) instead of MEDIA_DIR.' }),
+  AWS_ACCESS_KEY_ID: str({ default: undefined, desc: 'S3 access key (unset: the SDK’s default credential chain).' }),
+  AWS_SECRET_ACCESS_KEY: str({ default: undefined, desc: 'S3 secret key.' }),
+  AWS_STORAGE_BUCKET_NAME: str({ default: undefined, desc: 'S3 bucket for media; required when USE_S3 is true.' }),
+  AWS_S3_REGION_NAME: str({ default: 'us-east-1', desc: 'S3 region.' }),
+  AWS_S3_ENDPOINT_URL: httpUrl({ default: undefined, desc: 'Endpoint of an S3-compatible service (MinIO, R2, s3rver…); path-style addressing is used with it.' }),
+  MEDIA_MAX_UPLOAD_MB: num({ default: 10, desc: 'Largest image upload accepted, in MiB.' }),
+  MEDIA_MAX_PIXELS: num({ default: 40_000_000, desc: 'Most pixels (width × height) an uploaded image may have: larger ones are refused before decoding (image bombs).' }),
+  IMAGE_WIDTHS: str({ default: '200,600,1200', desc: 'Widths of the variants made of each uploaded image (never wider than the original), in WebP and JPEG at once and AVIF in a background job.' }),
   DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
 };
 
@@ -348,6 +359,13 @@ export interface Config {
     readonly lowStockTo: readonly string[];
   };
   readonly cdnUrl: string | undefined;
+  readonly media: {
+    readonly dir: string;
+    readonly s3: { readonly bucket: string; readonly region: string; readonly endpoint: string | undefined; readonly accessKeyId: string | undefined; readonly secretAccessKey: string | undefined } | undefined;
+    readonly maxUploadBytes: number;
+    readonly maxPixels: number;
+    readonly widths: readonly number[];
+  };
   readonly demoProducts: number;
 }
 
@@ -356,6 +374,13 @@ export class ConfigError extends Error {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
+}
+
+/** `200,600,1200` as sorted, distinct widths; undefined when any is not a width. */
+function imageWidths(input: string): number[] | undefined {
+  const widths = list(input).map(Number);
+  if (!widths.length || widths.some((w) => !Number.isInteger(w) || w < 16 || w > 8192)) return undefined;
+  return [...new Set(widths)].sort((a, b) => a - b);
 }
 
 /** Parses the environment once. Throws a ConfigError that lists every bad variable. */
@@ -374,6 +399,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const bad = new Set(problems.map((p) => p.split(/[ :]/)[0]));
   const ok = (name: string) => !bad.has(name);
   if (ok('USE_CDN') && ok('CDN_URL') && e.USE_CDN && !e.CDN_URL) problems.push('CDN_URL is required when USE_CDN is true');
+  if (ok('USE_S3') && ok('AWS_STORAGE_BUCKET_NAME') && e.USE_S3 && !e.AWS_STORAGE_BUCKET_NAME) problems.push('AWS_STORAGE_BUCKET_NAME is required when USE_S3 is true');
+  if (ok('AWS_ACCESS_KEY_ID') && ok('AWS_SECRET_ACCESS_KEY') && Boolean(e.AWS_ACCESS_KEY_ID) !== Boolean(e.AWS_SECRET_ACCESS_KEY)) problems.push('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither');
+  if (ok('MEDIA_MAX_UPLOAD_MB') && !(e.MEDIA_MAX_UPLOAD_MB > 0)) problems.push('MEDIA_MAX_UPLOAD_MB must be above 0');
+  if (ok('MEDIA_MAX_PIXELS') && (!Number.isInteger(e.MEDIA_MAX_PIXELS) || e.MEDIA_MAX_PIXELS < 1)) problems.push('MEDIA_MAX_PIXELS must be a whole number of at least 1');
+  if (ok('IMAGE_WIDTHS') && !imageWidths(e.IMAGE_WIDTHS)) problems.push('IMAGE_WIDTHS must list widths from 16 to 8192 pixels, such as 200,600,1200');
   if (ok('SECRET_KEY') && e.SECRET_KEY !== undefined && e.SECRET_KEY.length < 32) problems.push('SECRET_KEY must be at least 32 characters');
   if (ok('SECRET_KEY') && e.SECRET_KEY === undefined && (env.DATABASE_URL || e.NODE_ENV === 'production')) {
     problems.push('SECRET_KEY is required when DATABASE_URL is set or NODE_ENV is production');
@@ -488,7 +518,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rate: e.EMAIL_RATE,
       lowStockTo: Object.freeze([...e.LOW_STOCK_EMAILS]),
     }),
-    cdnUrl: e.USE_CDN ? e.CDN_URL : undefined,
+    cdnUrl: e.USE_CDN ? e.CDN_URL?.replace(/\/+$/, '') : undefined,
+    media: Object.freeze({
+      dir: e.MEDIA_DIR ?? join(e.DATA_DIR, 'media'),
+      s3: e.USE_S3
+        ? Object.freeze({ bucket: e.AWS_STORAGE_BUCKET_NAME!, region: e.AWS_S3_REGION_NAME, endpoint: e.AWS_S3_ENDPOINT_URL, accessKeyId: e.AWS_ACCESS_KEY_ID, secretAccessKey: e.AWS_SECRET_ACCESS_KEY })
+        : undefined,
+      maxUploadBytes: Math.round(e.MEDIA_MAX_UPLOAD_MB * 1024 * 1024),
+      maxPixels: e.MEDIA_MAX_PIXELS,
+      widths: Object.freeze(imageWidths(e.IMAGE_WIDTHS) ?? []),
+    }),
     demoProducts: e.DEMO_PRODUCTS,
   });
 }

@@ -28,9 +28,21 @@ export interface CategoriesTable {
   name: string;
   description: Generated<string>;
   image: string | null;
+  image_width: number | null;
+  image_height: number | null;
+  /** Written as JSON text; read as the parsed list. */
+  image_variants: ColumnType<MediaVariant[], string | undefined, string>;
   is_active: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+/** One stored variant of an uploaded image (`variants` jsonb). */
+export interface MediaVariant {
+  width: number;
+  height: number;
+  format: string;
+  key: string;
 }
 
 export interface ProductsTable {
@@ -63,6 +75,9 @@ export interface ProductImagesTable {
   image_url: string | null;
   alt_text: Generated<string>;
   is_main: Generated<boolean>;
+  width: number | null;
+  height: number | null;
+  variants: ColumnType<MediaVariant[], string | undefined, string>;
   created_at: Timestamp;
 }
 

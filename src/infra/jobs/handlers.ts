@@ -6,6 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/database.ts';
 import { makePasswordResetToken } from '../../modules/accounts/accounts.service.ts';
 import { releaseLapsed } from '../../modules/payments/checkout.service.ts';
+import { deleteFiles, makeLaterVariants, mediaDeps } from '../../modules/media/media.service.ts';
+
 import { CacheWarmer } from '../cache/warming.ts';
 import type { DatabaseKeyValueStore } from '../cache/database-store.ts';
 import { abandonedCart, lowStockDigest, orderConfirmation, orderDelivered, orderShipped, passwordReset } from '../email/templates.ts';
@@ -188,6 +190,16 @@ export function taskHandlers(deps: TaskDeps): Handlers {
       const keep = Math.max(config.jobs.keepFailed, ABANDONMENT_LOOKBACK + config.jobs.abandonedCartAfter + 86_400);
       const effects = await sql`delete from job_effects where done_at < now() - make_interval(secs => ${keep})`.execute(db());
       app.log.info({ jobs: trimmed, effects: Number(effects.numAffectedRows ?? 0) }, 'finished jobs trimmed');
+    },
+
+    async make_image_variants({ payload }) {
+      const started = performance.now();
+      await makeLaterVariants(ctx(), mediaDeps(app), payload);
+      app.log.info({ ...payload, ms: Math.round(performance.now() - started) }, 'image variants made');
+    },
+
+    async delete_media_files({ payload }) {
+      await deleteFiles(ctx(), mediaDeps(app), payload.keys);
     },
   };
 }

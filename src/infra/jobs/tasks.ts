@@ -23,6 +23,10 @@ export interface TaskPayloads {
   release_lapsed_checkouts: Record<string, never>;
   /** Trims finished jobs and old effect records. */
   trim_jobs: Record<string, never>;
+  /** The slow variants (AVIF) of an uploaded product image or category image. */
+  make_image_variants: { kind: 'product' | 'category'; id: number };
+  /** Removes stored media files of removed images that no row names any more. */
+  delete_media_files: { keys: string[] };
 }
 
 export type TaskName = keyof TaskPayloads;
@@ -37,6 +41,8 @@ export const TASK_QUEUE: Record<TaskName, QueueName> = {
   warm_cache: 'default',
   release_lapsed_checkouts: 'payments',
   trim_jobs: 'default',
+  make_image_variants: 'products',
+  delete_media_files: 'products',
 };
 
 export function isQueue(name: string): name is QueueName {

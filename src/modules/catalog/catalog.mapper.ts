@@ -2,8 +2,18 @@
 import { apiTime, rating } from '../../infra/http/format.ts';
 import type { MediaUrl } from '../../infra/http/urls.ts';
 import { toReview } from '../reviews/reviews.mapper.ts';
-import type { CategoryRow, ImageJson, ProductCardRow, ProductDetailRow } from './catalog.repository.ts';
-import type { Category, ProductCard, ProductDetail, ProductImage } from './catalog.schemas.ts';
+import type { CategoryRow, ImageJson, ProductCardRow, ProductDetailRow, StoredVariant } from './catalog.repository.ts';
+import type { Category, ImageVariant, ProductCard, ProductDetail, ProductImage } from './catalog.schemas.ts';
+
+/** Stored variants with their URLs, smallest first and, per width, in the order browsers should prefer. */
+export function toVariants(stored: readonly StoredVariant[] | undefined, media: MediaUrl): ImageVariant[] {
+  if (!stored?.length) return [];
+  return [...stored]
+    .sort((a, b) => a.width - b.width || FORMAT_ORDER.indexOf(a.format) - FORMAT_ORDER.indexOf(b.format))
+    .map((v) => ({ width: v.width, height: v.height, format: v.format, url: media(v.key)! }));
+}
+
+const FORMAT_ORDER = ['avif', 'webp', 'jpeg'];
 
 /** An image's display URL: its external URL if it has one, else the stored file's URL. */
 function displayUrl(imageUrl: string | null, file: string | null, media: MediaUrl): string | null {
@@ -31,6 +41,7 @@ export function toCategory(r: CategoryRow, media: MediaUrl): Category {
     name: r.name,
     description: r.description,
     image: media(r.image),
+    image_variants: toVariants(r.image_variants, media),
     is_active: r.is_active,
     created_at: apiTime(r.created_at),
     updated_at: apiTime(r.updated_at),
@@ -47,7 +58,7 @@ export function toProductImage(i: ImageJson, media: MediaUrl): ProductImage {
     is_main: i.is_main,
     created_at: apiTime(i.created_at),
     product: i.product,
-    variants: [],
+    variants: toVariants(i.variants, media),
   };
 }
 

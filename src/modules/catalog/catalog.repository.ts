@@ -3,7 +3,7 @@
 // whatever the page size.
 import { sql, type Expression, type Insertable, type RawBuilder, type SqlBool, type Updateable } from 'kysely';
 import type { Db } from '../../db/database.ts';
-import type { CategoriesTable, ProductsTable } from '../../db/schema.ts';
+import type { CategoriesTable, MediaVariant, ProductsTable } from '../../db/schema.ts';
 import type { ReviewRowLike } from '../reviews/reviews.mapper.ts';
 
 export type StockFilter = 'in_stock' | 'low_stock' | 'out_of_stock';
@@ -166,10 +166,14 @@ export interface CategoryRow {
   name: string;
   description: string;
   image: string | null;
+  image_variants: StoredVariant[];
   is_active: boolean;
   created_at: string;
   updated_at: string;
 }
+
+/** A variant as stored with its image (`variants` jsonb): the key is a media storage key. */
+export type StoredVariant = MediaVariant;
 
 export async function countCategories(db: Db): Promise<number> {
   const row = await db.selectFrom('categories').select(sql<number>`count(*)::int`.as('n')).where('is_active', '=', true).executeTakeFirstOrThrow();
@@ -179,7 +183,7 @@ export async function countCategories(db: Db): Promise<number> {
 function selectCategories(db: Db) {
   return db
     .selectFrom('categories as c')
-    .select(['c.id', activeProductsIn(sql.ref('c.id')).as('products_count'), 'c.name', 'c.description', 'c.image', 'c.is_active', 'c.created_at', 'c.updated_at']);
+    .select(['c.id', activeProductsIn(sql.ref('c.id')).as('products_count'), 'c.name', 'c.description', 'c.image', 'c.image_variants', 'c.is_active', 'c.created_at', 'c.updated_at']);
 }
 
 export async function listCategories(db: Db, limit: number, offset: number): Promise<CategoryRow[]> {
@@ -201,6 +205,7 @@ export interface ImageJson {
   is_main: boolean;
   created_at: string;
   product: number;
+  variants: StoredVariant[];
 }
 
 export interface ProductDetailRow {
@@ -237,11 +242,11 @@ export async function findProductDetail(db: Db, id: number, activeOnly = true): 
            p.average_rating, p.review_count, p.created_at, p.updated_at,
            json_build_object(
              'id', c.id, 'products_count', ${activeProductsIn(sql.ref('c.id'))}, 'name', c.name,
-             'description', c.description, 'image', c.image, 'is_active', c.is_active,
+             'description', c.description, 'image', c.image, 'image_variants', c.image_variants, 'is_active', c.is_active,
              'created_at', c.created_at, 'updated_at', c.updated_at) as category,
            coalesce((select json_agg(json_build_object(
                'id', i.id, 'image', i.image, 'image_url', i.image_url, 'alt_text', i.alt_text,
-               'is_main', i.is_main, 'created_at', i.created_at, 'product', i.product_id)
+               'is_main', i.is_main, 'created_at', i.created_at, 'product', i.product_id, 'variants', i.variants)
                order by i.is_main desc, i.id)
              from product_images i where i.product_id = p.id), '[]') as images,
            coalesce((select json_agg(json_build_object(

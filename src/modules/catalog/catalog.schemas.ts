@@ -17,24 +17,26 @@ export const ProductCard = Type.Object({
 });
 export type ProductCard = Static<typeof ProductCard>;
 
+export const ImageVariant = Type.Object({
+  width: Type.Integer(),
+  height: Type.Integer(),
+  format: Type.String({ description: 'webp, jpeg or avif (AVIF follows a few seconds after upload)' }),
+  url: Type.String(),
+});
+export type ImageVariant = Static<typeof ImageVariant>;
+
 export const Category = Type.Object({
   id: Type.Integer(),
   products_count: Type.Integer({ description: 'Active products in the category' }),
   name: Type.String(),
   description: Type.String(),
   image: Nullable(Type.String()),
+  image_variants: Type.Array(ImageVariant, { description: 'Optimised renditions of the uploaded image for srcset' }),
   is_active: Type.Boolean(),
   created_at: DateTime,
   updated_at: DateTime,
 });
 export type Category = Static<typeof Category>;
-
-export const ImageVariant = Type.Object({
-  width: Type.Integer(),
-  height: Type.Integer(),
-  format: Type.String(),
-  url: Type.String(),
-});
 
 export const ProductImage = Type.Object({
   id: Type.Integer(),

@@ -16,7 +16,7 @@ export interface PromotionJson extends PromotionRow {
 
 const CATEGORY_JSON = sql`json_build_object(
   'id', cat.id, 'products_count', (select count(*)::int from products x where x.category_id = cat.id and x.is_active),
-  'name', cat.name, 'description', cat.description, 'image', cat.image, 'is_active', cat.is_active,
+  'name', cat.name, 'description', cat.description, 'image', cat.image, 'image_variants', cat.image_variants, 'is_active', cat.is_active,
   'created_at', cat.created_at, 'updated_at', cat.updated_at)`;
 
 /** Over promotion_codes aliased `pc`. */

@@ -1,0 +1,11 @@
+-- Media: each uploaded image keeps its size and its variants (width, height, format, storage
+-- key), so responses can list them for srcset without touching storage.
+ALTER TABLE product_images
+  ADD COLUMN width integer,
+  ADD COLUMN height integer,
+  ADD COLUMN variants jsonb NOT NULL DEFAULT '[]';
+
+ALTER TABLE categories
+  ADD COLUMN image_width integer,
+  ADD COLUMN image_height integer,
+  ADD COLUMN image_variants jsonb NOT NULL DEFAULT '[]';

@@ -1,0 +1,193 @@
+// Where uploaded media lives, behind one interface (DESIGN.md): a local folder in embedded mode,
+// S3 (or any S3-compatible service) in production. Keys are relative paths such as
+// `products/42/3fa9c1d2e4b5a6f7-600.webp`; every name carries its content's hash, so an object
+// never changes once written and is cached forever (IMMUTABLE).
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+
+export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** One stored object, ready to stream. */
+export interface MediaObject {
+  body: Readable;
+  size: number;
+  contentType: string;
+  lastModified: Date;
+}
+
+export interface MediaStorage {
+  /** Writes the object (replacing one of the same key, which holds the same bytes). */
+  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /** The object, or undefined when there is none. */
+  get(key: string): Promise<MediaObject | undefined>;
+  has(key: string): Promise<boolean>;
+  /** Removes the objects; missing ones are no error. */
+  delete(keys: readonly string[]): Promise<void>;
+  /** Every key under the prefix (for checks and clean-ups, not for the request path). */
+  list(prefix: string): Promise<string[]>;
+  close(): void;
+}
+
+const SAFE_KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
+
+/** Keys are made by the server, never taken from a client; this still refuses any that could escape. */
+export function checkKey(key: string): string {
+  if (!SAFE_KEY.test(key) || key.split('/').some((part) => part === '..' || part === '.')) throw new Error(`bad media key: ${JSON.stringify(key)}`);
+  return key;
+}
+
+const TYPES: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif' };
+
+export function contentTypeOf(key: string): string {
+  return TYPES[key.slice(key.lastIndexOf('.') + 1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/** A folder on this machine. Writes go to a temporary name first, so a reader never sees half a file. */
+export class LocalStorage implements MediaStorage {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    const path = join(this.root, checkKey(key));
+    if (!path.startsWith(this.root + sep)) throw new Error(`bad media key: ${JSON.stringify(key)}`);
+    return path;
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const path = this.path(key);
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.${process.pid}.${Date.now()}.part`;
+    try {
+      await writeFile(temp, body);
+      await rename(temp, path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<MediaObject | undefined> {
+    let path: string;
+    try {
+      path = this.path(key);
+    } catch {
+      return undefined;
+    }
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile()) return undefined;
+    return { body: createReadStream(path), size: info.size, contentType: contentTypeOf(key), lastModified: info.mtime };
+  }
+
+  async has(key: string): Promise<boolean> {
+    return (await stat(this.path(key)).catch(() => undefined))?.isFile() ?? false;
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => rm(this.path(key), { force: true })));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const entries = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isFile() && !e.name.endsWith('.part'))
+      .map((e) => relative(this.root, join(e.parentPath, e.name)).split(sep).join('/'))
+      .filter((key) => key.startsWith(prefix))
+      .sort();
+  }
+
+  close(): void {}
+}
+
+export interface S3Options {
+  bucket: string;
+  region: string;
+  /** An S3-compatible service's URL; path-style addressing is used with it. */
+  endpoint?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}
+
+/** A bucket in S3 or an S3-compatible service. Objects are written with IMMUTABLE caching headers, so a CDN keeps them. */
+export class S3Storage implements MediaStorage {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+
+  constructor(o: S3Options) {
+    this.bucket = o.bucket;
+    this.client = new S3Client({
+      region: o.region,
+      ...(o.endpoint ? { endpoint: o.endpoint, forcePathStyle: true } : {}),
+      ...(o.accessKeyId && o.secretAccessKey ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } } : {}),
+      // Checksums only where S3 requires them: S3-compatible services do not all speak the
+      // newer flexible-checksum headers, and the bodies here are small buffers.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+    });
+  }
+
+  async put(key: string, body: Buffer, contentType: string): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: checkKey(key), Body: body, ContentType: contentType, CacheControl: IMMUTABLE }));
+  }
+
+  async get(key: string): Promise<MediaObject | undefined> {
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+    return { body: out.Body as Readable, size: out.ContentLength ?? 0, contentType: out.ContentType ?? contentTypeOf(key), lastModified: out.LastModified ?? new Date(0) };
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      return true;
+    } catch (err) {
+      if (missing(err)) return false;
+      throw err;
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    // DeleteObjects takes at most 1,000 keys per call.
+    for (let i = 0; i < keys.length; i += 1000) {
+      const part = keys.slice(i, i + 1000).map((key) => ({ Key: checkKey(key) }));
+      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: part, Quiet: true } }));
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length) throw new Error(`S3 refused to delete ${failed.length} object(s): ${failed[0]!.Code} ${failed[0]!.Message ?? ''}`.trim());
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+    return keys.sort();
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+function missing(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+}
+
+export function openStorage(media: { dir: string; s3?: S3Options | undefined }): MediaStorage {
+  return media.s3 ? new S3Storage(media.s3) : new LocalStorage(media.dir);
+}

@@ -1,0 +1,210 @@
+// Staff image uploads for products and categories. An upload is checked and turned into WebP and
+// JPEG variants in memory first; only a good image reaches storage, and its files are written
+// before the row that names them, so no row ever points at a missing file. If the row cannot be
+// written the files go again. AVIF variants follow in a job; removed files go in a job too, once
+// no row refers to them (two images of one product may share a file: same bytes, same name).
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { MediaVariant } from '../../db/schema.ts';
+import { inTransaction, type Ctx } from '../../infra/http/context.ts';
+import { AppError, fieldError } from '../../infra/http/errors.ts';
+import { ImageRejected, inspect, mediaKey, render, type Rendition, type VariantFormat } from '../../infra/media/images.ts';
+import { contentTypeOf, type MediaStorage } from '../../infra/media/storage.ts';
+import type { JobQueue } from '../../infra/jobs/queue.ts';
+import { toCategory, toProductImage } from '../catalog/catalog.mapper.ts';
+import { findCategory } from '../catalog/catalog.repository.ts';
+import type { Category, ProductImage } from '../catalog/catalog.schemas.ts';
+import * as repo from './media.repository.ts';
+
+export interface MediaDeps {
+  storage: MediaStorage;
+  jobs: JobQueue;
+  log: FastifyBaseLogger;
+  widths: readonly number[];
+  maxPixels: number;
+}
+
+export function mediaDeps(app: FastifyInstance): MediaDeps {
+  return { storage: app.media, jobs: app.jobs, log: app.log, widths: app.config.media.widths, maxPixels: app.config.media.maxPixels };
+}
+
+/** Made at upload; AVIF (seconds to encode at large sizes) in `make_image_variants`. */
+const AT_ONCE: VariantFormat[] = ['webp', 'jpeg'];
+const LATER: VariantFormat = 'avif';
+
+/** A checked image and its files, not yet stored. */
+interface Prepared {
+  key: string;
+  width: number;
+  height: number;
+  variants: MediaVariant[];
+  files: { key: string; bytes: Buffer }[];
+}
+
+/** The image field's error for a refused file (DRF's ImageField message for anything not an image). */
+function rejected(err: unknown): never {
+  if (err instanceof ImageRejected) throw fieldError('image', err.message);
+  throw err;
+}
+
+async function prepare(deps: MediaDeps, dir: string, bytes: Buffer): Promise<Prepared> {
+  const info = await inspect(bytes, deps.maxPixels).catch(rejected);
+  const renditions: Rendition[] = await render(bytes, info, deps.widths, AT_ONCE, deps.maxPixels).catch(rejected);
+  const key = mediaKey(dir, bytes, info.format);
+  const files = [{ key, bytes }];
+  const variants: MediaVariant[] = [];
+  for (const r of renditions) {
+    const variantKey = mediaKey(dir, r.bytes, r.format, r.width);
+    files.push({ key: variantKey, bytes: r.bytes });
+    variants.push({ width: r.width, height: r.height, format: r.format, key: variantKey });
+  }
+  return { key, width: info.width, height: info.height, variants, files };
+}
+
+async function store(deps: MediaDeps, files: Prepared['files']): Promise<void> {
+  await Promise.all(files.map((f) => deps.storage.put(f.key, f.bytes, contentTypeOf(f.key))));
+}
+
+/** Removes files no row names any more: at once where a write failed, else through the job. */
+async function forget(ctx: Ctx, deps: MediaDeps, keys: string[]): Promise<void> {
+  if (!keys.length) return;
+  const gone = await repo.unreferenced(ctx.database.db, keys);
+  await deps.storage.delete(gone);
+}
+
+async function enqueueSafely(deps: MediaDeps, run: () => Promise<unknown>, what: string): Promise<void> {
+  // The write has committed; a queue that is down must not turn it into an error. The files stay
+  // (orphans cost storage, never correctness) and AVIF is simply not offered for this image.
+  await run().catch((err: unknown) => deps.log.error({ err }, `could not enqueue ${what}`));
+}
+
+export interface ImageUpload {
+  bytes?: Buffer;
+  imageUrl?: string;
+  altText: string;
+  isMain?: boolean;
+}
+
+export async function addProductImage(ctx: Ctx, deps: MediaDeps, productId: number, upload: ImageUpload): Promise<ProductImage> {
+  if (!(await repo.productExists(ctx.database.db, productId))) throw new AppError('not_found');
+  const prepared = upload.bytes ? await prepare(deps, `products/${productId}`, upload.bytes) : undefined;
+  if (prepared) await store(deps, prepared.files);
+  let imageId: number;
+  try {
+    imageId = await inTransaction(ctx, async (trx, publish) => {
+      if (!(await repo.lockProduct(trx, productId))) throw new AppError('not_found');
+      // The first image of a product is its main one, as the storefront needs one to show.
+      const main = upload.isMain === true || !(await repo.hasMainImage(trx, productId));
+      if (main) await repo.clearMain(trx, productId);
+      const id = await repo.insertImage(
+        trx,
+        {
+          product_id: productId,
+          image: prepared?.key ?? null,
+          image_url: prepared ? null : (upload.imageUrl ?? null),
+          alt_text: upload.altText,
+          width: prepared?.width ?? null,
+          height: prepared?.height ?? null,
+          variants: prepared?.variants ?? [],
+        },
+        main,
+      );
+      publish('image.created', { productId, id });
+      return id;
+    });
+  } catch (err) {
+    if (prepared) await forget(ctx, deps, prepared.files.map((f) => f.key)).catch(() => undefined);
+    throw err;
+  }
+  if (prepared) await enqueueSafely(deps, () => deps.jobs.add('make_image_variants', { kind: 'product', id: imageId }), 'AVIF variants');
+  return toProductImage((await repo.findImage(ctx.database.db, productId, imageId))!, ctx.media);
+}
+
+export async function updateProductImage(ctx: Ctx, productId: number, imageId: number, changes: { altText?: string; isMain?: boolean }): Promise<ProductImage> {
+  await inTransaction(ctx, async (trx, publish) => {
+    const image = (await repo.lockProduct(trx, productId)) ? await repo.findImage(trx, productId, imageId) : undefined;
+    if (!image) throw new AppError('not_found');
+    // Unmarking the main image would leave the product without one, which the storefront needs.
+    if (changes.isMain === false && image.is_main) throw fieldError('is_main', 'Mark another image as main instead: a product keeps one main image.');
+    if (changes.isMain === true) await repo.clearMain(trx, productId);
+    await repo.updateImage(trx, imageId, { ...(changes.altText !== undefined ? { alt_text: changes.altText } : {}), ...(changes.isMain ? { is_main: true } : {}) });
+    publish('image.updated', { productId, id: imageId });
+  });
+  return toProductImage((await repo.findImage(ctx.database.db, productId, imageId))!, ctx.media);
+}
+
+export async function deleteProductImage(ctx: Ctx, deps: MediaDeps, productId: number, imageId: number): Promise<void> {
+  const removed = await inTransaction(ctx, async (trx, publish) => {
+    if (!(await repo.lockProduct(trx, productId))) throw new AppError('not_found');
+    const row = await repo.deleteImage(trx, productId, imageId);
+    if (!row) throw new AppError('not_found');
+    if (row.is_main) await repo.promoteOldest(trx, productId);
+    publish('image.deleted', { productId, id: imageId });
+    return row;
+  });
+  const keys = [...(removed.image ? [removed.image] : []), ...removed.variants.map((v) => v.key)];
+  if (keys.length) await enqueueSafely(deps, () => deps.jobs.add('delete_media_files', { keys }), 'file removal');
+}
+
+export async function setCategoryImage(ctx: Ctx, deps: MediaDeps, categoryId: number, bytes: Buffer | null): Promise<Category> {
+  if (!(await repo.categoryImage(ctx.database.db, categoryId))) throw new AppError('not_found');
+  const prepared = bytes ? await prepare(deps, `categories/${categoryId}`, bytes) : undefined;
+  if (prepared) await store(deps, prepared.files);
+  let previous: repo.CategoryImage;
+  try {
+    previous = await inTransaction(ctx, async (trx, publish) => {
+      const before = await repo.lockCategory(trx, categoryId);
+      if (!before) throw new AppError('not_found');
+      await repo.setCategoryImage(trx, categoryId, prepared ? { key: prepared.key, width: prepared.width, height: prepared.height, variants: prepared.variants } : null);
+      publish('category.updated', { id: categoryId, fields: ['image'] });
+      return before;
+    });
+  } catch (err) {
+    if (prepared) await forget(ctx, deps, prepared.files.map((f) => f.key)).catch(() => undefined);
+    throw err;
+  }
+  const old = [...(previous.image ? [previous.image] : []), ...previous.image_variants.map((v) => v.key)];
+  if (old.length) await enqueueSafely(deps, () => deps.jobs.add('delete_media_files', { keys: old }), 'file removal');
+  if (prepared) await enqueueSafely(deps, () => deps.jobs.add('make_image_variants', { kind: 'category', id: categoryId }), 'AVIF variants');
+  return toCategory((await findCategory(ctx.database.db, categoryId, false))!, ctx.media);
+}
+
+// Jobs.
+
+async function readAll(storage: MediaStorage, key: string): Promise<Buffer | undefined> {
+  const object = await storage.get(key);
+  if (!object) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of object.body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The AVIF variants of one image. Safe to run twice: an image that has them (or is gone, or was
+ * replaced meanwhile) is left alone, and files made for nothing are removed.
+ */
+export async function makeLaterVariants(ctx: Ctx, deps: MediaDeps, target: { kind: 'product' | 'category'; id: number }): Promise<void> {
+  const db = ctx.database.db;
+  const current = target.kind === 'product' ? await repo.imageRow(db, target.id) : await repo.categoryImage(db, target.id).then((c) => c && { image: c.image, variants: c.image_variants });
+  if (!current?.image || current.variants.some((v) => v.format === LATER)) return;
+  const bytes = await readAll(deps.storage, current.image);
+  if (!bytes) return;
+  const dir = current.image.slice(0, current.image.lastIndexOf('/'));
+  const info = await inspect(bytes, deps.maxPixels);
+  const renditions = await render(bytes, info, deps.widths, [LATER], deps.maxPixels);
+  const files = renditions.map((r) => ({ key: mediaKey(dir, r.bytes, r.format, r.width), bytes: r.bytes, r }));
+  await store(deps, files);
+  const variants = files.map(({ key, r }) => ({ width: r.width, height: r.height, format: r.format, key }));
+  if (target.kind === 'product') {
+    const productId = await repo.addVariants(db, target.id, current.image, LATER, variants);
+    if (productId === undefined) return forget(ctx, deps, files.map((f) => f.key));
+    await ctx.events.emit('image.updated', { productId, id: target.id });
+  } else {
+    if (!(await repo.addCategoryVariants(db, target.id, current.image, LATER, variants))) return forget(ctx, deps, files.map((f) => f.key));
+    await ctx.events.emit('category.updated', { id: target.id, fields: ['image'] });
+  }
+}
+
+/** Removes the files of removed images, keeping any another row still names. */
+export async function deleteFiles(ctx: Ctx, deps: MediaDeps, keys: readonly string[]): Promise<void> {
+  await forget(ctx, deps, [...keys]);
+}
