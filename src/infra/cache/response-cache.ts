@@ -126,12 +126,20 @@ export function notModified(header: string | undefined, etag: string): boolean {
   });
 }
 
-function encodingFor(request: FastifyRequest, e: CachedResponse): 'br' | 'gzip' | undefined {
-  const accept = request.headers['accept-encoding'];
-  if (!accept || !e.gzip) return undefined;
-  if (e.br && /\bbr\b(?!;q=0(\.0*)?\b)/.test(accept)) return 'br';
-  if (/\bgzip\b(?!;q=0(\.0*)?\b)/.test(accept)) return 'gzip';
+// Named and not refused with q=0 (`br;q=0.5` is still accepted).
+const ACCEPTS_BR = /\bbr\b(?!\s*;\s*q=0(?:\.0*)?(?![.\d]))/;
+const ACCEPTS_GZIP = /\bgzip\b(?!\s*;\s*q=0(?:\.0*)?(?![.\d]))/;
+
+/** The encoding to send, given Accept-Encoding and the variants at hand: brotli, else gzip, else none. */
+export function acceptedEncoding(accept: string | undefined, br: boolean, gzip: boolean): 'br' | 'gzip' | undefined {
+  if (!accept) return undefined;
+  if (br && ACCEPTS_BR.test(accept)) return 'br';
+  if (gzip && ACCEPTS_GZIP.test(accept)) return 'gzip';
   return undefined;
+}
+
+function encodingFor(request: FastifyRequest, e: CachedResponse): 'br' | 'gzip' | undefined {
+  return e.gzip ? acceptedEncoding(request.headers['accept-encoding'], e.br !== undefined, true) : undefined;
 }
 
 export interface ResponseCacheOptions {
