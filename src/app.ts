@@ -3,7 +3,6 @@
 import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.ts';
@@ -15,7 +14,9 @@ import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
+import { docsRoutes } from './infra/http/docs.routes.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
+import { registerStatic } from './infra/http/static.ts';
 import { openLimits } from './infra/limits/open.ts';
 import type { Limits } from './infra/limits/limits.ts';
 import { registerIpGuard, registerRateLimits } from './infra/limits/plugin.ts';
@@ -138,7 +139,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  // /static/* and app.staticUrl(), then the pages that use it.
+  await registerStatic(app);
+  await app.register(docsRoutes);
 
   await app.register(rootRoutes);
   await app.register(catalogRoutes);

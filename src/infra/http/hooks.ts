@@ -37,8 +37,16 @@ export function helmetHeaders(directives: CspDirectives): Record<string, string>
 }
 
 export const SECURITY_HEADERS = helmetHeaders({ defaultSrc: ["'none'"], frameAncestors: ["'none'"] });
-// The API docs page (Swagger UI) runs its own scripts and styles.
-const DOCS_HEADERS = helmetHeaders({ defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'], styleSrc: ["'self'", "'unsafe-inline'"], frameAncestors: ["'none'"] });
+
+/** For HTML pages (the API docs): they run their own scripts and styles, from here or the CDN. */
+export function pageHeaders(cdnUrl: string | undefined): Record<string, string> {
+  const cdn = cdnUrl ? [new URL(cdnUrl).origin] : [];
+  return helmetHeaders({ defaultSrc: ["'self'", ...cdn], imgSrc: ["'self'", 'data:', ...cdn], styleSrc: ["'self'", "'unsafe-inline'", ...cdn], frameAncestors: ["'none'"] });
+}
+
+// Static files are loaded by pages on other origins (the storefront) and through the CDN, and hold
+// nothing private: any origin may embed and read them (WhiteNoise's default too).
+const STATIC_HEADERS = { 'cross-origin-resource-policy': 'cross-origin', 'access-control-allow-origin': '*' };
 
 /** Appends a route-level hook (Fastify takes one function or an array). */
 export function addRouteHook(route: RouteOptions, name: 'onRequest' | 'preValidation', hook: (...args: never[]) => unknown): void {
@@ -63,9 +71,11 @@ function slashRedirect(request: FastifyRequest, reply: FastifyReply, done: () =>
   done();
 }
 
-function docsHeaders(_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-  reply.headers(DOCS_HEADERS);
-  done();
+function headersHook(headers: Record<string, string>) {
+  return (_request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    reply.headers(headers);
+    done();
+  };
 }
 
 export function registerHttpHooks(app: FastifyInstance): void {
@@ -74,8 +84,11 @@ export function registerHttpHooks(app: FastifyInstance): void {
     reply.header('x-request-id', request.id);
     done();
   });
+  const docsHeaders = headersHook(pageHeaders(app.config.cdnUrl));
+  const staticHeaders = headersHook(STATIC_HEADERS);
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.url.startsWith('/api/docs')) addRouteHook(route, 'onRequest', docsHeaders);
+    if (route.url.startsWith('/static/')) addRouteHook(route, 'onRequest', staticHeaders);
     if (route.url.endsWith('/') && [route.method].flat().some((m) => m === 'GET' || m === 'HEAD')) addRouteHook(route, 'onRequest', slashRedirect);
   });
 }

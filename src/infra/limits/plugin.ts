@@ -87,9 +87,9 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
   app.decorateRequest('clientIp', '');
   app.decorateRequest('limitsExempt', false);
   app.decorateRequest('routeLimit', undefined);
-  // The API docs and robots.txt are static: never limited.
+  // The API docs, static files and robots.txt: never limited.
   app.addHook('onRoute', (route: RouteOptions) => {
-    if (route.url.startsWith('/api/docs') || route.url === '/robots.txt') route.config = { ...(route.config as object), ...unlimited };
+    if (route.url.startsWith('/api/docs') || route.url.startsWith('/static/') || route.url === '/robots.txt') route.config = { ...(route.config as object), ...unlimited };
   });
   app.addHook('onRequest', (request, _reply, done) => {
     request.clientIp = normalIp(request.ip);
