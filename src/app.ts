@@ -2,6 +2,7 @@
 // server.ts does that, tests use app.inject().
 import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
+import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -37,6 +38,8 @@ import { paymentProvider, type StripeOptions } from './modules/payments/provider
 import type { JobQueue } from './infra/jobs/queue.ts';
 import { openQueue, wireJobEvents } from './infra/jobs/runtime.ts';
 import { recommendationRoutes } from './modules/recommendations/recommendations.routes.ts';
+import { openStorage, type MediaStorage } from './infra/media/storage.ts';
+import { mediaRoutes } from './modules/media/media.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,6 +51,8 @@ declare module 'fastify' {
     limits: Limits | undefined;
     /** Background jobs: enqueue here; workers run them (runtime.ts). */
     jobs: JobQueue;
+    /** Uploaded media: MEDIA_DIR, or S3 with USE_S3. */
+    media: MediaStorage;
   }
 }
 
@@ -60,6 +65,8 @@ export interface AppDeps {
   cacheKeyPrefix?: string;
   /** A job queue to use instead of the configured one (tests give BullMQ a key prefix). */
   jobs?: JobQueue;
+  /** Media storage to use instead of the configured one (tests run S3 on loopback). */
+  media?: MediaStorage;
   /** Where the Stripe API is, when not api.stripe.com (tests run a local one). */
   stripeApi?: Pick<StripeOptions, 'host' | 'port' | 'protocol'>;
 }
@@ -109,6 +116,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (!deps.jobs) app.addHook('onClose', async () => jobs.close());
   wireJobEvents(events, jobs, app.log);
   app.decorate('jobs', jobs);
+  const storage = deps.media ?? openStorage(config.media);
+  if (!deps.media) app.addHook('onClose', async () => storage.close());
+  app.decorate('media', storage);
   app.decorate('payments', { provider: paymentProvider(config.payments, deps.stripeApi), payments: config.payments, pricing: config.pricing });
 
   registerErrorHandlers(app);
@@ -120,6 +130,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const routeTable = methodNotAllowed(app);
   // The contract accepts form-encoded bodies as well as JSON (§1.2); schemas coerce their strings.
   await app.register(formbody);
+  // Uploads only (media.routes.ts reads the parts itself, with its own limits).
+  await app.register(multipart);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
   if (limits) registerRateLimits(app, limits);
   // After the Bearer check and the rate limits: a cached answer never skips them.
@@ -154,6 +166,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(orderRoutes);
   await app.register(paymentRoutes);
   await app.register(recommendationRoutes);
+  await app.register(mediaRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
   return app;

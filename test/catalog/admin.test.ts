@@ -13,7 +13,7 @@ const DETAIL_KEYS = [
   'average_rating', 'category', 'category_name', 'created_at', 'description', 'dimensions', 'id', 'images', 'is_active', 'is_featured', 'is_in_stock',
   'low_stock_threshold', 'main_image', 'material', 'name', 'price', 'print_time', 'review_count', 'reviews', 'search_vector', 'sku', 'stock_quantity', 'updated_at', 'weight',
 ];
-const CATEGORY_KEYS = ['created_at', 'description', 'id', 'image', 'is_active', 'name', 'products_count', 'updated_at'];
+const CATEGORY_KEYS = ['created_at', 'description', 'id', 'image', 'image_variants', 'is_active', 'name', 'products_count', 'updated_at'];
 const BAD_REQUEST = 'Bad request. Please check your input.';
 const NOT_FOUND = { error: true, message: 'Not found.', status_code: 404, code: 'not_found' };
 

@@ -149,7 +149,7 @@ forEachBackend('product list, detail, featured, categories', ({ db }) => {
     assert.equal(body.category_name, 'Miniatures');
     assert.equal(body.main_image, 'http://shop.test/media/products/dragon.jpg');
     assert.equal(body.is_in_stock, true);
-    assert.deepEqual(Object.keys(body.category).sort(), ['created_at', 'description', 'id', 'image', 'is_active', 'name', 'products_count', 'updated_at']);
+    assert.deepEqual(Object.keys(body.category).sort(), ['created_at', 'description', 'id', 'image', 'image_variants', 'is_active', 'name', 'products_count', 'updated_at']);
     assert.equal(body.category.products_count, 2);
     // main image first
     assert.equal(body.images.length, 2);

@@ -21,7 +21,7 @@ const PROMOTION_KEYS = [
   'is_active', 'is_valid', 'logged_in_only', 'minimum_order_amount', 'updated_at', 'usage_limit', 'usage_limit_per_user', 'usage_type', 'valid_from', 'valid_until',
 ];
 const CARD_KEYS = ['average_rating', 'category_name', 'id', 'is_featured', 'is_in_stock', 'main_image', 'name', 'price', 'review_count'];
-const CATEGORY_KEYS = ['created_at', 'description', 'id', 'image', 'is_active', 'name', 'products_count', 'updated_at'];
+const CATEGORY_KEYS = ['created_at', 'description', 'id', 'image', 'image_variants', 'is_active', 'name', 'products_count', 'updated_at'];
 const CAMPAIGN_KEYS = ['created_at', 'description', 'end_date', 'id', 'is_active', 'is_running', 'name', 'promotion_codes', 'start_date', 'updated_at'];
 const BAD_REQUEST = 'Bad request. Please check your input.';
 const DATETIME_FORMAT = 'Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].';
