@@ -18,6 +18,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { redisDatabase } from '../src/config.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
+import { mediaBench } from './media.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -25,6 +26,8 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     backend: { type: 'string', default: 'both' },
+    /** `catalog` (the shopper mix and limits) or `media` (image processing) alone; both by default. */
+    only: { type: 'string', default: '' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
@@ -402,7 +405,7 @@ async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
   }
 }
 
-const backends = opts.backend === 'both' ? (['pglite', 'postgres'] as const) : [opts.backend as 'pglite' | 'postgres'];
+const backends = opts.only === 'media' ? [] : opts.backend === 'both' ? (['pglite', 'postgres'] as const) : [opts.backend as 'pglite' | 'postgres'];
 const rows: string[] = [];
 const claims: string[] = [];
 for (const b of backends) {
@@ -410,16 +413,25 @@ for (const b of backends) {
   rows.push(...r.rows);
   claims.push(...r.claims);
 }
+const media = opts.only === 'catalog' ? undefined : await mediaBench(say);
+if (media) claims.push(...media.claims);
 const report = [
-  `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s, Node ${process.version}, ${new Date().toISOString()}`,
+  `Node ${process.version}, ${new Date().toISOString()}`,
   '',
-  '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU µs / request | ratio to bare |',
-  '|---|---|---|---|---|---|---|---|---|',
-  ...rows,
-  '',
+  ...(rows.length
+    ? [
+        `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s:`,
+        '',
+        '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU µs / request | ratio to bare |',
+        '|---|---|---|---|---|---|---|---|---|',
+        ...rows,
+        '',
+      ]
+    : []),
   "The seed's claims, checked:",
   '',
   ...claims.map((c) => `- ${c}`),
+  ...(media ? ['', ...media.rows] : []),
 ].join('\n');
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/latest.md', `${report}\n`);
