@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { photo } from './helpers/images.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -17,7 +18,7 @@ function freePort(): Promise<number> {
   });
 }
 
-test('npm start serves the demo shop over HTTP, takes an order and mails it, and stops cleanly on SIGTERM', async () => {
+test('npm start serves the demo shop over HTTP, takes an order and mails it, takes a photo and makes its AVIF, and stops cleanly on SIGTERM', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-smoke-'));
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
@@ -80,6 +81,25 @@ test('npm start serves the demo shop over HTTP, takes an order and mails it, and
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.match(readFileSync(join(outbox, confirmations()[0]!), 'utf8'), /To: shopper@shop\.test/);
+
+    // Staff upload a product photo over real HTTP; the in-process worker adds AVIF variants.
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(await photo(900, 600))], { type: 'image/jpeg' }), 'dragon.jpg');
+    form.append('alt_text', 'Dragon');
+    const productId = body.results[1]!.id;
+    const uploaded = await fetch(`${base}/api/products/${productId}/images/`, { method: 'POST', headers: { authorization: `Bearer ${access}` }, body: form });
+    assert.equal(uploaded.status, 201);
+    const image = (await uploaded.json()) as { id: number; image: string };
+    const file = await fetch(image.image);
+    assert.equal(file.status, 200);
+    assert.equal(file.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    const avifDeadline = Date.now() + 30_000;
+    for (;;) {
+      const detail = (await (await fetch(`${base}/api/products/${productId}/`)).json()) as { images: { id: number; variants: { format: string }[] }[] };
+      if (detail.images.find((i) => i.id === image.id)?.variants.some((v) => v.format === 'avif')) break;
+      if (Date.now() > avifDeadline) assert.fail(`no AVIF variants:\n${output.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   } finally {
     child.kill('SIGTERM');
     const code = await exited;
