@@ -7,7 +7,7 @@
 // - Batching: every window of every request that arrived in the same turn of the event loop goes
 //   to Redis in one script call (atomic per key: INCRBY in a Lua script), same-key hits as one.
 // - Leases: while a window is far from its limit, the script also reserves a few more hits for
-//   this instance (at most 1/16 of what remains, at most 64), counted in Redis at once; the
+//   this instance (at most 1/16 of what remains, at most 256), counted in Redis at once; the
 //   instance hands them to its next requests without a round trip until they run out or the
 //   window resets. A reserved hit is a counted hit, so no mix of instances can ever let more
 //   than the limit through. The cost is fairness at the edge: near the limit another instance
@@ -30,9 +30,13 @@ export interface Count {
   resetMs: number;
 }
 
-/** Fixed windows in a Map; expired entries are swept once a minute. */
+/**
+ * Per window, a Map from caller to count; expired entries are swept once a minute. Two levels,
+ * not one Map of `prefix + who`: the caller's string is hashed once per request, not once per
+ * window, and no key is concatenated on the hot path.
+ */
 export class MemoryCounter {
-  private readonly counts = new Map<string, { count: number; until: number }>();
+  private readonly windows = new Map<string, Map<string, { count: number; until: number }>>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor() {
@@ -44,22 +48,19 @@ export class MemoryCounter {
     const out: Count[] = new Array(windows.length);
     for (let i = 0; i < windows.length; i++) {
       const w = windows[i]!;
-      const key = w.prefix + who;
-      let entry = this.counts.get(key);
-      if (!entry || entry.until <= now) this.counts.set(key, (entry = { count: 0, until: now + w.durationMs }));
+      let counts = this.windows.get(w.prefix);
+      if (!counts) this.windows.set(w.prefix, (counts = new Map()));
+      let entry = counts.get(who);
+      if (!entry || entry.until <= now) counts.set(who, (entry = { count: 0, until: now + w.durationMs }));
       entry.count++;
       out[i] = { count: entry.count, resetMs: entry.until - now };
     }
     return out;
   }
 
-  delete(key: string): void {
-    this.counts.delete(key);
-  }
-
   private sweep(): void {
     const now = Date.now();
-    for (const [key, entry] of this.counts) if (entry.until <= now) this.counts.delete(key);
+    for (const counts of this.windows.values()) for (const [who, entry] of counts) if (entry.until <= now) counts.delete(who);
   }
 
   close(): void {
@@ -68,7 +69,7 @@ export class MemoryCounter {
 }
 
 /** Most hits one lease reserves, and the share of what remains of the window it may take. */
-const LEASE_MAX = 64;
+const LEASE_MAX = 256;
 const LEASE_SHARE = 16;
 
 // Per key (ARGV: duration, limit, hits, for each): count the batch's hits, reserve a lease when the
@@ -111,6 +112,7 @@ interface Pending {
 /** One key of a script call, with the requests (and which of their windows) it answers. */
 interface KeyHits {
   window: Window;
+  who: string;
   waiters: { p: Pending; i: number }[];
 }
 
@@ -126,7 +128,8 @@ const MAX_KEYS = 512;
  */
 export class RedisCounter {
   private readonly client: HitsClient;
-  private readonly leases = new Map<string, Lease>();
+  /** Per window prefix, per caller (two levels, as in MemoryCounter). */
+  private readonly leases = new Map<string, Map<string, Lease>>();
   private readonly sweeper: NodeJS.Timeout;
   private queue: Pending[] = [];
   private scheduled = false;
@@ -164,11 +167,11 @@ export class RedisCounter {
     const n = indexes ? indexes.length : windows.length;
     for (let j = 0; j < n; j++) {
       const i = indexes ? indexes[j]! : j;
-      const key = windows[i]!.prefix + who;
-      const lease = this.leases.get(key);
+      const held = this.leases.get(windows[i]!.prefix);
+      const lease = held?.get(who);
       if (lease && lease.until > now) {
         counts[i] = { count: lease.next, resetMs: lease.until - now };
-        if (lease.next++ === lease.last) this.leases.delete(key);
+        if (lease.next++ === lease.last) held!.delete(who);
       } else (missing ??= []).push(i);
     }
     return missing;
@@ -196,7 +199,7 @@ export class RedisCounter {
         const window = p.windows[i]!;
         const key = window.prefix + p.who;
         let k = batch.get(key);
-        if (!k) batch.set(key, (k = { window, waiters: [] }));
+        if (!k) batch.set(key, (k = { window, who: p.who, waiters: [] }));
         k.waiters.push({ p, i });
       }
     }
@@ -214,13 +217,17 @@ export class RedisCounter {
       .then(
         (flat) => {
           let at = 0;
-          for (const [key, { waiters }] of batch) {
+          for (const { window, who, waiters } of batch.values()) {
             const [n, ttl, lease] = [Number(flat[at++]), Number(flat[at++]), Number(flat[at++])];
             // The batch's hits take the counts before the lease, in arrival order.
             let count = n - lease - waiters.length;
             for (const { p, i } of waiters) p.counts[i] = { count: ++count, resetMs: ttl };
             // Timed from the send, so the lease never outlives the window in Redis.
-            if (lease > 0) this.leases.set(key, { next: n - lease + 1, last: n, until: sent + ttl });
+            if (lease > 0) {
+              let held = this.leases.get(window.prefix);
+              if (!held) this.leases.set(window.prefix, (held = new Map()));
+              held.set(who, { next: n - lease + 1, last: n, until: sent + ttl });
+            }
           }
         },
         () => {
@@ -241,7 +248,7 @@ export class RedisCounter {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [key, lease] of this.leases) if (lease.until <= now) this.leases.delete(key);
+    for (const held of this.leases.values()) for (const [who, lease] of held) if (lease.until <= now) held.delete(who);
   }
 
   close(): void {

@@ -60,14 +60,26 @@ export interface LimitsOptions {
   log?: BlockLog;
 }
 
-function verdicts(tiers: readonly Tier[], counts: Count[]): Verdict[] {
-  const out: Verdict[] = new Array(tiers.length);
+/**
+ * Of the windows a request counted against, the one to report (as one Verdict, made once): the
+ * rejecting one that lasts longest, else the one nearest to running out.
+ */
+function shown(tiers: readonly Tier[], counts: Count[]): Verdict {
+  let at = 0;
+  let allowed = true;
+  let share = Infinity;
+  let remaining = 0;
+  let resetMs = 0;
   for (let i = 0; i < tiers.length; i++) {
-    const t = tiers[i]!;
-    const { count, resetMs } = counts[i]!;
-    out[i] = { tier: t, name: t.name, rate: t.rate, allowed: count <= t.rate.points, remaining: Math.max(0, t.rate.points - count), resetMs: Math.max(0, resetMs) };
+    const points = tiers[i]!.rate.points;
+    const { count, resetMs: reset } = counts[i]!;
+    const ok = count <= points;
+    const left = ok ? points - count : 0;
+    const pick = !ok ? allowed || reset > resetMs : allowed && (left / points < share || (left === remaining && reset > resetMs));
+    if (i === 0 || pick) [at, allowed, share, remaining, resetMs] = [i, ok, left / points, left, reset];
   }
-  return out;
+  const t = tiers[at]!;
+  return { tier: t, name: t.name, rate: t.rate, allowed, remaining, resetMs: Math.max(0, resetMs) };
 }
 
 export class Limits {
@@ -147,14 +159,14 @@ export class Limits {
   }
 
   /**
-   * Counts the request against every window that applies (all of them, as DRF's throttles do).
-   * In process the answer is immediate; with Redis it is a promise.
+   * Counts the request against every window that applies (all of them, as DRF's throttles do) and
+   * answers with the one to report. In process the answer is immediate; with Redis it may be a promise.
    */
-  check(caller: Caller, route?: RouteLimit): Verdict[] | Promise<Verdict[]> {
+  check(caller: Caller, route?: RouteLimit): Verdict | Promise<Verdict> {
     const tiers = this.tiers(caller, route);
     const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
     const counted = this.counter.hit(tiers, who);
-    return Array.isArray(counted) ? verdicts(tiers, counted) : counted.then((counts) => verdicts(tiers, counts));
+    return Array.isArray(counted) ? shown(tiers, counted) : counted.then((counts) => shown(tiers, counts));
   }
 
   /** Records a 429 for `ip`; the violation that reaches RATE_LIMIT_BLOCK_AFTER blocks it. */
