@@ -76,7 +76,7 @@ const CORS_HEADERS = ['accept', 'accept-encoding', 'authorization', 'content-typ
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.headers.authorization', '*.headers.cookie'] },
     genReqId: genRequestId,
     // One line per request costs ~10% throughput; errors and slow requests are logged instead.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),

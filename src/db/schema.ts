@@ -28,6 +28,7 @@ export interface CategoriesTable {
   name: string;
   description: Generated<string>;
   image: string | null;
+  image_original: string | null;
   image_width: number | null;
   image_height: number | null;
   /** Written as JSON text; read as the parsed list. */
@@ -75,6 +76,7 @@ export interface ProductImagesTable {
   image_url: string | null;
   alt_text: Generated<string>;
   is_main: Generated<boolean>;
+  original: string | null;
   width: number | null;
   height: number | null;
   variants: ColumnType<MediaVariant[], string | undefined, string>;

@@ -104,7 +104,7 @@ forEachBackend('media uploads', ({ db }) => {
     const img = r.body;
     assert.equal(img.is_main, true, 'the first image is the main one');
     assert.equal(img.alt_text, 'Dragon bust, front');
-    assert.match(img.image, new RegExp(`^http://shop\\.test/media/products/${productId}/[0-9a-f]{16}\\.jpg$`), 'named by content, typed from the bytes');
+    assert.match(img.image, new RegExp(`^http://shop\\.test/media/products/${productId}/[0-9a-f]{12}/[0-9a-f]{16}\\.jpg$`), 'a folder per upload, named by content, typed from the bytes');
     assert.equal(img.image_display, img.image);
     assert.deepEqual(
       img.variants.map((v: any) => [v.width, v.height, v.format]),
@@ -227,23 +227,89 @@ forEachBackend('media uploads', ({ db }) => {
     assert.equal((await getJson(h.app, `/api/products/${productId}/images/${first.id}/`, { method: 'PATCH', payload: { alt_text: 'x' }, headers: customer.headers })).status, 403);
   });
 
-  test('deleting an image removes its files through the job, keeping files another image still uses', async () => {
+  test('deleting an image removes its files through the job; the same bytes uploaded twice never share files', async () => {
     const twin = await photo(800, 600, 'jpeg', 7);
-    const a = (await h.upload(`/api/products/${productId}/images/`, {}, { bytes: twin })).body;
-    const b = (await h.upload(`/api/products/${productId}/images/`, {}, { bytes: twin })).body;
-    assert.equal(a.image, b.image, 'the same bytes make the same names');
+    const [a, b] = (await Promise.all([h.upload(`/api/products/${productId}/images/`, {}, { bytes: twin }), h.upload(`/api/products/${productId}/images/`, {}, { bytes: twin })])).map((r) => r.body);
     const keyOf = (url: string) => new URL(url).pathname.slice('/media/'.length);
-    const files = [a.image, ...a.variants.map((v: any) => v.url)].map(keyOf);
+    const filesOf = (img: any) => [img.image, ...img.variants.map((v: any) => v.url)].map(keyOf);
+    assert.notEqual(a.image, b.image, 'each upload has its own folder');
+    assert.equal(a.image.split('/').pop(), b.image.split('/').pop(), 'the same content gives the same name');
     assert.equal((await getJson(h.app, `/api/products/${productId}/images/${a.id}/`, { method: 'DELETE', headers: h.staff.headers })).status, 204);
+    // The twin is uploaded again while the removal job is pending: it keeps its own files.
+    const c = (await h.upload(`/api/products/${productId}/images/`, {}, { bytes: twin })).body;
     assert.equal(await h.runJobs('delete_media_files'), 1);
-    for (const key of files) assert.ok(filesIn(dir).includes(key), `${key} is still used by the twin`);
-    assert.equal((await getJson(h.app, `/api/products/${productId}/images/${b.id}/`, { method: 'DELETE', headers: h.staff.headers })).status, 204);
-    assert.equal(await h.runJobs('delete_media_files'), 1);
-    for (const key of files) assert.ok(!filesIn(dir).includes(key), `${key} removed`);
+    for (const key of filesOf(a)) assert.ok(!filesIn(dir).includes(key), `${key} removed`);
+    for (const key of [...filesOf(b), ...filesOf(c)]) assert.ok(filesIn(dir).includes(key), `${key} kept`);
     assert.equal((await h.app.inject({ url: new URL(a.image).pathname })).statusCode, 404);
+    assert.equal((await h.app.inject({ url: new URL(b.image).pathname })).statusCode, 200);
+    for (const img of [b, c]) assert.equal((await getJson(h.app, `/api/products/${productId}/images/${img.id}/`, { method: 'DELETE', headers: h.staff.headers })).status, 204);
     assert.equal((await getJson(h.app, `/api/products/${productId}/images/${b.id}/`, { method: 'DELETE', headers: h.staff.headers })).status, 404);
+    await h.runJobs('delete_media_files');
+    for (const key of [...filesOf(b), ...filesOf(c)]) assert.ok(!filesIn(dir).includes(key), `${key} removed`);
     const ids = (await getJson(h.app, `/api/products/${productId}/`)).body.images.map((i: any) => i.id);
-    assert.ok(!ids.includes(a.id) && !ids.includes(b.id), 'the cached page dropped them');
+    assert.ok(![a.id, b.id, c.id].some((id) => ids.includes(id)), 'the cached page dropped them');
+  });
+
+  test('a photo with EXIF is shown without it; the upload as it came is kept but never served', async () => {
+    const p = (await f.product(d(), { name: 'Vase' })).id;
+    const tagged = await sharp(await photo(640, 480)).withExif({ IFD0: { Artist: 'Staff at home', Copyright: 'GPS 35.6892 N' } }).jpeg().toBuffer();
+    assert.ok((await sharp(tagged).metadata()).exif);
+    const r = await h.upload(`/api/products/${p}/images/`, {}, { bytes: tagged });
+    assert.equal(r.status, 201);
+    const shown = await h.app.inject({ url: new URL(r.body.image).pathname });
+    assert.equal(shown.statusCode, 200);
+    const meta = await sharp(shown.rawPayload).metadata();
+    assert.equal(meta.exif, undefined, 'no EXIF in what is served');
+    assert.deepEqual([meta.width, meta.height], [640, 480]);
+    const kept = filesIn(dir).filter((k) => k.startsWith(`private/products/${p}/`));
+    assert.equal(kept.length, 1, 'the upload as it came is kept');
+    assert.equal((await h.app.inject({ url: `/media/${kept[0]}` })).statusCode, 404, 'and never served');
+    assert.equal((await getJson(h.app, `/api/products/${p}/images/${r.body.id}/`, { method: 'DELETE', headers: h.staff.headers })).status, 204);
+    await h.runJobs('delete_media_files');
+    assert.deepEqual(filesIn(dir).filter((k) => k.includes(`products/${p}/`)), [], 'both go with the image');
+  });
+
+  test('GIF and AVIF uploads are accepted; a broken multipart body is a 400', async () => {
+    const p = (await f.product(d(), { name: 'Gear' })).id;
+    const gif = await sharp(await photo(120, 80, 'png')).gif().toBuffer();
+    const avif = await sharp(await photo(320, 200, 'png')).avif().toBuffer();
+    const g = await h.upload(`/api/products/${p}/images/`, {}, { bytes: gif, type: 'image/gif' });
+    assert.equal(g.status, 201);
+    assert.match(g.body.image, /\.gif$/);
+    const a = await h.upload(`/api/products/${p}/images/`, {}, { bytes: avif, type: 'image/avif' });
+    assert.equal(a.status, 201);
+    assert.match(a.body.image, /\.avif$/);
+    const rows = await d().selectFrom('product_images').select('id').execute();
+    const { payload, contentType } = await multipart({ alt_text: 'x' }, { bytes: jpeg });
+    const broken = [
+      { 'content-type': 'multipart/form-data' },
+      { 'content-type': contentType, body: payload.subarray(0, payload.length - 200) },
+      { 'content-type': contentType.replace(/boundary=.*/, 'boundary=nope') },
+    ];
+    for (const b of broken) {
+      const r = await getJson(h.app, `/api/products/${p}/images/`, { method: 'POST', payload: b.body ?? payload, headers: { 'content-type': b['content-type'], ...h.staff.headers } });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.code, 'bad_request');
+    }
+    assert.equal((await d().selectFrom('product_images').select('id').execute()).length, rows.length);
+  });
+
+  test('a storage that fails partway leaves no file and no row', async () => {
+    const p = (await f.product(d(), { name: 'Bracket' })).id;
+    const real = h.app.media.put.bind(h.app.media);
+    let calls = 0;
+    h.app.media.put = async (key, body, type) => {
+      if (++calls === 3) throw new Error('disk full');
+      return real(key, body, type);
+    };
+    try {
+      const r = await h.upload(`/api/products/${p}/images/`, {}, { bytes: jpeg });
+      assert.ok(r.status >= 500, 'the server failed, not the client');
+    } finally {
+      h.app.media.put = real;
+    }
+    assert.deepEqual(filesIn(dir).filter((k) => k.includes(`products/${p}/`)), []);
+    assert.equal((await d().selectFrom('product_images').select('id').where('product_id', '=', p).execute()).length, 0);
   });
 
   test('deleting the main image makes the oldest remaining one main', async () => {
@@ -259,9 +325,13 @@ forEachBackend('media uploads', ({ db }) => {
 
   test('category images: upload, replace (old files go), remove; variants listed', async () => {
     const c = (await f.category(d(), { name: 'Media Minis' })).id;
+    const bad = await h.upload(`/api/products/categories/${c}/image/`, {}, { bytes: Buffer.from('GIF89a but not really') }, h.staff, 'PUT');
+    assert.equal(bad.status, 400);
+    assert.ok(bad.body.errors.image);
+    assert.equal((await getJson(h.app, `/api/products/categories/${c}/`)).body.image, null, 'a refused file changes nothing');
     const put = await h.upload(`/api/products/categories/${c}/image/`, {}, { bytes: jpeg }, h.staff, 'PUT');
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    assert.match(put.body.image, new RegExp(`/media/categories/${c}/[0-9a-f]{16}\\.jpg$`));
+    assert.match(put.body.image, new RegExp(`/media/categories/${c}/[0-9a-f]{12}/[0-9a-f]{16}\\.jpg$`));
     assert.deepEqual(put.body.image_variants.map((v: any) => v.width), [200, 200, 600, 600, 1200, 1200]);
     const listed = (await getJson(h.app, '/api/products/categories/?page_size=100')).body.results.find((x: any) => x.id === c);
     assert.equal(listed.image, put.body.image, 'the cached category list was dropped');
@@ -329,6 +399,7 @@ describe('media with a CDN, and on S3', () => {
       assert.equal(r.status, 201);
       const keys = await h.app.media.list(`products/${p}/`);
       assert.equal(keys.length, 7, 'the original and 3 widths (200, 600, its own 700) × 2 formats');
+      assert.equal((await h.app.inject({ url: `/media/products/${p}/nothing/here.jpg` })).statusCode, 404, 'a missing object is a 404, not a 500');
       const original = await h.app.inject({ url: new URL(r.body.image).pathname });
       assert.equal(original.statusCode, 200);
       assert.deepEqual(original.rawPayload, bytes);

@@ -2,13 +2,16 @@
 // S3 (or any S3-compatible service) in production. Keys are relative paths such as
 // `products/42/3fa9c1d2e4b5a6f7-600.webp`; every name carries its content's hash, so an object
 // never changes once written and is cached forever (IMMUTABLE).
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** Keys under this prefix (uploads as they came, with their metadata) are kept, never served. */
+export const PRIVATE_PREFIX = 'private/';
 
 /** One stored object, ready to stream. */
 export interface MediaObject {
@@ -62,7 +65,7 @@ export class LocalStorage implements MediaStorage {
   async put(key: string, body: Buffer): Promise<void> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.${process.pid}.${Date.now()}.part`;
+    const temp = `${path}.${randomUUID()}.part`;
     try {
       await writeFile(temp, body);
       await rename(temp, path);
@@ -79,9 +82,15 @@ export class LocalStorage implements MediaStorage {
     } catch {
       return undefined;
     }
-    const info = await stat(path).catch(() => undefined);
-    if (!info?.isFile()) return undefined;
-    return { body: createReadStream(path), size: info.size, contentType: contentTypeOf(key), lastModified: info.mtime };
+    // Opened first, so a file removed meanwhile is either served whole or not found.
+    const handle = await open(path, 'r').catch(() => undefined);
+    if (!handle) return undefined;
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      await handle.close();
+      return undefined;
+    }
+    return { body: handle.createReadStream(), size: info.size, contentType: contentTypeOf(key), lastModified: info.mtime };
   }
 
   async has(key: string): Promise<boolean> {
@@ -183,9 +192,10 @@ export class S3Storage implements MediaStorage {
   }
 }
 
+// Without s3:ListBucket, S3 answers a missing key with 403 rather than 404: as absent either way.
 function missing(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.name === 'AccessDenied' || e?.$metadata?.httpStatusCode === 404 || e?.$metadata?.httpStatusCode === 403;
 }
 
 export function openStorage(media: { dir: string; s3?: S3Options | undefined }): MediaStorage {

@@ -8,6 +8,7 @@ import type { ImageJson } from '../catalog/catalog.repository.ts';
 export interface NewImage {
   product_id: number;
   image: string | null;
+  original: string | null;
   image_url: string | null;
   alt_text: string;
   width: number | null;
@@ -55,8 +56,8 @@ export async function updateImage(trx: Db, imageId: number, changes: { alt_text?
   await trx.updateTable('product_images').set(changes).where('id', '=', imageId).execute();
 }
 
-export async function deleteImage(trx: Db, productId: number, imageId: number): Promise<{ image: string | null; variants: MediaVariant[]; is_main: boolean } | undefined> {
-  return trx.deleteFrom('product_images').where('id', '=', imageId).where('product_id', '=', productId).returning(['image', 'variants', 'is_main']).executeTakeFirst();
+export async function deleteImage(trx: Db, productId: number, imageId: number): Promise<{ image: string | null; original: string | null; variants: MediaVariant[]; is_main: boolean } | undefined> {
+  return trx.deleteFrom('product_images').where('id', '=', imageId).where('product_id', '=', productId).returning(['image', 'original', 'variants', 'is_main']).executeTakeFirst();
 }
 
 /** After the main image is deleted the oldest remaining one takes its place, so a product keeps a picture. */
@@ -80,22 +81,24 @@ export async function addVariants(db: Db, imageId: number, original: string, for
 
 export interface CategoryImage {
   image: string | null;
+  image_original: string | null;
   image_variants: MediaVariant[];
 }
 
 export async function lockCategory(trx: Db, id: number): Promise<CategoryImage | undefined> {
-  return trx.selectFrom('categories').select(['image', 'image_variants']).where('id', '=', id).forUpdate().executeTakeFirst();
+  return trx.selectFrom('categories').select(['image', 'image_original', 'image_variants']).where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
 export async function categoryImage(db: Db, id: number): Promise<CategoryImage | undefined> {
-  return db.selectFrom('categories').select(['image', 'image_variants']).where('id', '=', id).executeTakeFirst();
+  return db.selectFrom('categories').select(['image', 'image_original', 'image_variants']).where('id', '=', id).executeTakeFirst();
 }
 
-export async function setCategoryImage(trx: Db, id: number, image: { key: string; width: number; height: number; variants: MediaVariant[] } | null): Promise<void> {
+export async function setCategoryImage(trx: Db, id: number, image: { key: string; original: string | null; width: number; height: number; variants: MediaVariant[] } | null): Promise<void> {
   await trx
     .updateTable('categories')
     .set({
       image: image?.key ?? null,
+      image_original: image?.original ?? null,
       image_width: image?.width ?? null,
       image_height: image?.height ?? null,
       image_variants: JSON.stringify(image?.variants ?? []),
@@ -119,12 +122,13 @@ export async function addCategoryVariants(db: Db, id: number, original: string, 
 
 /**
  * The keys no row refers to any more. Keys are grouped by owner (`products/42/…`,
- * `categories/7/…`) so each check reads one product's images or one category through an index.
+ * `categories/7/…`, and the same under `private/`) so each check reads one product's images or
+ * one category through an index.
  */
 export async function unreferenced(db: Db, keys: readonly string[]): Promise<string[]> {
   const owners = new Map<string, string[]>();
   for (const key of keys) {
-    const owner = key.split('/').slice(0, 2).join('/');
+    const owner = key.replace(/^private\//, '').split('/').slice(0, 2).join('/');
     owners.set(owner, [...(owners.get(owner) ?? []), key]);
   }
   const out: string[] = [];
@@ -133,13 +137,15 @@ export async function unreferenced(db: Db, keys: readonly string[]): Promise<str
     const id = Number(raw);
     const used = new Set<string>();
     if (Number.isSafeInteger(id) && kind === 'products') {
-      for (const r of await db.selectFrom('product_images').select(['image', 'variants']).where('product_id', '=', id).execute()) {
+      for (const r of await db.selectFrom('product_images').select(['image', 'original', 'variants']).where('product_id', '=', id).execute()) {
         if (r.image) used.add(r.image);
+        if (r.original) used.add(r.original);
         for (const v of r.variants) used.add(v.key);
       }
     } else if (Number.isSafeInteger(id) && kind === 'categories') {
       const r = await categoryImage(db, id);
       if (r?.image) used.add(r.image);
+      if (r?.image_original) used.add(r.image_original);
       for (const v of r?.image_variants ?? []) used.add(v.key);
     }
     out.push(...group.filter((k) => !used.has(k)));

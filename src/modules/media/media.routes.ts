@@ -8,7 +8,8 @@ import { ctxOf } from '../../infra/http/context.ts';
 import { AppError, fieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import { ErrorBody, IdParams, NoContent } from '../../infra/http/schema.ts';
 import { unlimited } from '../../infra/limits/plugin.ts';
-import { IMMUTABLE } from '../../infra/media/storage.ts';
+import { IMMUTABLE, PRIVATE_PREFIX } from '../../infra/media/storage.ts';
+import { notModified } from '../../infra/cache/response-cache.ts';
 import { staffOnly } from '../accounts/auth.ts';
 import { Category, ProductImage } from '../catalog/catalog.schemas.ts';
 import * as media from './media.service.ts';
@@ -48,11 +49,12 @@ async function readUpload(request: FastifyRequest): Promise<UploadForm> {
       } else fields[part.fieldname] = part.value;
     }
   } catch (err) {
+    if (err instanceof AppError) throw err;
     const code = (err as { code?: string }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw new AppError('payload_too_large', { message: `The image is larger than ${(maxBytes / 1048576).toFixed(0)} MiB.` });
     if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') throw new AppError('payload_too_large', { message: 'Too many parts: send one `image` file and its fields.' });
-    if (code === 'FST_PROTO_VIOLATION' || (err as Error).message?.includes('Unexpected end of form')) throw new AppError('bad_request', { message: 'The multipart body is malformed.' });
-    throw err;
+    // Anything else the parser says (no boundary, a body cut short, a bad part) is the client's.
+    throw new AppError('bad_request', { message: 'The multipart body is malformed.' });
   }
   return { bytes, fields };
 }
@@ -153,10 +155,13 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // The files. Names carry their content's hash, so each is cached forever wherever it lands;
   // with USE_CDN the API hands out CDN URLs and this route is the CDN's origin.
   app.get('/media/*', {
-    config: unlimited,
+    // Never limited; @fastify/cors leaves it alone (any origin may read, set below).
+    config: { ...unlimited, cors: false },
     schema: { hide: true },
     handler: async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
       const key = request.params['*'];
+      // Uploads as they came (with their metadata) are kept, never served.
+      if (key.startsWith(PRIVATE_PREFIX)) throw new AppError('not_found');
       const object = await app.media.get(key).catch((err: unknown) => {
         // A key that could not be a file names nothing; a storage that fails is the server's problem.
         if ((err as Error).message?.startsWith('bad media key')) return undefined;
@@ -167,9 +172,10 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
       reply.header('cache-control', IMMUTABLE);
       reply.header('etag', etag);
       reply.header('last-modified', object.lastModified.toUTCString());
-      // Images are shown by storefronts on other origins.
+      // Images are shown by storefronts on other origins, and may be drawn on their canvases.
       reply.header('cross-origin-resource-policy', 'cross-origin');
-      if (request.headers['if-none-match'] === etag) {
+      reply.header('access-control-allow-origin', '*');
+      if (notModified(request.headers['if-none-match'], etag)) {
         object.body.destroy();
         return reply.code(304).send();
       }

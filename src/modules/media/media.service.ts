@@ -1,14 +1,18 @@
 // Staff image uploads for products and categories. An upload is checked and turned into WebP and
 // JPEG variants in memory first; only a good image reaches storage, and its files are written
 // before the row that names them, so no row ever points at a missing file. If the row cannot be
-// written the files go again. AVIF variants follow in a job; removed files go in a job too, once
-// no row refers to them (two images of one product may share a file: same bytes, same name).
+// written the files go again. AVIF variants follow in a job; removed files go in a job too.
+//
+// Each upload's files live in a folder of their own (`products/42/<upload id>/`), named by their
+// content inside it: no two rows ever name the same file, so removing one image's files can never
+// take another's, whatever runs at the same time on however many instances.
+import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { MediaVariant } from '../../db/schema.ts';
 import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { AppError, fieldError } from '../../infra/http/errors.ts';
-import { ImageRejected, inspect, mediaKey, render, type Rendition, type VariantFormat } from '../../infra/media/images.ts';
-import { contentTypeOf, type MediaStorage } from '../../infra/media/storage.ts';
+import { ImageRejected, inspect, mediaKey, render, withoutMetadata, type Rendition, type VariantFormat } from '../../infra/media/images.ts';
+import { contentTypeOf, PRIVATE_PREFIX, type MediaStorage } from '../../infra/media/storage.ts';
 import type { JobQueue } from '../../infra/jobs/queue.ts';
 import { toCategory, toProductImage } from '../catalog/catalog.mapper.ts';
 import { findCategory } from '../catalog/catalog.repository.ts';
@@ -33,7 +37,10 @@ const LATER: VariantFormat = 'avif';
 
 /** A checked image and its files, not yet stored. */
 interface Prepared {
+  /** The public full-size image. */
   key: string;
+  /** The upload as it came, when it differs from `key` (it carried metadata): never served. */
+  original: string | null;
   width: number;
   height: number;
   variants: MediaVariant[];
@@ -46,29 +53,50 @@ function rejected(err: unknown): never {
   throw err;
 }
 
-async function prepare(deps: MediaDeps, dir: string, bytes: Buffer): Promise<Prepared> {
+async function prepare(deps: MediaDeps, owner: string, bytes: Buffer): Promise<Prepared> {
   const info = await inspect(bytes, deps.maxPixels).catch(rejected);
   const renditions: Rendition[] = await render(bytes, info, deps.widths, AT_ONCE, deps.maxPixels).catch(rejected);
-  const key = mediaKey(dir, bytes, info.format);
-  const files = [{ key, bytes }];
+  const dir = `${owner}/${randomBytes(6).toString('hex')}`;
+  const files: { key: string; bytes: Buffer }[] = [];
+  let key: string;
+  let original: string | null = null;
+  if (info.hasMetadata) {
+    // EXIF may say where a photo was taken: the public image is a copy without it.
+    const clean = await withoutMetadata(bytes, info, deps.maxPixels).catch(rejected);
+    key = mediaKey(dir, clean.bytes, clean.format);
+    original = mediaKey(`${PRIVATE_PREFIX}${dir}`, bytes, info.format);
+    files.push({ key, bytes: clean.bytes }, { key: original, bytes });
+  } else {
+    key = mediaKey(dir, bytes, info.format);
+    files.push({ key, bytes });
+  }
   const variants: MediaVariant[] = [];
   for (const r of renditions) {
     const variantKey = mediaKey(dir, r.bytes, r.format, r.width);
     files.push({ key: variantKey, bytes: r.bytes });
     variants.push({ width: r.width, height: r.height, format: r.format, key: variantKey });
   }
-  return { key, width: info.width, height: info.height, variants, files };
+  return { key, original, width: info.width, height: info.height, variants, files };
 }
 
+/** Writes every file or none: when one write fails, those that succeeded are removed again. */
 async function store(deps: MediaDeps, files: Prepared['files']): Promise<void> {
-  await Promise.all(files.map((f) => deps.storage.put(f.key, f.bytes, contentTypeOf(f.key))));
+  const results = await Promise.allSettled(files.map((f) => deps.storage.put(f.key, f.bytes, contentTypeOf(f.key))));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (!failed) return;
+  await deps.storage.delete(files.filter((_, i) => results[i]!.status === 'fulfilled').map((f) => f.key)).catch(() => undefined);
+  throw failed.reason;
 }
 
-/** Removes files no row names any more: at once where a write failed, else through the job. */
+/** Removes files no row names (keys are never shared, so this only guards against a mistake). */
 async function forget(ctx: Ctx, deps: MediaDeps, keys: string[]): Promise<void> {
   if (!keys.length) return;
   const gone = await repo.unreferenced(ctx.database.db, keys);
   await deps.storage.delete(gone);
+}
+
+function keysOf(image: { image: string | null; original?: string | null; variants: MediaVariant[] }): string[] {
+  return [...(image.image ? [image.image] : []), ...(image.original ? [image.original] : []), ...image.variants.map((v) => v.key)];
 }
 
 async function enqueueSafely(deps: MediaDeps, run: () => Promise<unknown>, what: string): Promise<void> {
@@ -88,9 +116,9 @@ export async function addProductImage(ctx: Ctx, deps: MediaDeps, productId: numb
   if (!(await repo.productExists(ctx.database.db, productId))) throw new AppError('not_found');
   const prepared = upload.bytes ? await prepare(deps, `products/${productId}`, upload.bytes) : undefined;
   if (prepared) await store(deps, prepared.files);
-  let imageId: number;
+  let image: Awaited<ReturnType<typeof repo.findImage>>;
   try {
-    imageId = await inTransaction(ctx, async (trx, publish) => {
+    image = await inTransaction(ctx, async (trx, publish) => {
       if (!(await repo.lockProduct(trx, productId))) throw new AppError('not_found');
       // The first image of a product is its main one, as the storefront needs one to show.
       const main = upload.isMain === true || !(await repo.hasMainImage(trx, productId));
@@ -100,6 +128,7 @@ export async function addProductImage(ctx: Ctx, deps: MediaDeps, productId: numb
         {
           product_id: productId,
           image: prepared?.key ?? null,
+          original: prepared?.original ?? null,
           image_url: prepared ? null : (upload.imageUrl ?? null),
           alt_text: upload.altText,
           width: prepared?.width ?? null,
@@ -109,18 +138,18 @@ export async function addProductImage(ctx: Ctx, deps: MediaDeps, productId: numb
         main,
       );
       publish('image.created', { productId, id });
-      return id;
+      return repo.findImage(trx, productId, id);
     });
   } catch (err) {
-    if (prepared) await forget(ctx, deps, prepared.files.map((f) => f.key)).catch(() => undefined);
+    if (prepared) await deps.storage.delete(prepared.files.map((f) => f.key)).catch(() => undefined);
     throw err;
   }
-  if (prepared) await enqueueSafely(deps, () => deps.jobs.add('make_image_variants', { kind: 'product', id: imageId }), 'AVIF variants');
-  return toProductImage((await repo.findImage(ctx.database.db, productId, imageId))!, ctx.media);
+  if (prepared) await enqueueSafely(deps, () => deps.jobs.add('make_image_variants', { kind: 'product', id: image!.id }), 'AVIF variants');
+  return toProductImage(image!, ctx.media);
 }
 
 export async function updateProductImage(ctx: Ctx, productId: number, imageId: number, changes: { altText?: string; isMain?: boolean }): Promise<ProductImage> {
-  await inTransaction(ctx, async (trx, publish) => {
+  const updated = await inTransaction(ctx, async (trx, publish) => {
     const image = (await repo.lockProduct(trx, productId)) ? await repo.findImage(trx, productId, imageId) : undefined;
     if (!image) throw new AppError('not_found');
     // Unmarking the main image would leave the product without one, which the storefront needs.
@@ -128,8 +157,9 @@ export async function updateProductImage(ctx: Ctx, productId: number, imageId: n
     if (changes.isMain === true) await repo.clearMain(trx, productId);
     await repo.updateImage(trx, imageId, { ...(changes.altText !== undefined ? { alt_text: changes.altText } : {}), ...(changes.isMain ? { is_main: true } : {}) });
     publish('image.updated', { productId, id: imageId });
+    return (await repo.findImage(trx, productId, imageId))!;
   });
-  return toProductImage((await repo.findImage(ctx.database.db, productId, imageId))!, ctx.media);
+  return toProductImage(updated, ctx.media);
 }
 
 export async function deleteProductImage(ctx: Ctx, deps: MediaDeps, productId: number, imageId: number): Promise<void> {
@@ -141,7 +171,7 @@ export async function deleteProductImage(ctx: Ctx, deps: MediaDeps, productId: n
     publish('image.deleted', { productId, id: imageId });
     return row;
   });
-  const keys = [...(removed.image ? [removed.image] : []), ...removed.variants.map((v) => v.key)];
+  const keys = keysOf(removed);
   if (keys.length) await enqueueSafely(deps, () => deps.jobs.add('delete_media_files', { keys }), 'file removal');
 }
 
@@ -150,22 +180,23 @@ export async function setCategoryImage(ctx: Ctx, deps: MediaDeps, categoryId: nu
   const prepared = bytes ? await prepare(deps, `categories/${categoryId}`, bytes) : undefined;
   if (prepared) await store(deps, prepared.files);
   let previous: repo.CategoryImage;
+  let category: Awaited<ReturnType<typeof findCategory>>;
   try {
-    previous = await inTransaction(ctx, async (trx, publish) => {
+    [previous, category] = await inTransaction(ctx, async (trx, publish) => {
       const before = await repo.lockCategory(trx, categoryId);
       if (!before) throw new AppError('not_found');
-      await repo.setCategoryImage(trx, categoryId, prepared ? { key: prepared.key, width: prepared.width, height: prepared.height, variants: prepared.variants } : null);
+      await repo.setCategoryImage(trx, categoryId, prepared ? { key: prepared.key, original: prepared.original, width: prepared.width, height: prepared.height, variants: prepared.variants } : null);
       publish('category.updated', { id: categoryId, fields: ['image'] });
-      return before;
+      return [before, await findCategory(trx, categoryId, false)] as const;
     });
   } catch (err) {
-    if (prepared) await forget(ctx, deps, prepared.files.map((f) => f.key)).catch(() => undefined);
+    if (prepared) await deps.storage.delete(prepared.files.map((f) => f.key)).catch(() => undefined);
     throw err;
   }
-  const old = [...(previous.image ? [previous.image] : []), ...previous.image_variants.map((v) => v.key)];
+  const old = keysOf({ image: previous.image, original: previous.image_original, variants: previous.image_variants });
   if (old.length) await enqueueSafely(deps, () => deps.jobs.add('delete_media_files', { keys: old }), 'file removal');
   if (prepared) await enqueueSafely(deps, () => deps.jobs.add('make_image_variants', { kind: 'category', id: categoryId }), 'AVIF variants');
-  return toCategory((await findCategory(ctx.database.db, categoryId, false))!, ctx.media);
+  return toCategory(category!, ctx.media);
 }
 
 // Jobs.
@@ -196,10 +227,10 @@ export async function makeLaterVariants(ctx: Ctx, deps: MediaDeps, target: { kin
   const variants = files.map(({ key, r }) => ({ width: r.width, height: r.height, format: r.format, key }));
   if (target.kind === 'product') {
     const productId = await repo.addVariants(db, target.id, current.image, LATER, variants);
-    if (productId === undefined) return forget(ctx, deps, files.map((f) => f.key));
+    if (productId === undefined) return deps.storage.delete(files.map((f) => f.key));
     await ctx.events.emit('image.updated', { productId, id: target.id });
   } else {
-    if (!(await repo.addCategoryVariants(db, target.id, current.image, LATER, variants))) return forget(ctx, deps, files.map((f) => f.key));
+    if (!(await repo.addCategoryVariants(db, target.id, current.image, LATER, variants))) return deps.storage.delete(files.map((f) => f.key));
     await ctx.events.emit('category.updated', { id: target.id, fields: ['image'] });
   }
 }
