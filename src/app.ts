@@ -40,6 +40,9 @@ import { openQueue, wireJobEvents } from './infra/jobs/runtime.ts';
 import { recommendationRoutes } from './modules/recommendations/recommendations.routes.ts';
 import { openStorage, type MediaStorage } from './infra/media/storage.ts';
 import { mediaRoutes } from './modules/media/media.routes.ts';
+import { Metrics } from './infra/monitoring/metrics.ts';
+import { registerMonitoring } from './infra/monitoring/plugin.ts';
+import { monitoringRoutes } from './modules/monitoring/monitoring.routes.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -53,6 +56,8 @@ declare module 'fastify' {
     jobs: JobQueue;
     /** Uploaded media: MEDIA_DIR, or S3 with USE_S3. */
     media: MediaStorage;
+    /** Prometheus metrics (GET /metrics). */
+    metrics: Metrics;
   }
 }
 
@@ -67,6 +72,8 @@ export interface AppDeps {
   jobs?: JobQueue;
   /** Media storage to use instead of the configured one (tests run S3 on loopback). */
   media?: MediaStorage;
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
   /** Where the Stripe API is, when not api.stripe.com (tests run a local one). */
   stripeApi?: Pick<StripeOptions, 'host' | 'port' | 'protocol'>;
 }
@@ -76,7 +83,7 @@ const CORS_HEADERS = ['accept', 'accept-encoding', 'authorization', 'content-typ
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.headers.authorization', '*.headers.cookie'] },
+    logger: { level: config.logLevel, ...(deps.logStream ? { stream: deps.logStream } : {}), redact: ['req.headers.authorization', 'req.headers.cookie', '*.headers.authorization', '*.headers.cookie'] },
     genReqId: genRequestId,
     // One line per request costs ~10% throughput; errors and slow requests are logged instead.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
@@ -123,6 +130,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   registerErrorHandlers(app);
   registerHttpHooks(app);
+  // Timing, request patterns and the per-request tally of SQL and cache work: first, so it sees
+  // everything after it.
+  database.statements.slowMs = config.monitoring.slowQueryMs;
+  const metrics = new Metrics(app);
+  app.decorate('metrics', metrics);
+  database.statements.onStatement = metrics.statementObserver();
+  registerMonitoring(app, { slowRequestMs: config.monitoring.slowRequestMs, metrics });
   // Request path (DESIGN.md): client IP and block check, the Bearer check, rate limits, then
   // the response cache (a route-level hook, so after all of these).
   registerIpGuard(app, limits, config.limits.allowlist);
@@ -133,7 +147,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Uploads only (media.routes.ts reads the parts itself, with its own limits).
   await app.register(multipart);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
-  if (limits) registerRateLimits(app, limits);
+  if (limits) registerRateLimits(app, limits, { refused: (limit) => metrics.rateLimited.inc({ limit }), blocked: () => metrics.ipBlocks.inc() });
   // After the Bearer check and the rate limits: a cached answer never skips them.
   if (config.cache.enabled) registerResponseCache(app, caches.api, { maxAge: config.cache.maxAge, compressThreshold: config.cache.compressThreshold });
 
@@ -167,6 +181,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(paymentRoutes);
   await app.register(recommendationRoutes);
   await app.register(mediaRoutes);
+  await app.register(monitoringRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
   return app;

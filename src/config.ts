@@ -264,6 +264,10 @@ export const CONFIG_VARIABLES = {
   MEDIA_MAX_UPLOAD_MB: num({ default: 10, desc: 'Largest image upload accepted, in MiB.' }),
   MEDIA_MAX_PIXELS: num({ default: 40_000_000, desc: 'Most pixels (width × height) an uploaded image may have: larger ones are refused before decoding (image bombs).' }),
   IMAGE_WIDTHS: str({ default: '200,600,1200', desc: 'Widths of the variants made of each uploaded image (never wider than the original), in WebP and JPEG at once and AVIF in a background job.' }),
+  SLOW_REQUEST_MS: num({ default: 3000, desc: 'Requests slower than this are logged as warnings with their route, status, SQL statements and cache hits and misses.' }),
+  SLOW_QUERY_MS: num({ default: 100, desc: 'SQL statements slower than this are kept (normalised text, count, total and max time) for the monitoring endpoint.' }),
+  METRICS_ALLOW: cidrList({ default: ['127.0.0.1/32', '::1/128'], desc: 'Addresses (CIDRs) that may scrape GET /metrics without a token.' }),
+  METRICS_TOKEN: str({ default: undefined, desc: 'When set, GET /metrics also answers any address that authenticates with basic auth, user `metrics` and this token as password (Prometheus `basic_auth`).' }),
   DEMO_PRODUCTS: num({ default: 200, desc: 'Embedded mode: products seeded into an empty catalog on first start (0 disables).' }),
 };
 
@@ -366,6 +370,12 @@ export interface Config {
     readonly maxPixels: number;
     readonly widths: readonly number[];
   };
+  readonly monitoring: {
+    readonly slowRequestMs: number;
+    readonly slowQueryMs: number;
+    readonly metricsAllow: readonly string[];
+    readonly metricsToken: string | undefined;
+  };
   readonly demoProducts: number;
 }
 
@@ -413,6 +423,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('CACHE_COMPRESS_THRESHOLD') && !(Number.isInteger(e.CACHE_COMPRESS_THRESHOLD) && e.CACHE_COMPRESS_THRESHOLD >= 0)) problems.push('CACHE_COMPRESS_THRESHOLD must be a whole number of bytes');
   if (ok('RATE_LIMIT_TIMEOUT_MS') && !(e.RATE_LIMIT_TIMEOUT_MS >= 1)) problems.push('RATE_LIMIT_TIMEOUT_MS must be at least 1');
   if (ok('CACHE_TIMEOUT_MS') && !(e.CACHE_TIMEOUT_MS >= 1)) problems.push('CACHE_TIMEOUT_MS must be at least 1');
+  for (const name of ['SLOW_REQUEST_MS', 'SLOW_QUERY_MS'] as const) if (ok(name) && !(e[name] >= 0)) problems.push(`${name} must be a number of milliseconds`);
+  if (ok('METRICS_TOKEN') && e.METRICS_TOKEN && e.METRICS_TOKEN.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters');
   if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
   if (ok('DATABASE_SCHEMA') && !/^[a-z_][a-z0-9_]{0,62}$/.test(e.DATABASE_SCHEMA ?? '')) problems.push('DATABASE_SCHEMA must be a lower-case SQL identifier');
   if (ok('DATABASE_REPLICA_URLS') && (e.DATABASE_REPLICA_URLS?.length ?? 0) > 0 && !env.DATABASE_URL) problems.push('DATABASE_REPLICA_URLS needs DATABASE_URL');
@@ -527,6 +539,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxUploadBytes: Math.round(e.MEDIA_MAX_UPLOAD_MB * 1024 * 1024),
       maxPixels: e.MEDIA_MAX_PIXELS,
       widths: Object.freeze(imageWidths(e.IMAGE_WIDTHS) ?? []),
+    }),
+    monitoring: Object.freeze({
+      slowRequestMs: e.SLOW_REQUEST_MS,
+      slowQueryMs: e.SLOW_QUERY_MS,
+      metricsAllow: Object.freeze([...e.METRICS_ALLOW]),
+      metricsToken: e.METRICS_TOKEN || undefined,
     }),
     demoProducts: e.DEMO_PRODUCTS,
   });

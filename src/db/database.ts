@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.ts';
+import { StatementStats } from '../infra/monitoring/statements.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { DB } from './schema.ts';
 
@@ -33,7 +34,19 @@ export interface Database {
   /** Runs a multi-statement script (migrations, maintenance) on the primary. */
   exec(script: string): Promise<void>;
   readonly stats: QueryStats;
+  /** Every statement timed, the slow ones kept by their normalised text (monitoring). */
+  readonly statements: StatementStats;
+  /** Connection pools in use (PostgreSQL: primary and replicas; none embedded). */
+  pools(): PoolStats[];
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  target: string;
+  max: number;
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 // Timestamps stay text so microseconds survive (JS Dates keep milliseconds); int8 (counts, ids)
@@ -57,12 +70,17 @@ function isPoolTimeout(err: unknown): boolean {
   return /timeout exceeded when trying to connect/i.test((err as { message?: string } | undefined)?.message ?? '');
 }
 
-function counter(stats: QueryStats, target: string) {
+function counter(stats: QueryStats, statements: StatementStats, target: string) {
   stats.byTarget[target] = 0;
-  return (_event: LogEvent) => {
+  return (event: LogEvent) => {
     stats.statements++;
     stats.byTarget[target] = (stats.byTarget[target] ?? 0) + 1;
+    statements.record(target, event.query.sql, event.queryDurationMillis);
   };
+}
+
+function poolStats(target: string, pool: pg.Pool, max: number): PoolStats {
+  return { target, max, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
 }
 
 function pgPool(url: string, schema: string, max: number, connectTimeoutMs: number): pg.Pool {
@@ -84,11 +102,12 @@ function pgPool(url: string, schema: string, max: number, connectTimeoutMs: numb
 async function openPostgres(config: Config): Promise<Database> {
   const { url, replicaUrls, schema, poolSize } = config.database;
   const stats: QueryStats = { statements: 0, byTarget: {} };
+  const statements = new StatementStats();
   const primaryPool = pgPool(url!, schema, poolSize, 5_000);
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: primaryPool }), log: counter(stats, 'primary') });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: primaryPool }), log: counter(stats, statements, 'primary') });
   const replicas = replicaUrls.map((replicaUrl, i) => {
     const pool = pgPool(replicaUrl, schema, poolSize, 2_000);
-    return { pool, db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: counter(stats, `replica${i}`) }), downUntil: 0 };
+    return { pool, db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: counter(stats, statements, `replica${i}`) }), downUntil: 0 };
   });
   let next = 0;
 
@@ -97,6 +116,8 @@ async function openPostgres(config: Config): Promise<Database> {
     schema,
     db,
     stats,
+    statements,
+    pools: () => [poolStats('primary', primaryPool, poolSize), ...replicas.map((r, i) => poolStats(`replica${i}`, r.pool, poolSize))],
     async read(fn) {
       const now = Date.now();
       for (let tries = 0; tries < replicas.length; tries++) {
@@ -140,12 +161,15 @@ export async function openPglite(dataDir: string, schema = 'public'): Promise<Da
 export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema = 'public', owned = false): Promise<Database> {
   await pglite.exec(`set time zone 'UTC'; set search_path to ${schema === 'public' ? 'public' : `${schema}, public`}`);
   const stats: QueryStats = { statements: 0, byTarget: {} };
-  const db = new Kysely<DB>({ dialect: new PgliteDialect(pglite), log: counter(stats, 'primary') });
+  const statements = new StatementStats();
+  const db = new Kysely<DB>({ dialect: new PgliteDialect(pglite), log: counter(stats, statements, 'primary') });
   return {
     kind: 'pglite',
     schema,
     db,
     stats,
+    statements,
+    pools: () => [],
     read: (fn) => fn(db),
     async exec(script) {
       await sql.raw(script).execute(db);

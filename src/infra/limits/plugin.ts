@@ -99,13 +99,18 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
  * scanner's guesses are limited too. Registered before the response cache's lookup hook, which
  * therefore runs after it.
  */
-export function registerRateLimits(app: FastifyInstance, limits: Limits): void {
+export function registerRateLimits(app: FastifyInstance, limits: Limits, observe?: { refused(limit: string): void; blocked(): void }): void {
   // Refused: count the violation (it may block the IP), then answer 429.
-  const refuse = (ip: string, shown: Verdict, done: (err?: Error) => void) =>
+  const refuse = (ip: string, shown: Verdict, done: (err?: Error) => void) => {
+    observe?.refused(shown.name);
     limits.violation(ip, shown.name).then(
-      () => done(throttledError(shown)),
+      (block) => {
+        if (block) observe?.blocked();
+        done(throttledError(shown));
+      },
       () => done(throttledError(shown)),
     );
+  };
   const hookFor = (route: RouteLimit | undefined) => (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     if (request.limitsExempt) return done();
     const auth = request.auth;
