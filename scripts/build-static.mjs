@@ -22,7 +22,8 @@ const FORMAT = 1;
 
 // Logical path → file in node_modules. Swagger UI's base layout needs only the bundle and its
 // styles (no standalone preset: its top bar loads arbitrary spec URLs); the licence texts are
-// what the bundle's header comment points to.
+// what the bundle's header comment points to. uPlot draws the dashboard's charts (its IIFE build
+// defines the one global `uPlot`; the page loads no modules).
 const VENDOR = {
   'swagger-ui/swagger-ui-bundle.js': 'swagger-ui-dist/swagger-ui-bundle.js',
   'swagger-ui/swagger-ui-bundle.js.LICENSE.txt': 'swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt',
@@ -30,6 +31,8 @@ const VENDOR = {
   'swagger-ui/index.css': 'swagger-ui-dist/index.css',
   'swagger-ui/favicon-32x32.png': 'swagger-ui-dist/favicon-32x32.png',
   'swagger-ui/favicon-16x16.png': 'swagger-ui-dist/favicon-16x16.png',
+  'uplot/uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js',
+  'uplot/uPlot.min.css': 'uplot/dist/uPlot.min.css',
 };
 
 const COMPRESSIBLE = new Set(['.js', '.mjs', '.css', '.html', '.svg', '.json', '.map', '.txt']);

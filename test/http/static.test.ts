@@ -199,11 +199,12 @@ test('the build: hashed names, brotli and gzip siblings when they save, a manife
     await writeFile(join(pub, 'app', 'index.html'), '<script src="{{static "app/app.js"}}"></script>');
     const sources = await readSources(pub);
     const paths = sources.map((s) => s.path);
-    assert.deepEqual(paths.filter((p) => !p.startsWith('swagger-ui/')), ['app/app.js', 'logo.png', 'tiny.txt'], 'templates are rendered by the server, not copied');
-    assert.ok(paths.includes('swagger-ui/swagger-ui-bundle.js'), 'vendor files join them');
+    const vendor = (path: string) => path.startsWith('swagger-ui/') || path.startsWith('uplot/');
+    assert.deepEqual(paths.filter((p) => !vendor(p)), ['app/app.js', 'logo.png', 'tiny.txt'], 'templates are rendered by the server, not copied');
+    assert.ok(paths.includes('swagger-ui/swagger-ui-bundle.js') && paths.includes('uplot/uPlot.iife.min.js'), 'vendor files join them');
     const out = join(dir, 'out');
     // Without the vendor files: maximum-quality brotli of Swagger UI takes seconds.
-    const manifest = await buildStatic({ outDir: out, sources: sources.filter((s) => !s.path.startsWith('swagger-ui/')) });
+    const manifest = await buildStatic({ outDir: out, sources: sources.filter((s) => !vendor(s.path)) });
 
     assert.match(manifest.source, /^[0-9a-f]{64}$/);
     assert.deepEqual(Object.keys(manifest.files), ['app/app.js', 'logo.png', 'tiny.txt']);
