@@ -16,6 +16,7 @@ import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
 import { docsRoutes } from './infra/http/docs.routes.ts';
+import { dashboardRoutes } from './modules/monitoring/dashboard.routes.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
 import { registerStatic } from './infra/http/static.ts';
 import { openLimits } from './infra/limits/open.ts';
@@ -42,6 +43,7 @@ import { openStorage, type MediaStorage } from './infra/media/storage.ts';
 import { mediaRoutes } from './modules/media/media.routes.ts';
 import { Metrics } from './infra/monitoring/metrics.ts';
 import { registerMonitoring } from './infra/monitoring/plugin.ts';
+import { RequestStats } from './infra/monitoring/requests.ts';
 import { monitoringRoutes } from './modules/monitoring/monitoring.routes.ts';
 
 declare module 'fastify' {
@@ -133,10 +135,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Timing, request patterns and the per-request tally of SQL and cache work: first, so it sees
   // everything after it.
   database.statements.slowMs = config.monitoring.slowQueryMs;
-  const metrics = new Metrics(app);
+  const requestStats = new RequestStats();
+  const metrics = new Metrics(app, requestStats);
   app.decorate('metrics', metrics);
   database.statements.onStatement = metrics.statementObserver();
-  registerMonitoring(app, { slowRequestMs: config.monitoring.slowRequestMs, metrics });
+  registerMonitoring(app, { enabled: config.monitoring.requests, slowRequestMs: config.monitoring.slowRequestMs, stats: requestStats });
   // Request path (DESIGN.md): client IP and block check, the Bearer check, rate limits, then
   // the response cache (a route-level hook, so after all of these).
   registerIpGuard(app, limits, config.limits.allowlist);
@@ -168,6 +171,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // /static/* and app.staticUrl(), then the pages that use it.
   await registerStatic(app);
   await app.register(docsRoutes);
+  await app.register(dashboardRoutes);
 
   await app.register(rootRoutes);
   await app.register(catalogRoutes);

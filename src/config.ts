@@ -264,6 +264,7 @@ export const CONFIG_VARIABLES = {
   MEDIA_MAX_UPLOAD_MB: num({ default: 10, desc: 'Largest image upload accepted, in MiB.' }),
   MEDIA_MAX_PIXELS: num({ default: 40_000_000, desc: 'Most pixels (width × height) an uploaded image may have: larger ones are refused before decoding (image bombs).' }),
   IMAGE_WIDTHS: str({ default: '200,600,1200', desc: 'Widths of the variants made of each uploaded image (never wider than the original), in WebP and JPEG at once and AVIF in a background job.' }),
+  REQUEST_MONITORING: flag({ default: true, desc: 'Time every request (X-Response-Time, request patterns, Prometheus histogram, per-request SQL and cache tally, slow-request log). Off only to measure what it costs.' }),
   SLOW_REQUEST_MS: num({ default: 3000, desc: 'Requests slower than this are logged as warnings with their route, status, SQL statements and cache hits and misses.' }),
   SLOW_QUERY_MS: num({ default: 100, desc: 'SQL statements slower than this are kept (normalised text, count, total and max time) for the monitoring endpoint.' }),
   METRICS_ALLOW: cidrList({ default: ['127.0.0.1/32', '::1/128'], desc: 'Addresses (CIDRs) that may scrape GET /metrics without a token.' }),
@@ -371,6 +372,7 @@ export interface Config {
     readonly widths: readonly number[];
   };
   readonly monitoring: {
+    readonly requests: boolean;
     readonly slowRequestMs: number;
     readonly slowQueryMs: number;
     readonly metricsAllow: readonly string[];
@@ -541,6 +543,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       widths: Object.freeze(imageWidths(e.IMAGE_WIDTHS) ?? []),
     }),
     monitoring: Object.freeze({
+      requests: e.REQUEST_MONITORING,
       slowRequestMs: e.SLOW_REQUEST_MS,
       slowQueryMs: e.SLOW_QUERY_MS,
       metricsAllow: Object.freeze([...e.METRICS_ALLOW]),

@@ -26,14 +26,22 @@ function bucketOf(ms: number): number {
   return lo;
 }
 
-class Histogram {
+/** The histogram's bucket upper bounds, in ms (the last bucket is unbounded). */
+export const LATENCY_BOUNDS_MS: readonly number[] = BOUNDS;
+
+export class Histogram {
   readonly counts = new Uint32Array(BOUNDS.length + 1);
   total = 0;
   sum = 0;
   max = 0;
 
   add(ms: number): void {
-    this.counts[bucketOf(ms)]!++;
+    this.addAt(bucketOf(ms), ms);
+  }
+
+  /** With the bucket already found (one search serves every histogram a request goes into). */
+  addAt(bucket: number, ms: number): void {
+    this.counts[bucket]!++;
     this.total++;
     this.sum += ms;
     if (ms > this.max) this.max = ms;
@@ -68,7 +76,57 @@ class MinuteBucket {
   constructor(readonly minute: number) {}
   readonly routes = new Map<string, RouteStats>();
   readonly ips = new Map<string, number>();
-  readonly latency = new Histogram();
+
+  routeStats(route: string): RouteStats {
+    let r = this.routes.get(route);
+    if (!r) {
+      if (this.routes.size >= MAX_ROUTES && route !== 'other') return this.routeStats('other');
+      this.routes.set(route, (r = { statuses: new Map(), latency: new Histogram() }));
+    }
+    return r;
+  }
+}
+
+/**
+ * One route's recorder, made once when the route is registered: it keeps its current minute's
+ * entry and its all-time histograms per status (for Prometheus) at hand, so recording a request
+ * is a few array increments and no lookups by name.
+ */
+export class RouteRecorder {
+  /** Since start, per status: what the Prometheus histogram is made from at scrape time. */
+  readonly totals = new Map<number, Histogram>();
+  private minute = -1;
+  private current: RouteStats | undefined;
+
+  constructor(
+    readonly label: string,
+    private readonly stats: RequestStats,
+  ) {}
+
+  record(status: number, ms: number, ip: string): void {
+    const t = this.stats.now();
+    const minute = Math.floor(t / 60_000);
+    const bucket = bucketOf(ms);
+    const m = this.stats.minuteBucket(minute);
+    if (this.minute !== minute || !this.current) {
+      this.minute = minute;
+      this.current = m.routeStats(this.label);
+    }
+    const r = this.current;
+    r.statuses.set(status, (r.statuses.get(status) ?? 0) + 1);
+    r.latency.addAt(bucket, ms);
+    let total = this.totals.get(status);
+    if (!total) this.totals.set(status, (total = new Histogram()));
+    total.addAt(bucket, ms);
+    const ips = m.ips;
+    const seen = ips.get(ip);
+    if (seen !== undefined) ips.set(ip, seen + 1);
+    else ips.set(ips.size < MAX_IPS ? ip : 'other', (ips.get('other') ?? 0) + 1);
+    const s = this.stats.secondBucket(Math.floor(t / 1000));
+    s.requests++;
+    if (status >= 500) s.errors++;
+    s.latency.addAt(bucket, ms);
+  }
 }
 
 interface SecondBucket {
@@ -119,10 +177,18 @@ function percentiles(h: Histogram): Percentiles & { mean: number } {
 export class RequestStats {
   private readonly minutes: MinuteBucket[] = [];
   private readonly seconds: SecondBucket[] = [];
+  readonly recorders: RouteRecorder[] = [];
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(readonly now: () => number = Date.now) {}
 
-  private minuteBucket(minute: number): MinuteBucket {
+  /** The recorder of one route label (made once per route). */
+  route(label: string): RouteRecorder {
+    const r = new RouteRecorder(label, this);
+    this.recorders.push(r);
+    return r;
+  }
+
+  minuteBucket(minute: number): MinuteBucket {
     let b = this.minutes[this.minutes.length - 1];
     if (!b || b.minute !== minute) {
       this.minutes.push((b = new MinuteBucket(minute)));
@@ -131,7 +197,7 @@ export class RequestStats {
     return b;
   }
 
-  private secondBucket(second: number): SecondBucket {
+  secondBucket(second: number): SecondBucket {
     let b = this.seconds[this.seconds.length - 1];
     if (!b || b.second !== second) {
       this.seconds.push((b = { second, requests: 0, errors: 0, latency: new Histogram() }));
@@ -140,25 +206,11 @@ export class RequestStats {
     return b;
   }
 
-  /** One finished request: its route pattern (or "unmatched"), status, duration and client IP. */
+  /** One finished request (for callers without a recorder; the middleware uses `route()`). */
   record(route: string, status: number, ms: number, ip: string): void {
-    const t = this.now();
-    const m = this.minuteBucket(Math.floor(t / 60_000));
-    let r = m.routes.get(route);
-    if (!r) {
-      if (m.routes.size >= MAX_ROUTES) route = 'other';
-      r = m.routes.get(route);
-      if (!r) m.routes.set(route, (r = { statuses: new Map(), latency: new Histogram() }));
-    }
-    r.statuses.set(status, (r.statuses.get(status) ?? 0) + 1);
-    r.latency.add(ms);
-    m.latency.add(ms);
-    const key = m.ips.has(ip) || m.ips.size < MAX_IPS ? ip : 'other';
-    m.ips.set(key, (m.ips.get(key) ?? 0) + 1);
-    const s = this.secondBucket(Math.floor(t / 1000));
-    s.requests++;
-    if (status >= 500) s.errors++;
-    s.latency.add(ms);
+    let r = this.recorders.find((x) => x.label === route);
+    if (!r) r = this.route(route);
+    r.record(status, ms, ip);
   }
 
   /** Requests, percentiles, routes, slow routes and top IPs over the last `minutes` minutes. */
@@ -170,8 +222,8 @@ export class RequestStats {
     const ips = new Map<string, number>();
     let errors = 0;
     for (const b of buckets) {
-      latency.merge(b.latency);
       for (const [name, r] of b.routes) {
+        latency.merge(r.latency);
         let acc = routes.get(name);
         if (!acc) routes.set(name, (acc = { statuses: new Map(), latency: new Histogram() }));
         acc.latency.merge(r.latency);
