@@ -7,7 +7,6 @@
 // Written here rather than taken from bentocache: its in-memory level cannot be bounded by bytes
 // without serialising every value (so every hit would parse), and a hit costs ~7 µs there against
 // ~0.1 µs for a plain LRU lookup, which matters when a cached response takes ~30 µs in all.
-import { requestWork } from '../monitoring/statements.ts';
 import { LRUCache } from 'lru-cache';
 import type { InvalidationMessage, RemoteStore } from './remote.ts';
 import type { StoreName } from './store.ts';
@@ -260,16 +259,11 @@ export class Cache<T> {
       }
     }
     this.counters.misses++;
-    const work = requestWork.getStore();
-    if (work) work.cacheMisses++;
     return undefined;
   }
 
-  /** Counted here and in the current request's tally (the slow-request log shows it). */
   private hit(): void {
     this.counters.hits++;
-    const work = requestWork.getStore();
-    if (work) work.cacheHits++;
   }
 
   async set(key: string, value: T, o: SetOptions): Promise<void> {

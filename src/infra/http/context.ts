@@ -5,6 +5,7 @@ import type { Caches } from '../cache/stores.ts';
 import type { Db } from '../../db/database.ts';
 import type { EventBus, EventName, Publish } from '../events.ts';
 import { mediaUrlFor, requestOrigin, type MediaUrl } from './urls.ts';
+import { newWork, talliedCaches, talliedDatabase } from '../monitoring/tally.ts';
 
 export interface Ctx {
   readonly database: Database;
@@ -17,7 +18,10 @@ export interface Ctx {
 
 export function ctxOf(request: FastifyRequest): Ctx {
   const app = request.server;
-  return { database: app.database, media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: app.caches };
+  if (!app.config.monitoring.requests) return { database: app.database, media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: app.caches };
+  // The request's SQL and cache lookups are counted for the slow-request log (tally.ts).
+  const work = (request.work ??= newWork());
+  return { database: talliedDatabase(app.database, work), media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: talliedCaches(app.caches, work) };
 }
 
 /**

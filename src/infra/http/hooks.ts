@@ -49,7 +49,7 @@ export function pageHeaders(cdnUrl: string | undefined): Record<string, string> 
 const STATIC_HEADERS = { 'cross-origin-resource-policy': 'cross-origin', 'access-control-allow-origin': '*' };
 
 /** Appends a route-level hook (Fastify takes one function or an array). */
-export function addRouteHook(route: RouteOptions, name: 'onRequest' | 'preValidation' | 'onResponse', hook: (...args: never[]) => unknown): void {
+export function addRouteHook(route: RouteOptions, name: 'onRequest' | 'preValidation' | 'onResponse' | 'onSend', hook: (...args: never[]) => unknown): void {
   const existing = route[name];
   route[name] = [...(existing ? [existing].flat() : []), hook] as never;
 }

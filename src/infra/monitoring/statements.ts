@@ -1,18 +1,6 @@
 // SQL statement timing (the seed's "slow queries"): every statement Kysely runs is counted and
-// timed here, per target (primary, replicas), into the request's own tally when there is one, and
-// those slower than SLOW_QUERY_MS are kept by their normalised text: count, total and max time.
-import { AsyncLocalStorage } from 'node:async_hooks';
-
-/** What one request made the server do: read by the slow-request log. */
-export interface RequestWork {
-  sql: number;
-  sqlMs: number;
-  cacheHits: number;
-  cacheMisses: number;
-}
-
-/** The current request's tally, entered once per request by the monitoring hooks. */
-export const requestWork = new AsyncLocalStorage<RequestWork>();
+// timed here, per target (primary, replicas), and those slower than SLOW_QUERY_MS are kept by
+// their normalised text: count, total and max time. (A request's own count: tally.ts.)
 
 export interface SlowStatement {
   statement: string;
@@ -57,11 +45,6 @@ export class StatementStats {
     t.statements++;
     t.total_ms += ms;
     if (ms > t.max_ms) t.max_ms = ms;
-    const work = requestWork.getStore();
-    if (work) {
-      work.sql++;
-      work.sqlMs += ms;
-    }
     this.onStatement?.(target, ms);
     if (ms >= this.slowMs) this.keepSlow(sql, ms);
   }
