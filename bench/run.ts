@@ -213,7 +213,7 @@ const GENEROUS_LIMITS = {
   RATE_LIMIT_BLOCK_AFTER: '0',
 };
 
-interface LimitsCost {
+interface PairedCost {
   on: Result;
   off: Result;
   /** Median over adjacent on/off slice pairs of on ÷ off throughput: robust to the machine's drift. */
@@ -224,26 +224,27 @@ interface LimitsCost {
 }
 
 /**
- * The cost of rate limiting: the cached product list from two servers on the same data, limits on
- * and off, in 12 pairs of short slices (which one goes first alternates). On this shared 2-core
+ * The cost of a feature (rate limiting, request monitoring): the cached product list from two
+ * servers on the same data, feature on and off, in 12 pairs of short slices (which one goes first
+ * alternates). On this shared 2-core
  * machine throughput drifts by ±20% from second to second, so the figure is the median of the
  * pairs' ratios, with the servers' CPU per request beside it. A server process also has its own
  * luck (JIT, memory layout: two identical processes were seen 15% apart in CPU per request), so
  * the pairs come from three rounds, each with a fresh pair of servers. Embedded mode gives the
  * second server a copy of the database.
  */
-async function limitsOverhead(env: NodeJS.ProcessEnv, label: string): Promise<LimitsCost> {
+async function pairedCost(env: NodeJS.ProcessEnv, onEnv: NodeJS.ProcessEnv, offEnv: NodeJS.ProcessEnv, label: string): Promise<PairedCost> {
   const copy = env.DATA_DIR ? mkdtempSync(join(tmpdir(), 'pasargad-bench-')) : undefined;
   if (copy) cpSync(env.DATA_DIR!, copy, { recursive: true });
   const parts: [Result[], Result[]] = [[], []];
   const cpu = [0, 0];
   const ratios: number[] = [];
-  say(`${label}: cached product list, limits on and off, 3 rounds of fresh servers, 4 pairs of ${(DURATION / 6).toFixed(1)} s slices each`);
+  say(`${label}: cached product list, on and off, 3 rounds of fresh servers, 4 pairs of ${(DURATION / 6).toFixed(1)} s slices each`);
   try {
     for (let round = 0; round < 3; round++) {
       const [onPort, offPort] = [await freePort(), await freePort()];
-      const on = await start([...CLI, 'serve'], { ...env, ...GENEROUS_LIMITS }, onPort);
-      const off = await start([...CLI, 'serve'], { ...env, RATE_LIMIT_ENABLED: 'false', ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
+      const on = await start([...CLI, 'serve'], { ...env, ...onEnv }, onPort);
+      const off = await start([...CLI, 'serve'], { ...env, ...offEnv, ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
       try {
         const targets = [`http://127.0.0.1:${onPort}`, `http://127.0.0.1:${offPort}`];
         for (const base of targets) await autocannon({ url: `${base}/api/products/`, connections: CONNECTIONS, duration: 2 });
@@ -332,7 +333,7 @@ interface BackendReport {
 
 async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendReport> {
   // The load generator is allow-listed, as issue 5 has load tests do; what limiting costs is
-  // measured on its own (limitsOverhead).
+  // measured on its own (pairedCost).
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', ALLOW_TEST_PAYMENTS: 'true', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000', RATE_LIMIT_ALLOWLIST: '127.0.0.1' };
   let dataDir: string | undefined;
   let schema: string | undefined;
@@ -357,8 +358,11 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       await stop(bare);
     }
     const yard = on.yard!;
-    const limits = await limitsOverhead({ ...env, CACHE_ENABLED: 'true' }, backend);
+    const cached = { ...env, CACHE_ENABLED: 'true' };
+    const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`);
     const limitsRatio = limits.ratio;
+    // The load generator is allow-listed on both, so only the monitoring differs.
+    const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`);
 
     const row = (name: string, r: { result: Result; sqlPerRequest: number; hitRate?: number; cpuPerRequest?: number }) =>
       `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${r.cpuPerRequest === undefined ? '—' : Math.round(r.cpuPerRequest)} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
@@ -372,6 +376,7 @@ async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendRepo
       `**${backend}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${on.light!.shop.p99} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${on.light!.yard.p99} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${on.run.result.p99} ms, bare route ${yard.p99} ms`,
       `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
       `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices from 3 pairs of servers ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
+      `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; median of 12 paired slices from 3 pairs of servers ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
       saved === undefined
         ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
         : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
