@@ -175,11 +175,21 @@ export function methodNotAllowed(app: FastifyInstance): { seal(): void } {
 }
 
 /** Adds names to the Vary header, keeping those already there (CORS adds Origin). */
+// The same few Vary values meet on every request (CORS's Origin, then Accept-Encoding on a cached
+// answer): the merged value is remembered rather than parsed again.
+const varyMerged = new Map<string, string>();
+
 export function appendVary(reply: FastifyReply, ...names: string[]): void {
   const current = String(reply.getHeader('vary') ?? '');
-  const have = new Set(current.split(',').map((v) => v.trim().toLowerCase()).filter(Boolean));
-  const added = names.filter((n) => !have.has(n.toLowerCase()));
-  if (added.length) reply.header('vary', [current, ...added].filter(Boolean).join(', '));
+  const key = `${current}\n${names.join(',')}`;
+  let merged = varyMerged.get(key);
+  if (merged === undefined) {
+    const have = new Set(current.split(',').map((v) => v.trim().toLowerCase()).filter(Boolean));
+    const added = names.filter((n) => !have.has(n.toLowerCase()));
+    merged = added.length ? [current, ...added].filter(Boolean).join(', ') : current;
+    if (varyMerged.size < 100) varyMerged.set(key, merged);
+  }
+  if (merged !== current) reply.header('vary', merged);
 }
 
 /** A response with one person's data: no shared cache may keep it, and it depends on who asks. */
