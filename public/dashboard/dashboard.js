@@ -8,7 +8,7 @@
   'use strict';
 
   var TOKEN_KEY = 'pasargad.dashboard.access';
-  var EVERY = Math.max(250, Number(new URLSearchParams(location.search).get('every')) || 3000);
+  var EVERY = Math.max(500, Number(new URLSearchParams(location.search).get('every')) || 3000);
   // Points kept for the charts drawn from polled values (about 10 minutes at the default pace).
   var HISTORY = 200;
   var COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2'];

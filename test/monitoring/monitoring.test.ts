@@ -180,6 +180,8 @@ forEachBackend('monitoring', ({ db }) => {
     assert.match(text, /pasargad_queue_jobs\{queue="orders",state="waiting"\}/);
     assert.match(text, /pasargad_rate_limit_rejections_total/);
     assert.match(text, /pasargad_process_cpu_seconds_total/);
+    const proxied = await app.inject({ url: '/metrics', headers: { 'x-forwarded-for': '203.0.113.5' } });
+    assert.equal(proxied.statusCode, 403, 'forwarded by an untrusted proxy on this host: not loopback');
     const outside = await app.inject({ url: '/metrics', remoteAddress: '203.0.113.5' });
     assert.equal(outside.statusCode, 403);
     assert.equal(outside.json().code, 'permission_denied');
@@ -208,6 +210,7 @@ describe('monitoring with the database out of reach', () => {
     assert.equal(ready.status, 503);
     assert.equal(ready.body.status, 'not_ready');
     assert.equal(ready.body.database, 'unhealthy');
+    assert.ok(!JSON.stringify(ready.body).includes('127.0.0.1'), 'no driver message in a public answer');
     // Staff cannot even be checked without the database: the contract's 503, not a hang.
     const system = await getJson(app, '/api/utils/monitoring/system/', { headers: staff.headers });
     assert.equal(system.status, 503);

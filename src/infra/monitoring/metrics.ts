@@ -6,19 +6,31 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import { LATENCY_BOUNDS_MS, type RequestStats } from './requests.ts';
+import { timeout } from './system.ts';
 
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+let defaults: Registry | undefined;
+
 export class Metrics {
-  readonly registry = new Registry();
+  private readonly own = new Registry();
+  /** This app's metrics and the process's (Node's own). */
+  get registry(): Registry {
+    return Registry.merge([this.own, defaults!]) as Registry;
+  }
   readonly statements: Histogram<'target'>;
   readonly rateLimited: Counter<'limit'>;
   readonly ipBlocks: Counter;
 
   constructor(app: FastifyInstance, requests: RequestStats) {
-    const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'pasargad_' });
-    this.registry.registerMetric(requestHistogram(requests));
+    const registers = [this.own];
+    defaults ??= (() => {
+      // Once per process: each call starts its own event-loop monitor and GC observer.
+      const r = new Registry();
+      collectDefaultMetrics({ register: r, prefix: 'pasargad_' });
+      return r;
+    })();
+    this.own.registerMetric(requestHistogram(requests));
     this.statements = new Histogram({ name: 'pasargad_sql_statement_duration_seconds', help: 'SQL statement durations, by target (primary, replicaN).', labelNames: ['target'], buckets: SECONDS, registers });
     this.rateLimited = new Counter({ name: 'pasargad_rate_limit_rejections_total', help: 'Requests refused with 429, by the window that refused them.', labelNames: ['limit'], registers });
     this.ipBlocks = new Counter({ name: 'pasargad_ip_blocks_total', help: 'IP addresses blocked after repeated rate-limit violations.', registers });
@@ -51,7 +63,7 @@ export class Metrics {
       registers,
       async collect() {
         this.reset();
-        for (const q of await app.jobs.stats().catch(() => [])) {
+        for (const q of await timeout(app.jobs.stats(), 'queues').catch(() => [])) {
           for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) this.set({ queue: q.queue, state }, q[state]);
         }
       },

@@ -77,6 +77,14 @@ class MinuteBucket {
   readonly routes = new Map<string, RouteStats>();
   readonly ips = new Map<string, number>();
 
+  compactIps(keep: number): void {
+    if (this.ips.size <= keep) return;
+    const top = [...this.ips].sort((a, b) => b[1] - a[1]);
+    this.ips.clear();
+    for (const [ip, n] of top.slice(0, keep)) this.ips.set(ip, n);
+    this.ips.set('other', (this.ips.get('other') ?? 0) + top.slice(keep).reduce((sum, [, n]) => sum + n, 0));
+  }
+
   routeStats(route: string): RouteStats {
     let r = this.routes.get(route);
     if (!r) {
@@ -138,6 +146,8 @@ interface SecondBucket {
 
 /** Most distinct client IPs kept per minute; beyond it, new ones count as "other". */
 const MAX_IPS = 10_000;
+/** Addresses a finished minute keeps. */
+const KEPT_IPS = 200;
 const MAX_ROUTES = 1_000;
 const SECONDS = 300;
 
@@ -191,6 +201,8 @@ export class RequestStats {
   minuteBucket(minute: number): MinuteBucket {
     let b = this.minutes[this.minutes.length - 1];
     if (!b || b.minute !== minute) {
+      // A finished minute keeps only its busiest addresses: the hour's report merges 60 of them.
+      if (b) b.compactIps(KEPT_IPS);
       this.minutes.push((b = new MinuteBucket(minute)));
       while (this.minutes.length > 61) this.minutes.shift();
     }

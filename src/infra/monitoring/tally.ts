@@ -24,14 +24,16 @@ class TallyPlugin implements KyselyPlugin {
   private readonly started = new WeakMap<object, number>();
   constructor(private readonly work: RequestWork) {}
 
+  // Counted when sent, so a statement that fails or times out (often the slow one) counts too;
+  // its time is added when it answers.
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.work.sql++;
     this.started.set(args.queryId, performance.now());
     return args.node;
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     const t = this.started.get(args.queryId);
-    this.work.sql++;
     if (t !== undefined) this.work.sqlMs += performance.now() - t;
     return args.result;
   }

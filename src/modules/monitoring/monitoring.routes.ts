@@ -126,28 +126,37 @@ export const monitoringRoutes: FastifyPluginAsyncTypebox = async (app) => {
     });
   }
 
-  // Readiness: the database answers and every migration is applied. Cheap enough to poll.
+  // Readiness: the database answers and every migration is applied. Cheap enough to poll: once
+  // every migration has been seen applied, a poll is one `select 1`. Public, so no error text
+  // (a driver's message can name hosts and users): that goes to the log.
+  let migrated = false;
   app.get('/health/ready/', {
     config: unlimited,
     schema: { tags, summary: 'Readiness for load balancers: database reachable, migrations applied (503 otherwise)', response: { 200: Anything, 503: Anything } },
-    handler: async (_request, reply) => {
+    handler: async (request, reply) => {
       const database = await databaseCheck(app);
-      const pending = database.status === 'healthy' ? await pendingMigrations(app.database).catch(() => ['(unknown)']) : [];
+      if (database.error) request.log.warn({ err: database.error }, 'readiness: database unreachable');
+      const pending = database.status !== 'healthy' || migrated ? [] : await pendingMigrations(app.database).catch(() => ['(unknown)']);
+      if (database.status === 'healthy' && pending.length === 0) migrated = true;
       const ready = database.status === 'healthy' && pending.length === 0;
       return reply
         .code(ready ? 200 : 503)
         .header('cache-control', 'no-store')
-        .send({ status: ready ? 'ready' : 'not_ready', database: database.status, ...(database.error ? { error: database.error } : {}), pending_migrations: pending });
+        .send({ status: ready ? 'ready' : 'not_ready', database: database.status, pending_migrations: pending });
     },
   });
 
   // The contract's detailed health: always 200, each part's status and message.
+  // Public, so answered from a report at most 5 s old (each report touches the database, Redis and
+  // the disk), and without error texts.
+  let detailed: { at: number; report: Promise<Awaited<ReturnType<typeof systemReport>>> } | undefined;
   app.get('/health/detailed/', {
     config: unlimited,
-    schema: { tags, summary: 'Each part of the server with a status and message (always 200)', response: { 200: Anything } },
+    schema: { tags, summary: 'Each part of the server with a status and message (always 200; at most 5 s old)', response: { 200: Anything } },
     handler: async (_request, reply) => {
-      const r = await systemReport(app, paths);
-      const say = (c: { status: string; error?: unknown } | undefined, ok: string) => (!c ? undefined : { status: c.status === 'healthy' ? 'healthy' : c.status === 'degraded' ? 'warning' : 'unhealthy', message: c.status === 'healthy' ? ok : String(c.error ?? c.status) });
+      if (!detailed || Date.now() - detailed.at > 5000) detailed = { at: Date.now(), report: systemReport(app, paths) };
+      const r = await detailed.report;
+      const say = (c: { status: string } | undefined, ok: string) => (!c ? undefined : { status: c.status === 'healthy' ? 'healthy' : c.status === 'degraded' ? 'warning' : 'unhealthy', message: c.status === 'healthy' ? ok : `${c.status}: see the staff system report` });
       const cacheChecks = Object.entries(r.checks).filter(([k]) => k.startsWith('cache_'));
       const cacheOk = cacheChecks.every(([, c]) => c.status === 'healthy');
       const memShare = 1 - r.host.memory_free_bytes / r.host.memory_total_bytes;
@@ -175,7 +184,11 @@ export const monitoringRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { hide: true },
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const token = config.monitoring.metricsToken;
-      if (!allowed.has(request.clientIp) && !(token && tokenMatches(request.headers.authorization, token))) throw new AppError('permission_denied');
+      // A forwarded request from a proxy we do not trust (on this host, its address is loopback)
+      // is somebody else's: an allowed address alone does not let it in.
+      const forwardedByStranger = request.headers['x-forwarded-for'] !== undefined && config.trustedProxies.length === 0;
+      const byAddress = allowed.has(request.clientIp) && !forwardedByStranger;
+      if (!byAddress && !(token && tokenMatches(request.headers.authorization, token))) throw new AppError('permission_denied');
       const body = await app.metrics.registry.metrics();
       return reply.header('cache-control', 'no-store').type(app.metrics.registry.contentType).send(body);
     },
