@@ -14,7 +14,7 @@ import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.
 import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
 import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
-import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards } from './infra/http/hooks.ts';
+import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards, SECURITY_HEADERS } from './infra/http/hooks.ts';
 import { docsRoutes } from './infra/http/docs.routes.ts';
 import { dashboardRoutes } from './modules/monitoring/dashboard.routes.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
@@ -94,8 +94,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1_048_576,
     // A malformed URL (bad percent-encoding) names no resource: the contract's 404, not Fastify's body.
-    frameworkErrors: (err, _request, res) => {
+    frameworkErrors: (err, request, res) => {
       const reply = res as FastifyReply;
+      // No hook runs for these: the headers every response carries are set here.
+      reply.headers(SECURITY_HEADERS).header('x-request-id', request.id).header('x-response-time', `${reply.elapsedTime.toFixed(1)}ms`);
       if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
       return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
     },
@@ -130,6 +132,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('media', storage);
   app.decorate('payments', { provider: paymentProvider(config.payments, deps.stripeApi), payments: config.payments, pricing: config.pricing });
 
+  // The request's context for services, made on first use (ctxOf).
+  app.decorateRequest('ctx', undefined);
   registerErrorHandlers(app);
   registerHttpHooks(app);
   // Timing, request patterns and the per-request tally of SQL and cache work: first, so it sees

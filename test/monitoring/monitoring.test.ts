@@ -45,6 +45,11 @@ forEachBackend('monitoring', ({ db }) => {
     assert.equal(bad.statusCode, 404);
     assert.match(String(bad.headers['x-request-id']), /^[0-9a-f-]{36}$/);
     assert.match(String(bad.headers['x-response-time']), /ms$/);
+    // A URL Fastify cannot even route (bad percent-encoding) runs no hook: the headers are still there.
+    const broken = await app.inject({ url: '/api/%E0%A4%A/' });
+    assert.equal(broken.statusCode, 404);
+    assert.equal(broken.json().code, 'not_found');
+    assert.ok(broken.headers['x-request-id'] && broken.headers['x-response-time'] && broken.headers['x-content-type-options']);
   });
 
   test('a request over SLOW_REQUEST_MS is a warning with route, status, duration, SQL statements and cache hits and misses; every line carries the request id', async () => {

@@ -16,7 +16,19 @@ export interface Ctx {
   readonly caches: Caches;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's context, made on first use (ctxOf). */
+    ctx: Ctx | undefined;
+  }
+}
+
+/** The request's context, made once per request (services may be handed it several times). */
 export function ctxOf(request: FastifyRequest): Ctx {
+  return (request.ctx ??= makeCtx(request));
+}
+
+function makeCtx(request: FastifyRequest): Ctx {
   const app = request.server;
   if (!app.config.monitoring.requests) return { database: app.database, media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: app.caches };
   // The request's SQL and cache lookups are counted for the slow-request log (tally.ts).
