@@ -138,7 +138,12 @@ forEachBackend('rate limits', ({ backend, db }) => {
     }
     // Loopback is not exempt unless listed.
     assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 200);
-    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 429);
+    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 429);    // Unknown paths count too: a scanner's guesses are limited like any request.
+    const scanner = freshIp();
+    assert.equal((await call(app, scanner, '/wp-admin/')).statusCode, 404);
+    const guessed = await call(app, scanner, '/.env');
+    assert.equal(guessed.statusCode, 429);
+    assert.equal(guessed.json().code, 'throttled');
   });
 
   test('repeated violations block the address: 403 on every request until staff unblock it', async () => {
@@ -150,6 +155,7 @@ forEachBackend('rate limits', ({ backend, db }) => {
     for (let i = 0; i < 3; i++) assert.equal((await call(app, ip, '/api/products/')).statusCode, 429);
     const blocked = await call(app, ip, '/api/products/categories/');
     assert.equal(blocked.statusCode, 403);
+    assert.equal((await call(app, ip, '/health/')).statusCode, 403, 'a block covers exempt routes too');
     const body = blocked.json();
     assert.equal(body.error, true);
     assert.equal(body.status_code, 403);

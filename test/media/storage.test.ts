@@ -53,6 +53,7 @@ function contract(name: string, open: () => Promise<{ storage: MediaStorage; clo
     test('keys that could escape are refused, never written', async () => {
       for (const key of ['../x.jpg', 'products/../../x.jpg', '/abs.jpg', 'products/1/', 'a//b.jpg', 'products/1/%2e%2e.jpg', 'products\\1.jpg']) {
         await assert.rejects(storage.put(key, Buffer.from('x'), 'image/jpeg'), /bad media key/, key);
+        assert.equal(await storage.get(key), undefined, `${key}: names nothing`);
       }
     });
   });

@@ -219,7 +219,7 @@ export class Cache<T> {
     const e = this.local.get(key);
     if (!e) return undefined;
     if (this.valid(e) !== true) return undefined;
-    this.hit();
+    this.counters.hits++;
     return e.value;
   }
 
@@ -233,7 +233,7 @@ export class Cache<T> {
         ok = this.valid(e);
       }
       if (ok) {
-        this.hit();
+        this.counters.hits++;
         return e.value;
       }
       this.local.delete(key);
@@ -252,7 +252,7 @@ export class Cache<T> {
         const entry: Entry<T> = { value, tags: found.tags, versions: found.versions };
         if (this.valid(entry) === undefined) await this.versionsFor(key, found.tags);
         if (this.valid(entry)) {
-          this.hit();
+          this.counters.hits++;
           this.local.set(key, entry, { ttl: (this.opts.localTtlSeconds ?? 60) * 1000 });
           return entry.value;
         }
@@ -260,10 +260,6 @@ export class Cache<T> {
     }
     this.counters.misses++;
     return undefined;
-  }
-
-  private hit(): void {
-    this.counters.hits++;
   }
 
   async set(key: string, value: T, o: SetOptions): Promise<void> {

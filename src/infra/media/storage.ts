@@ -36,9 +36,14 @@ export interface MediaStorage {
 
 const SAFE_KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
 
+/** Whether a key could name a stored file: no empty, `.` or `..` part, nothing outside [a-z0-9._-/]. */
+export function isKey(key: string): boolean {
+  return SAFE_KEY.test(key) && !key.split('/').some((part) => part === '..' || part === '.');
+}
+
 /** Keys are made by the server, never taken from a client; this still refuses any that could escape. */
 export function checkKey(key: string): string {
-  if (!SAFE_KEY.test(key) || key.split('/').some((part) => part === '..' || part === '.')) throw new Error(`bad media key: ${JSON.stringify(key)}`);
+  if (!isKey(key)) throw new Error(`bad media key: ${JSON.stringify(key)}`);
   return key;
 }
 
@@ -76,12 +81,8 @@ export class LocalStorage implements MediaStorage {
   }
 
   async get(key: string): Promise<MediaObject | undefined> {
-    let path: string;
-    try {
-      path = this.path(key);
-    } catch {
-      return undefined;
-    }
+    if (!isKey(key)) return undefined;
+    const path = this.path(key);
     // Opened first, so a file removed meanwhile is either served whole or not found.
     const handle = await open(path, 'r').catch(() => undefined);
     if (!handle) return undefined;
@@ -146,9 +147,10 @@ export class S3Storage implements MediaStorage {
   }
 
   async get(key: string): Promise<MediaObject | undefined> {
+    if (!isKey(key)) return undefined;
     let out: GetObjectCommandOutput;
     try {
-      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: checkKey(key) }));
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       if (missing(err)) return undefined;
       throw err;

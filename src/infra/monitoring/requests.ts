@@ -35,10 +35,6 @@ export class Histogram {
   sum = 0;
   max = 0;
 
-  add(ms: number): void {
-    this.addAt(bucketOf(ms), ms);
-  }
-
   /** With the bucket already found (one search serves every histogram a request goes into). */
   addAt(bucket: number, ms: number): void {
     this.counts[bucket]!++;
@@ -216,13 +212,6 @@ export class RequestStats {
       while (this.seconds.length > SECONDS) this.seconds.shift();
     }
     return b;
-  }
-
-  /** One finished request (for callers without a recorder; the middleware uses `route()`). */
-  record(route: string, status: number, ms: number, ip: string): void {
-    let r = this.recorders.find((x) => x.label === route);
-    if (!r) r = this.route(route);
-    r.record(status, ms, ip);
   }
 
   /** Requests, percentiles, routes, slow routes and top IPs over the last `minutes` minutes. */

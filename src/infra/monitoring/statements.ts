@@ -72,8 +72,4 @@ export class StatementStats {
       .slice(0, limit)
       .map((s) => ({ ...s, total_ms: r(s.total_ms), max_ms: r(s.max_ms), mean_ms: r(s.mean_ms) }));
   }
-
-  clearSlow(): void {
-    this.slow.clear();
-  }
 }

@@ -162,11 +162,8 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const key = request.params['*'];
       // Uploads as they came (with their metadata) are kept, never served.
       if (key.startsWith(PRIVATE_PREFIX)) throw new AppError('not_found');
-      const object = await app.media.get(key).catch((err: unknown) => {
-        // A key that could not be a file names nothing; a storage that fails is the server's problem.
-        if ((err as Error).message?.startsWith('bad media key')) return undefined;
-        throw err;
-      });
+      // A key that could not be a file names nothing (both stores answer undefined).
+      const object = await app.media.get(key);
       if (!object) throw new AppError('not_found');
       const etag = `"${key.slice(key.lastIndexOf('/') + 1)}"`;
       reply.header('cache-control', IMMUTABLE);

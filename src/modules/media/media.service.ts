@@ -88,13 +88,6 @@ async function store(deps: MediaDeps, files: Prepared['files']): Promise<void> {
   throw failed.reason;
 }
 
-/** Removes files no row names (keys are never shared, so this only guards against a mistake). */
-async function forget(ctx: Ctx, deps: MediaDeps, keys: string[]): Promise<void> {
-  if (!keys.length) return;
-  const gone = await repo.unreferenced(ctx.database.db, keys);
-  await deps.storage.delete(gone);
-}
-
 function keysOf(image: { image: string | null; original?: string | null; variants: MediaVariant[] }): string[] {
   return [...(image.image ? [image.image] : []), ...(image.original ? [image.original] : []), ...image.variants.map((v) => v.key)];
 }
@@ -235,7 +228,11 @@ export async function makeLaterVariants(ctx: Ctx, deps: MediaDeps, target: { kin
   }
 }
 
-/** Removes the files of removed images, keeping any another row still names. */
+/**
+ * Removes the files of removed images. Keys are never shared between rows (a folder per upload),
+ * so the check that no row names them only guards against a mistake.
+ */
 export async function deleteFiles(ctx: Ctx, deps: MediaDeps, keys: readonly string[]): Promise<void> {
-  await forget(ctx, deps, [...keys]);
+  if (!keys.length) return;
+  await deps.storage.delete(await repo.unreferenced(ctx.database.db, keys));
 }
