@@ -112,10 +112,11 @@ const percent = makeValidator<string>((input) => {
   return input.trim();
 });
 
-/** A cron pattern (five fields, UTC), e.g. `0 * * * *`; checked when the schedule is made. */
+/** A cron pattern (UTC), e.g. `0 * * * *`, or with a leading seconds field; checked when the schedule is made. */
 const cron = makeValidator<string>((input) => {
   const fields = input.trim().split(/\s+/);
-  if (fields.length !== 5 || !fields.every((f) => /^[\d*/,-]+$/.test(f))) throw new EnvError(`"${input}" is not a cron pattern such as 0 * * * *`);
+  // Six fields (seconds first) too: cron-parser and BullMQ read both, and tests tick every few seconds.
+  if ((fields.length !== 5 && fields.length !== 6) || !fields.every((f) => /^[\d*/,-]+$/.test(f))) throw new EnvError(`"${input}" is not a cron pattern such as 0 * * * *`);
   return fields.join(' ');
 });
 
