@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.ts';
+import type { Cache } from '../infra/cache/cache.ts';
 import { StatementStats } from '../infra/monitoring/statements.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { DB } from './schema.ts';
@@ -31,6 +32,12 @@ export interface Database {
    * reached it is taken out of rotation for a while and the read runs on the primary instead.
    */
   read<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /**
+   * Sends every `read()` to the primary for the next `ms`. Called whenever catalog data changed
+   * (see readPrimaryAfterChanges), so that neither the writer's next read nor a cache fill made
+   * after the invalidation can see a replica that has not replayed the write yet.
+   */
+  readPrimaryFor?(ms: number): void;
   /** Runs a multi-statement script (migrations, maintenance) on the primary. */
   exec(script: string): Promise<void>;
   readonly stats: QueryStats;
@@ -55,6 +62,14 @@ const identity = (v: string) => v;
 const PARSERS: Record<number, (v: string) => unknown> = { 1184: identity, 1114: identity, 1082: identity, 20: Number };
 
 const REPLICA_RETRY_MS = 10_000;
+
+/**
+ * How long `read()` stays on the primary after a catalog change. Streaming replicas replay within
+ * milliseconds on a healthy network; this is the replay lag tolerated before a replica may answer
+ * again. Monitor pg_stat_replication.replay_lag: lag beyond it lets a cache fill store a stale
+ * answer until the next change of that data or the entry's TTL (docs/deployment.md).
+ */
+export const REPLICA_CATCH_UP_MS = 2_000;
 
 /** True for errors that mean "this server could not be reached", not "this query is wrong". */
 export function isConnectionError(err: unknown): boolean {
@@ -110,6 +125,7 @@ async function openPostgres(config: Config): Promise<Database> {
     return { pool, db: new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: counter(stats, statements, `replica${i}`) }), downUntil: 0 };
   });
   let next = 0;
+  let primaryUntil = 0;
 
   return {
     kind: 'postgres',
@@ -118,8 +134,12 @@ async function openPostgres(config: Config): Promise<Database> {
     stats,
     statements,
     pools: () => [poolStats('primary', primaryPool, poolSize), ...replicas.map((r, i) => poolStats(`replica${i}`, r.pool, poolSize))],
+    readPrimaryFor(ms) {
+      primaryUntil = Math.max(primaryUntil, Date.now() + ms);
+    },
     async read(fn) {
       const now = Date.now();
+      if (primaryUntil > now) return fn(db);
       for (let tries = 0; tries < replicas.length; tries++) {
         const replica = replicas[next++ % replicas.length]!;
         if (replica.downUntil > now) continue;
@@ -142,6 +162,22 @@ async function openPostgres(config: Config): Promise<Database> {
       await Promise.all([db.destroy(), ...replicas.map((r) => r.db.destroy())]);
     },
   };
+}
+
+/**
+ * Read-your-own-write for replica reads. Every change a catalog read could show (product, category,
+ * review, image, stock, promotion) invalidates the response cache through its domain event, on
+ * this instance before the write's response is sent and on the others through Redis pub/sub. Each
+ * invalidation, ours or another instance's, sends replica reads to the primary for `ms`: the
+ * writer's next GET sees its write, and a cache entry stored under the new tag versions was read
+ * from the primary or from a replica given `ms` to replay. Left open, and bounded by replay lag
+ * and the entry's TTL: an instance that fetches the new versions from Redis before the pub/sub
+ * message reaches it, and invalidations held back while Redis is down. The price: after each
+ * change this process's cache misses go to the primary for `ms`. Returns the unsubscribe.
+ */
+export function readPrimaryAfterChanges(database: Database, cache: Pick<Cache<unknown>, 'onInvalidation'>, ms = REPLICA_CATCH_UP_MS): () => void {
+  if (!database.readPrimaryFor) return () => {};
+  return cache.onInvalidation(() => database.readPrimaryFor!(ms));
 }
 
 /** A raw PGlite instance with the extensions and type parsers the shop relies on. */

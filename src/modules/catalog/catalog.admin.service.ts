@@ -171,7 +171,8 @@ export async function deactivateCategory(ctx: Ctx, id: number): Promise<void> {
 
 /** Active products with 0 < stock ≤ their threshold, lowest stock first. */
 export async function lowStock(ctx: Ctx): Promise<LowStockResult> {
-  const rows = await ctx.database.read((db) => repo.listProductCards(db, { stock: 'low_stock' }, 'stock_asc'));
+  // The primary: staff look here right after their own stock edits, and the list is not cached.
+  const rows = await repo.listProductCards(ctx.database.db, { stock: 'low_stock' }, 'stock_asc');
   const results = rows.map((r) => toProductCard(r, ctx.media));
   return { results, count: results.length };
 }

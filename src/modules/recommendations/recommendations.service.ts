@@ -62,7 +62,8 @@ async function productPicks(ctx: Ctx, productId: number): Promise<repo.Recommend
  */
 export async function personalized(ctx: Ctx, owner: Owner | null): Promise<ProductCard[]> {
   const [own, popular] = await Promise.all([
-    owner ? ctx.database.read((db) => repo.viewerPicks(db, owner, PERSONAL_DAYS, PERSONAL_LIMIT)) : [],
+    // The primary: these are the shopper's own views, recorded there a moment ago.
+    owner ? repo.viewerPicks(ctx.database.db, owner, PERSONAL_DAYS, PERSONAL_LIMIT) : [],
     mostViewed(ctx),
   ]);
   const picked = new Set(own.map((p) => p.id));
