@@ -13,7 +13,7 @@ import { registerResponseCache } from './infra/cache/response-cache.ts';
 import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.ts';
 import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
-import { ERRORS, registerErrorHandlers, wrappedBody } from './infra/http/errors.ts';
+import { ERRORS, registerErrorHandlers, registerNotFound, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards, SECURITY_HEADERS } from './infra/http/hooks.ts';
 import { docsRoutes } from './infra/http/docs.routes.ts';
 import { dashboardRoutes } from './modules/monitoring/dashboard.routes.ts';
@@ -143,7 +143,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const metrics = new Metrics(app, requestStats);
   app.decorate('metrics', metrics);
   database.statements.onStatement = metrics.statementObserver();
-  registerMonitoring(app, { enabled: config.monitoring.requests, slowRequestMs: config.monitoring.slowRequestMs, stats: requestStats });
+  const monitoring = registerMonitoring(app, { enabled: config.monitoring.requests, slowRequestMs: config.monitoring.slowRequestMs, stats: requestStats });
   // Request path (DESIGN.md): client IP and block check, the Bearer check, rate limits, then
   // the response cache (a route-level hook, so after all of these).
   registerIpGuard(app, limits, config.limits.allowlist);
@@ -154,7 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Uploads only (media.routes.ts reads the parts itself, with its own limits).
   await app.register(multipart);
   registerAuth(app, new TokenService({ secret: config.secretKey, accessTtl: config.auth.accessTokenTtl, refreshTtl: config.auth.refreshTokenTtl, store: sessionStore }));
-  if (limits) registerRateLimits(app, limits, { refused: (limit) => metrics.rateLimited.inc({ limit }), blocked: () => metrics.ipBlocks.inc() });
+  const limited = limits && registerRateLimits(app, limits, { refused: (limit) => metrics.rateLimited.inc({ limit }), blocked: () => metrics.ipBlocks.inc() });
   // After the Bearer check and the rate limits: a cached answer never skips them.
   if (config.cache.enabled) registerResponseCache(app, caches.api, { maxAge: config.cache.maxAge, compressThreshold: config.cache.compressThreshold });
 
@@ -192,5 +192,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(monitoringRoutes);
   await app.register(limitRoutes);
   routeTable.seal();
+  // Unknown paths are limited and counted too, by hooks on the not-found route alone.
+  registerNotFound(app, { onRequest: limited ? [limited.notFound] : [], onSend: monitoring ? [monitoring.notFound] : [] });
   return app;
 }

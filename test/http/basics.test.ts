@@ -81,11 +81,13 @@ test('security headers on every response, errors included (helmet, for a JSON AP
     assert.match(String(r.headers['strict-transport-security']), /^max-age=31536000/);
     assert.equal(r.headers['cross-origin-resource-policy'], 'same-origin');
     assert.equal(r.headers['x-dns-prefetch-control'], undefined, 'document-only headers are left out');
+    for (const name of ['cross-origin-opener-policy', 'x-xss-protection', 'x-permitted-cross-domain-policies']) assert.equal(r.headers[name], undefined, `${name} is for documents`);
   }
   // The docs page runs Swagger UI's own scripts and styles; static files may be embedded anywhere.
   const docs = await app.inject('/api/docs/');
   assert.equal(docs.statusCode, 200);
   assert.match(String(docs.headers['content-security-policy']), /default-src 'self'/);
+  assert.equal(docs.headers['cross-origin-opener-policy'], 'same-origin', 'pages keep the opener policy');
   const script = await app.inject(app.staticUrl('docs/init.js'));
   assert.equal(script.statusCode, 200);
   assert.equal(script.headers['cross-origin-resource-policy'], 'cross-origin');

@@ -164,6 +164,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       throw new Error(`${route.url}: a cached route cannot have preValidation or preHandler hooks (a cache hit would skip them)`);
     }
     addRouteHook(route, 'onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => lookupHook(cfg, request, reply, done));
+    addRouteHook(route, 'onSend', fillHook, true);
   });
 
   function headers(reply: FastifyReply, e: CachedResponse, state: 'HIT' | 'MISS'): void {
@@ -234,7 +235,9 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     return false;
   }
 
-  app.addHook('onSend', (request, reply, payload, done) => {
+  // A miss fills the entry as its answer goes out. First among the route's onSend hooks, so the
+  // monitoring's timing and X-Cache reading come after it.
+  function fillHook(request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
     const fill = request.cacheFill;
     if (!fill) return done(null, payload);
     request.cacheFill = undefined;
@@ -242,7 +245,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       (out) => done(null, out),
       (err: unknown) => done(err as Error),
     );
-  });
+  }
 
   async function fillEntry(request: FastifyRequest, reply: FastifyReply, payload: unknown, fill: NonNullable<FastifyRequest['cacheFill']>): Promise<unknown> {
     if (reply.statusCode !== 200 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {

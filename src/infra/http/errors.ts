@@ -174,5 +174,18 @@ export function registerErrorHandlers(app: FastifyInstance): void {
       .send({ ...wrappedBody('internal', ERRORS.internal.message, 500), request_id: request.id });
   });
 
-  app.setNotFoundHandler((_request, reply) => send(reply, 'not_found', ERRORS.not_found.message, 404));
+}
+
+type OnRequestHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void;
+type OnSendHook = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => void;
+
+/**
+ * The contract's 404 for paths no route matches, with hooks that run for those requests only
+ * (the rate limits, the monitoring's `unmatched` label). An app-wide hook asking `request.is404`
+ * would run on every request instead. Fastify gives the not-found route every lifecycle hook its
+ * options name (four-oh-four.js concatenates `opts[hook]` for each), although its types list only
+ * preValidation and preHandler; test/limits and test/monitoring fail if that ever changes.
+ */
+export function registerNotFound(app: FastifyInstance, hooks: { onRequest: OnRequestHook[]; onSend: OnSendHook[] }): void {
+  app.setNotFoundHandler(hooks as object, (_request, reply) => send(reply, 'not_found', ERRORS.not_found.message, 404));
 }

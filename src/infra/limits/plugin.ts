@@ -91,15 +91,17 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
   });
 }
 
+type LimitHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void;
+
 /**
  * After the Bearer check: every window that applies to who is calling, and the route's own. A
  * route-level hook made for each route when it is registered, with the route's limit in hand:
  * reading `request.routeOptions` on every request was seen to cost 5% of a cached answer's
- * throughput. Exempt routes get no hook; unknown paths (404s) count through an app-wide one, so a
- * scanner's guesses are limited too. Registered before the response cache's lookup hook, which
+ * throughput. Exempt routes get no hook; unknown paths (404s) count through the one returned for the
+ * not-found route, so a scanner's guesses are limited too. Registered before the response cache's lookup hook, which
  * therefore runs after it.
  */
-export function registerRateLimits(app: FastifyInstance, limits: Limits, observe?: { refused(limit: string): void; blocked(): void }): void {
+export function registerRateLimits(app: FastifyInstance, limits: Limits, observe?: { refused(limit: string): void; blocked(): void }): { notFound: LimitHook } {
   // Refused: count the violation (it may block the IP), then answer 429.
   const refuse = (ip: string, shown: Verdict, done: (err?: Error) => void) => {
     observe?.refused(shown.name);
@@ -111,7 +113,7 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
       () => done(throttledError(shown)),
     );
   };
-  const hookFor = (route: RouteLimit | undefined) => (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+  const hookFor = (route: RouteLimit | undefined): LimitHook => (request, reply, done) => {
     if (request.limitsExempt) return done();
     const auth = request.auth;
     const counted = limits.check({ ip: request.clientIp, userId: auth?.user_id ?? null, staff: auth?.is_staff === true }, route);
@@ -136,8 +138,8 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
     const own = (route.config as { rateLimit?: RouteLimit | false } | undefined)?.rateLimit;
     if (own !== false) addRouteHook(route, 'onRequest', hookFor(own || undefined));
   });
-  const unrouted = hookFor(undefined);
-  app.addHook('onRequest', (request, reply, done) => (request.is404 ? unrouted(request, reply, done) : done()));
+  // Unknown paths count too (the app gives this to the not-found route).
+  return { notFound: hookFor(undefined) };
 }
 
 /** Headers the server's own requests carry (cache warming) so they are never limited. */

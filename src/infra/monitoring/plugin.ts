@@ -29,16 +29,19 @@ export interface MonitoringOptions {
   stats: RequestStats;
 }
 
-export function registerMonitoring(app: FastifyInstance, o: MonitoringOptions): void {
+type OnSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => void;
+
+/** Returns the hook for the not-found route (its label is `unmatched`), or undefined when disabled. */
+export function registerMonitoring(app: FastifyInstance, o: MonitoringOptions): { notFound: OnSend } | undefined {
   const stats = o.stats;
   app.decorate('requestStats', stats);
   app.decorateRequest('work', undefined);
-  if (!o.enabled) return;
+  if (!o.enabled) return undefined;
 
   // One hook per request, when the answer is ready to go: the time goes into X-Response-Time, the
   // request patterns and, if slow, the log. (Separate onSend and onResponse hooks cost more than
   // the work they do, on a cached answer.)
-  const finished = (label: string) => {
+  const finished = (label: string): OnSend => {
     // Also what Prometheus's request histogram is made of, at scrape time (metrics.ts).
     const recorder = stats.route(label);
     return (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
@@ -60,6 +63,5 @@ export function registerMonitoring(app: FastifyInstance, o: MonitoringOptions): 
   };
   app.addHook('onRoute', (route: RouteOptions) => addRouteHook(route, 'onSend', finished(`${[route.method].flat().join(',')} ${route.url}`)));
   // Unknown paths: one label for all of them, so a scanner cannot grow the route table.
-  const unrouted = finished('unmatched');
-  app.addHook('onSend', (request, reply, payload, done) => (request.is404 ? unrouted(request, reply, payload, done) : done(null, payload)));
+  return { notFound: finished('unmatched') };
 }

@@ -20,7 +20,7 @@ export function dashboardHeaders(cdnUrl: string | undefined): Record<string, str
     scriptSrc: ["'self'", ...cdn],
     connectSrc: ["'self'"],
     frameAncestors: ["'none'"],
-  });
+  }, true);
 }
 
 export const dashboardRoutes: FastifyPluginAsync = async (app) => {
