@@ -116,7 +116,7 @@ async function main(argv: string[]): Promise<void> {
       const [sub, ...args] = rest;
       const cfg = config();
       if (sub === 'warm') {
-        if (!cfg.redis.apiUrl) {
+        if (!cfg.redis.api) {
           process.stdout.write('embedded mode: the caches live inside the server, which warms them at start-up and on the warm_cache schedule (SCHEDULE_WARM_CACHE)\n');
           return;
         }
@@ -135,7 +135,7 @@ async function main(argv: string[]): Promise<void> {
       const store = values.store!;
       if (!['api', 'default', 'session', 'all'].includes(store)) throw new Error('--store must be api, default, session or all');
       const names = store === 'all' ? ['default', 'session', 'api'] : [store];
-      if (!cfg.redis.apiUrl && names.some((n) => n !== 'session')) {
+      if (!cfg.redis.api && names.some((n) => n !== 'session')) {
         throw new Error('embedded mode: the default and api caches live inside the server process; restart it to empty them');
       }
       const database = await openDatabase(cfg);

@@ -163,6 +163,39 @@ const cidrList = makeValidator<string[]>((input) =>
   }),
 );
 
+/** `host:port` pairs, e.g. `10.0.0.1:26379,10.0.0.2:26379` (Sentinels, or some nodes of a Cluster). */
+const hostPortList = makeValidator<readonly HostPort[]>((input) => {
+  const nodes = list(input).map((entry) => {
+    const m = /^(\[[0-9a-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/i.exec(entry);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65_535) throw new EnvError(`"${entry}" is not host:port`);
+    return Object.freeze({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+  });
+  // Empty (`REDIS_SENTINELS=` in an env file) reads as unset.
+  return Object.freeze(nodes);
+});
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Credentials and TLS of the data nodes behind Sentinel or in a Cluster (a plain server has them in its URL). */
+export interface RedisAuth {
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+}
+
+/**
+ * Where one user of Redis (a cache store, the limits, the queues) connects. A plain server is a
+ * URL with its logical database; behind Sentinel each user keeps its database on the master the
+ * Sentinels name; a Cluster has database 0 only, so there users are kept apart by key prefix.
+ */
+export type RedisTarget =
+  | { readonly kind: 'server'; readonly url: string }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string; readonly sentinelPassword: string | undefined; readonly auth: RedisAuth; readonly db: number }
+  | { readonly kind: 'cluster'; readonly nodes: readonly HostPort[]; readonly auth: RedisAuth; readonly prefix: string };
+
 /** The same Redis server, logical database `db` (the URL path, as ioredis reads it). */
 export function redisDatabase(url: string, db: number): string {
   const u = new URL(url);
@@ -185,11 +218,18 @@ export const CONFIG_VARIABLES = {
   DATABASE_REPLICA_URLS: pgUrlList({ default: [], desc: 'Comma-separated read-replica URLs for lag-tolerant reads (round-robin, primary as fallback).' }),
   DATABASE_SCHEMA: str({ default: 'public', desc: 'PostgreSQL schema holding the shop tables.' }),
   DATABASE_POOL_SIZE: num({ default: 10, desc: 'Connections per PostgreSQL pool (primary and each replica).' }),
-  REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3). Unset: sessions live in the database.' }),
-  REDIS_DEFAULT_URL: redisUrl({ default: undefined, desc: 'Overrides the `default` cache store URL (default: REDIS_URL with database 1).' }),
-  REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store URL (default: REDIS_URL with database 2). Run it with persistence on.' }),
-  REDIS_API_URL: redisUrl({ default: undefined, desc: 'Overrides the `api` (HTTP response) cache store URL (default: REDIS_URL with database 3).' }),
+  REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3), limits and queues (db 0). For Sentinel or Cluster see REDIS_SENTINELS and REDIS_CLUSTER_NODES. Unset (all three): sessions live in the database.' }),
+  REDIS_DEFAULT_URL: redisUrl({ default: undefined, desc: 'Overrides the `default` cache store with a server URL (default: REDIS_URL with database 1, or the Sentinel or Cluster Redis).' }),
+  REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store with a server URL (default: REDIS_URL with database 2, or the Sentinel or Cluster Redis). Run it with persistence on.' }),
+  REDIS_API_URL: redisUrl({ default: undefined, desc: 'Overrides the `api` (HTTP response) cache store with a server URL (default: REDIS_URL with database 3, or the Sentinel or Cluster Redis).' }),
   REDIS_KEY_PREFIX: str({ default: '', desc: 'Prepended to every Redis key and channel, so several shops (or test runs) can share one Redis.' }),
+  REDIS_SENTINELS: hostPortList({ default: undefined, desc: 'Instead of REDIS_URL: Redis Sentinels as `host:port,host:port`; every Redis user connects to the master they name (REDIS_SENTINEL_NAME) and follows a failover. Stores keep their databases (1, 2, 3; jobs 0).' }),
+  REDIS_SENTINEL_NAME: str({ default: 'mymaster', desc: 'With REDIS_SENTINELS: the master group name the Sentinels monitor.' }),
+  REDIS_SENTINEL_PASSWORD: str({ default: undefined, desc: 'With REDIS_SENTINELS: password of the Sentinels themselves (`requirepass` in sentinel.conf), if any.' }),
+  REDIS_CLUSTER_NODES: hostPortList({ default: undefined, desc: 'Instead of REDIS_URL: some nodes of a Redis Cluster as `host:port,...` (the rest are discovered). A cluster has database 0 only: the stores are kept apart by key prefix (`default:`, `session:`, `api:`), the queues under a hash-tagged prefix.' }),
+  REDIS_USERNAME: str({ default: undefined, desc: 'With REDIS_SENTINELS or REDIS_CLUSTER_NODES: ACL user on the Redis data nodes (with REDIS_URL put it in the URL).' }),
+  REDIS_PASSWORD: str({ default: undefined, desc: 'With REDIS_SENTINELS or REDIS_CLUSTER_NODES: password of the Redis data nodes.' }),
+  REDIS_TLS: flag({ default: false, desc: 'With REDIS_SENTINELS or REDIS_CLUSTER_NODES: connect over TLS (with REDIS_URL write `rediss://`).' }),
   CACHE_ENABLED: flag({ default: true, desc: 'Cache catalog responses and data (`false` serves every request from the database).' }),
   CACHE_MEMORY_MB: num({ default: 64, desc: 'Per store: bytes of in-process cache (the whole store in embedded mode, the hot L1 in front of Redis otherwise).' }),
   CACHE_COMPRESS_THRESHOLD: num({ default: 1024, desc: 'Values of at least this many bytes are stored in Redis compressed.' }),
@@ -219,7 +259,7 @@ export const CONFIG_VARIABLES = {
   LOGIN_FREE_FAILURES: num({ default: 5, desc: 'Failed sign-ins per IP and per account before each further failure doubles a wait (1 s, 2 s, 4 s…).' }),
   LOGIN_MAX_BACKOFF: duration({ default: 900, desc: 'Longest wait after failed sign-ins.' }),
   RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
-  RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the `session` store URL). Unset without REDIS_URL: in-process.' }),
+  RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the Redis of the `session` store). Unset without any Redis: in-process.' }),
   STRIPE_SECRET_KEY: str({ default: undefined, desc: 'Stripe secret key: checkout through Stripe Checkout. Unset: the built-in test payment provider (offline).' }),
   ALLOW_TEST_PAYMENTS: flag({ default: false, desc: 'Let `NODE_ENV=production` run without STRIPE_SECRET_KEY, on the built-in test provider (anyone can "pay" there: demos and load tests only).' }),
   STRIPE_WEBHOOK_SECRET: str({ default: undefined, desc: 'Signing secret of the Stripe webhook endpoint (`/api/payments/stripe-webhook/`); required with STRIPE_SECRET_KEY.' }),
@@ -230,7 +270,7 @@ export const CONFIG_VARIABLES = {
   SHIPPING_BASE: cents({ default: 500, desc: 'Shipping below SHIPPING_FREE_FROM: this base amount…' }),
   SHIPPING_PER_KG: cents({ default: 50, desc: '…plus this amount per started kilogram of total weight.' }),
   TAX_RATE: percent({ default: '0', desc: 'Sales tax in percent of the discounted item total (0: none).' }),
-  JOBS_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for the job queues (BullMQ; default: the REDIS_URL server, database 0). Run it with `maxmemory-policy noeviction`. Unset without REDIS_URL: jobs live in the embedded database.' }),
+  JOBS_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for the job queues (BullMQ; default: the REDIS_URL server, database 0, or the Sentinel or Cluster Redis). Run it with `maxmemory-policy noeviction`. Unset without any Redis: jobs live in the embedded database.' }),
   JOBS_CONCURRENCY: num({ default: 4, desc: 'Jobs a worker runs at once, per queue (`pasargad worker --concurrency` overrides).' }),
   JOBS_ATTEMPTS: num({ default: 10, desc: 'Runs per job before it fails for good (retries wait 5 s, 10 s, 20 s…: ten runs span about 40 minutes of an outage).' }),
   JOBS_BACKOFF: duration({ default: 5, desc: 'Wait before the first retry; each further retry waits twice as long.' }),
@@ -287,10 +327,12 @@ export interface Config {
   };
   readonly secretKey: string | undefined;
   readonly redis: {
+    /** REDIS_URL as given (unset with Sentinel or Cluster). */
     readonly url: string | undefined;
-    readonly defaultUrl: string | undefined;
-    readonly sessionUrl: string | undefined;
-    readonly apiUrl: string | undefined;
+    /** Each store's Redis; undefined: embedded. */
+    readonly default: RedisTarget | undefined;
+    readonly session: RedisTarget | undefined;
+    readonly api: RedisTarget | undefined;
     readonly keyPrefix: string;
   };
   readonly cache: {
@@ -324,7 +366,7 @@ export interface Config {
     readonly blockDuration: number;
     readonly loginFreeFailures: number;
     readonly loginMaxBackoff: number;
-    readonly redisUrl: string | undefined;
+    readonly redis: RedisTarget | undefined;
     readonly timeoutMs: number;
   };
   readonly payments: {
@@ -343,7 +385,7 @@ export interface Config {
     readonly taxRate: string;
   };
   readonly jobs: {
-    readonly redisUrl: string | undefined;
+    readonly redis: RedisTarget | undefined;
     readonly concurrency: number;
     readonly attempts: number;
     readonly backoffMs: number;
@@ -444,8 +486,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('STRIPE_SECRET_KEY is required when NODE_ENV is production (or set ALLOW_TEST_PAYMENTS=true for a demo: anyone can pay on the test provider)');
   }
   if (ok('CURRENCY') && !/^[a-z]{3}$/.test(e.CURRENCY ?? '')) problems.push('CURRENCY must be a 3-letter lower-case ISO code such as usd');
+  const sentinels = ok('REDIS_SENTINELS') && e.REDIS_SENTINELS?.length ? e.REDIS_SENTINELS : undefined;
+  const clusterNodes = ok('REDIS_CLUSTER_NODES') && e.REDIS_CLUSTER_NODES?.length ? e.REDIS_CLUSTER_NODES : undefined;
+  const managed = env.REDIS_SENTINELS?.trim() ? 'REDIS_SENTINELS' : env.REDIS_CLUSTER_NODES?.trim() ? 'REDIS_CLUSTER_NODES' : undefined;
+  if (env.REDIS_SENTINELS?.trim() && env.REDIS_CLUSTER_NODES?.trim()) problems.push('REDIS_SENTINELS and REDIS_CLUSTER_NODES exclude each other: set the one your Redis is run with');
+  if (managed && env.REDIS_URL) problems.push(`REDIS_URL names a single server: with ${managed} leave it unset (credentials go in REDIS_USERNAME and REDIS_PASSWORD, TLS in REDIS_TLS)`);
+  for (const name of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) if (env[name] && !env.REDIS_SENTINELS?.trim()) problems.push(`${name} needs REDIS_SENTINELS`);
+  for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS'] as const) {
+    if (env[name] && !managed) problems.push(`${name} needs REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, write them in the URL: rediss://user:password@host:6379)`);
+  }
+  if (clusterNodes && ok('REDIS_KEY_PREFIX') && /[{}]/.test(e.REDIS_KEY_PREFIX)) problems.push('REDIS_KEY_PREFIX must not contain { or } with REDIS_CLUSTER_NODES: braces choose the cluster slot of every key');
   if (problems.length > 0) throw new ConfigError(problems);
-  const sessionUrl = e.REDIS_SESSION_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 2) : undefined);
+
+  // Every Redis user's target: its own URL when one is given, else the shared Redis (REDIS_URL,
+  // the Sentinels' master or the Cluster) with the user's database or, in a Cluster, its prefix.
+  const auth: RedisAuth = Object.freeze({ username: e.REDIS_USERNAME || undefined, password: e.REDIS_PASSWORD || undefined, tls: e.REDIS_TLS });
+  const server = (url: string | undefined): RedisTarget | undefined => (url ? Object.freeze({ kind: 'server', url }) : undefined);
+  const shared = (db: number, prefix: string): RedisTarget | undefined =>
+    sentinels
+      ? Object.freeze({ kind: 'sentinel', sentinels, name: e.REDIS_SENTINEL_NAME, sentinelPassword: e.REDIS_SENTINEL_PASSWORD || undefined, auth, db })
+      : clusterNodes
+        ? Object.freeze({ kind: 'cluster', nodes: clusterNodes, auth, prefix })
+        : server(e.REDIS_URL && redisDatabase(e.REDIS_URL, db));
+  // Limits share the session store's Redis; in a Cluster their keys carry their own names.
+  const session = server(e.REDIS_SESSION_URL) ?? shared(2, 'session:');
+  const limitsRedis = server(e.RATE_LIMIT_REDIS_URL) ?? server(e.REDIS_SESSION_URL) ?? shared(2, '');
 
   return Object.freeze({
     env: e.NODE_ENV as Config['env'],
@@ -462,9 +527,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKey: e.SECRET_KEY,
     redis: Object.freeze({
       url: e.REDIS_URL,
-      defaultUrl: e.REDIS_DEFAULT_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 1) : undefined),
-      sessionUrl,
-      apiUrl: e.REDIS_API_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 3) : undefined),
+      default: server(e.REDIS_DEFAULT_URL) ?? shared(1, 'default:'),
+      session,
+      api: server(e.REDIS_API_URL) ?? shared(3, 'api:'),
       keyPrefix: e.REDIS_KEY_PREFIX,
     }),
     cache: Object.freeze({
@@ -493,7 +558,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       blockDuration: e.RATE_LIMIT_BLOCK_DURATION,
       loginFreeFailures: e.LOGIN_FREE_FAILURES,
       loginMaxBackoff: e.LOGIN_MAX_BACKOFF,
-      redisUrl: e.RATE_LIMIT_REDIS_URL ?? sessionUrl,
+      redis: limitsRedis,
       timeoutMs: e.RATE_LIMIT_TIMEOUT_MS,
     }),
     payments: Object.freeze({
@@ -505,7 +570,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     pricing: Object.freeze({ freeShippingFrom: e.SHIPPING_FREE_FROM, shippingBase: e.SHIPPING_BASE, shippingPerKg: e.SHIPPING_PER_KG, taxRate: e.TAX_RATE }),
     jobs: Object.freeze({
-      redisUrl: e.JOBS_REDIS_URL ?? (e.REDIS_URL ? redisDatabase(e.REDIS_URL, 0) : undefined),
+      redis: server(e.JOBS_REDIS_URL) ?? shared(0, ''),
       concurrency: e.JOBS_CONCURRENCY,
       attempts: e.JOBS_ATTEMPTS,
       backoffMs: e.JOBS_BACKOFF * 1000,

@@ -52,16 +52,44 @@ test('cross-variable rules', () => {
 test('accounts settings: token and session lifetimes, Redis session store, first staff account', () => {
   const d = loadConfig({});
   assert.deepEqual({ ...d.auth }, { accessTokenTtl: 3600, refreshTokenTtl: 604_800, sessionTtl: 1_209_600, passwordResetTtl: 3600 });
-  assert.deepEqual({ ...d.redis }, { url: undefined, defaultUrl: undefined, sessionUrl: undefined, apiUrl: undefined, keyPrefix: '' });
+  assert.deepEqual({ ...d.redis }, { url: undefined, default: undefined, session: undefined, api: undefined, keyPrefix: '' });
   assert.equal(d.staff, undefined);
   const c = loadConfig({ ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '14d', SESSION_TTL: '90', REDIS_URL: 'redis://:pw@cache:6380/0', STAFF_EMAIL: 'boss@example.com', STAFF_PASSWORD: 'Staff-Pass-2026' });
   assert.deepEqual({ ...c.auth }, { accessTokenTtl: 900, refreshTokenTtl: 1_209_600, sessionTtl: 90, passwordResetTtl: 3600 });
-  assert.deepEqual([c.redis.defaultUrl, c.redis.sessionUrl, c.redis.apiUrl], ['redis://:pw@cache:6380/1', 'redis://:pw@cache:6380/2', 'redis://:pw@cache:6380/3']);
-  assert.equal(loadConfig({ REDIS_URL: 'redis://cache', REDIS_SESSION_URL: 'redis://sessions:6379/5' }).redis.sessionUrl, 'redis://sessions:6379/5');
+  assert.deepEqual([c.redis.default, c.redis.session, c.redis.api, c.jobs.redis], [1, 2, 3, 0].map((db) => ({ kind: 'server', url: `redis://:pw@cache:6380/${db}` })));
+  assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache', REDIS_SESSION_URL: 'redis://sessions:6379/5' }).redis.session, { kind: 'server', url: 'redis://sessions:6379/5' });
   assert.deepEqual({ ...c.staff }, { email: 'boss@example.com', password: 'Staff-Pass-2026' });
   assert.throws(() => loadConfig({ STAFF_EMAIL: 'boss@example.com' }), /set both or neither/);
   assert.throws(() => loadConfig({ STAFF_EMAIL: 'boss', STAFF_PASSWORD: 'x' }), /STAFF_EMAIL must be an email/);
   assert.throws(() => loadConfig({ SESSION_TTL: 'forever', ACCESS_TOKEN_TTL: '0', REDIS_URL: 'http://cache' }), (e: ConfigError) => e.problems.length === 3);
+});
+
+test('Redis behind Sentinel or in a Cluster: every user on it, by database or by prefix; bad mixes named', () => {
+  const s = loadConfig({ REDIS_SENTINELS: '10.0.0.1:26379, [::1]:26380', REDIS_SENTINEL_NAME: 'shop', REDIS_PASSWORD: 'pw', RATE_LIMIT_REDIS_URL: 'redis://limits:6379/0' });
+  const auth = { username: undefined, password: 'pw', tls: false };
+  const sentinels = [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }];
+  assert.deepEqual(s.redis.api, { kind: 'sentinel', sentinels, name: 'shop', sentinelPassword: undefined, auth, db: 3 });
+  assert.deepEqual([s.redis.default, s.redis.session, s.jobs.redis].map((t) => t?.kind === 'sentinel' && t.db), [1, 2, 0]);
+  assert.deepEqual(s.limits.redis, { kind: 'server', url: 'redis://limits:6379/0' }, 'a URL of its own still wins');
+  const c = loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000,r2:7001', REDIS_TLS: 'true' });
+  const nodes = [{ host: 'r1', port: 7000 }, { host: 'r2', port: 7001 }];
+  const cluster = (prefix: string) => ({ kind: 'cluster', nodes, auth: { username: undefined, password: undefined, tls: true }, prefix });
+  assert.deepEqual([c.redis.default, c.redis.session, c.redis.api, c.limits.redis, c.jobs.redis], [cluster('default:'), cluster('session:'), cluster('api:'), cluster(''), cluster('')]);
+  assert.equal(loadConfig({ REDIS_SENTINELS: '' }).redis.session, undefined, 'empty reads as unset');
+  const problems = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+  };
+  assert.match(problems({ REDIS_SENTINELS: 'a:1', REDIS_CLUSTER_NODES: 'b:2' }).join(), /exclude each other/);
+  assert.match(problems({ REDIS_CLUSTER_NODES: 'b:2', REDIS_URL: 'redis://x' }).join(), /REDIS_URL names a single server/);
+  assert.match(problems({ REDIS_PASSWORD: 'pw', REDIS_URL: 'redis://x' }).join(), /REDIS_PASSWORD needs REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
+  assert.match(problems({ REDIS_SENTINEL_NAME: 'shop' }).join(), /REDIS_SENTINEL_NAME needs REDIS_SENTINELS/);
+  assert.match(problems({ REDIS_CLUSTER_NODES: 'b:2', REDIS_KEY_PREFIX: '{shop}:' }).join(), /must not contain \{ or \}/);
+  assert.deepEqual(problems({ REDIS_CLUSTER_NODES: 'b, c:99999' }).map((p) => p.split(':')[0]), ['REDIS_CLUSTER_NODES']);
 });
 
 test('passwords never reach messages', () => {
@@ -82,8 +110,8 @@ test('rate limits: rates as N/unit or N/Nunit, per-route overrides by name, bad 
   assert.deepEqual(c.limits.burst, { points: 5, duration: 900 });
   assert.deepEqual(c.limits.routes, { search: { points: 60, duration: 60 }, checkout: { points: 20, duration: 3600 } });
   assert.deepEqual(c.limits.allowlist, ['10.0.0.0/8', '::1']);
-  assert.equal(c.limits.redisUrl, undefined);
-  assert.equal(loadConfig({ REDIS_URL: 'redis://cache:6379' }).limits.redisUrl, 'redis://cache:6379/2', 'the session database by default');
+  assert.equal(c.limits.redis, undefined);
+  assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache:6379' }).limits.redis, { kind: 'server', url: 'redis://cache:6379/2' }, 'the session database by default');
   assert.throws(
     () => loadConfig({ RATE_LIMIT_USER: '0/hour', RATE_LIMIT_ROUTES: 'search', RATE_LIMIT_BLOCK_AFTER: '-1', RATE_LIMIT_ALLOWLIST: 'everyone' }),
     (e: ConfigError) => ['RATE_LIMIT_USER', 'RATE_LIMIT_ROUTES', 'RATE_LIMIT_BLOCK_AFTER', 'RATE_LIMIT_ALLOWLIST'].every((n) => e.problems.some((p) => p.startsWith(n))),

@@ -12,7 +12,7 @@ import { tcpProxy } from '../helpers/tcp-proxy.ts';
 const REDIS = 'redis://127.0.0.1:6379/1';
 
 function remote(prefix: string, url = REDIS, log?: { warn: (o: object, m: string) => void; info: (o: object, m: string) => void }) {
-  return new RemoteStore({ url, name: 'default', keyPrefix: prefix, timeoutMs: 200, compressThreshold: 1024, log, restMs: 300 });
+  return new RemoteStore({ target: { kind: 'server', url }, name: 'default', keyPrefix: prefix, timeoutMs: 200, compressThreshold: 1024, log, restMs: 300 });
 }
 
 function contract(kind: string, open: () => Promise<{ cache: Cache<unknown>; done: () => Promise<void> }>) {

@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DatabaseKeyValueStore } from '../../src/infra/cache/database-store.ts';
-import { RedisKeyValueStore, redisClient } from '../../src/infra/cache/redis-store.ts';
+import { RedisKeyValueStore } from '../../src/infra/cache/redis-store.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../../src/infra/cache/store.ts';
+import { openRedis } from '../../src/infra/redis.ts';
 import { openTestDatabase, type BackendName } from '../helpers/db.ts';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 
@@ -79,7 +80,7 @@ for (const backend of ['pglite', 'postgres'] as BackendName[]) {
 
 contract('redis', async () => {
   const prefix = uniquePrefix();
-  const store = new RedisKeyValueStore(redisClient(TEST_REDIS_URL, { keyPrefix: prefix }), 'session');
+  const store = new RedisKeyValueStore(openRedis({ kind: 'server', url: TEST_REDIS_URL }, { keyPrefix: prefix }), 'session');
   return {
     store,
     done: async () => {
@@ -107,7 +108,7 @@ test('stores keep to their own names: the same key in two stores are two entries
 });
 
 test('an unreachable Redis is a StoreUnavailableError, not a hang', async () => {
-  const store = new RedisKeyValueStore(redisClient('redis://127.0.0.1:1/2', { commandTimeoutMs: 500 }), 'session');
+  const store = new RedisKeyValueStore(openRedis({ kind: 'server', url: 'redis://127.0.0.1:1/2' }, { commandTimeoutMs: 500 }), 'session');
   try {
     const started = Date.now();
     await assert.rejects(store.get('x'), StoreUnavailableError);

@@ -36,7 +36,7 @@ for (const kind of ['pglite', 'postgres', 'bullmq'] as Kind[]) {
       const options = { attempts: 3, backoffMs: 100 };
       if (kind === 'bullmq') {
         const prefix = uniquePrefix();
-        make = () => new BullJobQueue({ url: REDIS, prefix: `${prefix}bull`, keepCompletedS: 3600, keepFailedS: 3600, lockMs: 1_000, ...options });
+        make = () => new BullJobQueue({ redis: { kind: 'server', url: REDIS }, prefix: `${prefix}bull`, keepCompletedS: 3600, keepFailedS: 3600, lockMs: 1_000, ...options });
         cleanup = () => dropPrefix(prefix, REDIS);
       } else {
         const database = await openTestDatabase(kind);

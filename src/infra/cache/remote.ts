@@ -1,10 +1,13 @@
-// The shared second level of a cache store: one Redis logical database per store, plus a pub/sub
-// channel that tells every instance which tags were invalidated. Every command has a short
+// The shared second level of a cache store: one Redis logical database per store (a key prefix
+// in a Cluster), plus a pub/sub channel that tells every instance which tags were invalidated.
+// Every command names one key, or keys of one node, so the same code runs on a Cluster.
+// (Classic PUBLISH reaches the subscribers on every node of a Cluster.) Every command has a short
 // timeout; a failure puts the store to rest (callers then go to the database) and the outage is
 // logged once, not per request.
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Redis } from 'ioredis';
-import { deleteMatching, redisClient } from './redis-store.ts';
+import type { RedisTarget } from '../../config.ts';
+import { isCluster, openRedis, type RedisConnection } from '../redis.ts';
+import { deleteMatching } from './redis-store.ts';
 import type { StoreName } from './store.ts';
 
 export interface RemoteEnvelope {
@@ -19,7 +22,7 @@ export interface RemoteLog {
 }
 
 export interface RemoteOptions {
-  url: string;
+  target: RedisTarget;
   name: StoreName;
   keyPrefix?: string;
   timeoutMs: number;
@@ -59,8 +62,8 @@ export function decodeEnvelope(buf: Buffer): RemoteEnvelope {
 }
 
 export class RemoteStore {
-  private readonly client: Redis;
-  private subscriber: Redis | undefined;
+  private readonly client: RedisConnection;
+  private subscriber: RedisConnection | undefined;
   private readonly channel: string;
   private downUntil = 0;
   private down = false;
@@ -71,7 +74,7 @@ export class RemoteStore {
   constructor(private readonly opts: RemoteOptions) {
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     // Commands made while (re)connecting wait in ioredis's queue, but never longer than the timeout.
-    this.client = redisClient(opts.url, { keyPrefix: opts.keyPrefix, commandTimeoutMs: opts.timeoutMs });
+    this.client = openRedis(opts.target, { keyPrefix: opts.keyPrefix, commandTimeoutMs: opts.timeoutMs });
     this.channel = `${opts.keyPrefix ?? ''}pasargad:cache:${opts.name}`;
   }
 
@@ -99,7 +102,7 @@ export class RemoteStore {
   }
 
   /** Runs a command unless the store is resting; undefined when it cannot answer. */
-  private async run<T>(command: (r: Redis) => Promise<T>): Promise<T | undefined> {
+  private async run<T>(command: (r: RedisConnection) => Promise<T>): Promise<T | undefined> {
     if (!this.available) return undefined;
     try {
       const result = await command(this.client);
@@ -136,27 +139,27 @@ export class RemoteStore {
   }
 
   async del(keys: string[]): Promise<void> {
-    if (keys.length) await this.run((r) => r.del(...keys));
+    // One DEL per key: in a Cluster the keys may lie in different slots.
+    if (keys.length) await this.run((r) => Promise.all(keys.map((k) => r.del(k))));
   }
 
   /** Current versions of tags (0 for a tag never invalidated); undefined when Redis cannot answer. */
   async tagVersions(tags: string[]): Promise<number[] | undefined> {
     if (!tags.length) return [];
-    const values = await this.run((r) => r.mget(...tags.map((t) => `tagv:${t}`)));
+    // A GET per tag, not MGET: in a Cluster the counters lie in different slots (and entries
+    // name few tags; versions are asked only when this instance does not know them).
+    const values = await this.run((r) => Promise.all(tags.map((t) => r.get(`tagv:${t}`))));
     return values?.map((v) => Number(v ?? 0));
   }
 
   /** Moves tags to new versions and tells every instance. Undefined when Redis cannot answer. */
   async bumpTags(tags: string[]): Promise<Record<string, number> | undefined> {
-    const results = await this.run(async (r) => {
-      const pipeline = r.pipeline();
-      // A counter untouched for two days may go: every entry made under it expired long before.
-      for (const t of tags) pipeline.incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL);
-      return pipeline.exec();
-    });
+    // Each counter on its own (a Cluster pipeline must stay on one node); a counter untouched
+    // for two days may go: every entry made under it expired long before.
+    const results = await this.run((r) => Promise.all(tags.map(async (t) => (await r.multi().incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL).exec())?.[0]?.[1])));
     if (!results) return undefined;
     const versions: Record<string, number> = {};
-    tags.forEach((t, i) => (versions[t] = Number(results[i * 2]?.[1] ?? 0)));
+    tags.forEach((t, i) => (versions[t] = Number(results[i] ?? 0)));
     await this.publish({ tags: versions });
     return versions;
   }
@@ -183,7 +186,7 @@ export class RemoteStore {
 
   /** Listens for other instances' invalidations; `onReady` runs at each (re)subscription. */
   async subscribe(handler: (m: InvalidationMessage) => void, onReady: () => void): Promise<void> {
-    const sub = this.client.duplicate({ keyPrefix: '', enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: false });
+    const sub = openRedis(this.opts.target, { commandTimeoutMs: null, autoResubscribe: false });
     this.subscriber = sub;
     sub.on('error', () => {});
     sub.on('close', () => {
@@ -212,7 +215,9 @@ export class RemoteStore {
     });
   }
 
+  /** Keys in the store's database; unknown in a Cluster, where every store shares database 0. */
   async keyCount(): Promise<number | undefined> {
+    if (isCluster(this.client)) return undefined;
     return this.run((r) => r.dbsize());
   }
 

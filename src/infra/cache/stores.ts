@@ -1,18 +1,19 @@
-// Opens the named stores for a configuration: Redis when REDIS_URL (or a store's own URL) is
-// set, otherwise the embedded implementation.
-import type { Config } from '../../config.ts';
+// Opens the named stores for a configuration: Redis when one is configured for the store (a
+// server, Sentinel or a Cluster), otherwise the embedded implementation.
+import type { Config, RedisTarget } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { Cache, jsonCodec, type CacheStats } from './cache.ts';
 import { DatabaseKeyValueStore } from './database-store.ts';
-import { RedisKeyValueStore, redisClient, type RedisStoreOptions } from './redis-store.ts';
+import { openRedis, type RedisConnectOptions } from '../redis.ts';
+import { RedisKeyValueStore } from './redis-store.ts';
 import { RemoteStore, type RemoteLog } from './remote.ts';
 import { responseCodec, type CachedResponse } from './response-cache.ts';
 import type { KeyValueStore } from './store.ts';
 
 /** The `session` store: Redis database 2 in production, the embedded database otherwise. */
-export function openSessionStore(config: Config, database: Database, opts: RedisStoreOptions = {}): KeyValueStore {
-  const url = config.redis.sessionUrl;
-  return url ? new RedisKeyValueStore(redisClient(url, { keyPrefix: config.redis.keyPrefix, ...opts }), 'session') : new DatabaseKeyValueStore(database, 'session');
+export function openSessionStore(config: Config, database: Database, opts: RedisConnectOptions = {}): KeyValueStore {
+  const target = config.redis.session;
+  return target ? new RedisKeyValueStore(openRedis(target, { keyPrefix: config.redis.keyPrefix, ...opts }), 'session') : new DatabaseKeyValueStore(database, 'session');
 }
 
 export interface Caches {
@@ -31,14 +32,14 @@ export interface CacheOpenOptions {
   keyPrefix?: string;
 }
 
-/** `default` and `api`: in-process LRUs in embedded mode; Redis databases 1 and 3 behind an in-process L1 otherwise. */
+/** `default` and `api`: in-process LRUs in embedded mode; Redis (databases 1 and 3, or prefixes in a Cluster) behind an in-process L1 otherwise. */
 export function openCaches(config: Config, o: CacheOpenOptions = {}): Caches {
   const c = config.cache;
-  const remote = (url: string | undefined, name: 'default' | 'api') =>
-    url && c.enabled ? new RemoteStore({ url, name, keyPrefix: o.keyPrefix ?? config.redis.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
+  const remote = (target: RedisTarget | undefined, name: 'default' | 'api') =>
+    target && c.enabled ? new RemoteStore({ target, name, keyPrefix: o.keyPrefix ?? config.redis.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
   const caches = {
-    default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.defaultUrl, 'default'), enabled: c.enabled }),
-    api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.apiUrl, 'api'), enabled: c.enabled }),
+    default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.default, 'default'), enabled: c.enabled }),
+    api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.api, 'api'), enabled: c.enabled }),
     async stats() {
       const [d, a] = await Promise.all([caches.default.stats(), caches.api.stats()]);
       return { default: d, api: a };

@@ -1,13 +1,19 @@
 // Production jobs: BullMQ on Redis (JOBS_REDIS_URL). Retries with exponential backoff, finished
 // jobs trimmed by age and count, job schedulers for the scheduled tasks (one job per tick however
-// many schedulers upsert them), graceful worker shutdown.
-import { Queue, Worker as BullWorker, type ConnectionOptions } from 'bullmq';
+// many schedulers upsert them), graceful worker shutdown. Each Queue and Worker gets its own
+// connection from openRedis (a server, Sentinel or a Cluster), closed with it.
+import { Queue, Worker as BullWorker } from 'bullmq';
+import type { RedisTarget } from '../../config.ts';
+import { openRedis, type RedisConnection } from '../redis.ts';
 import type { AddOptions, Handlers, Job, JobQueue, QueueStats, Schedule, Worker, WorkerOptions } from './queue.ts';
 import { QUEUES, TASK_QUEUE, type QueueName, type TaskName, type TaskPayloads } from './tasks.ts';
 
 export interface BullQueueOptions {
-  url: string;
-  /** Prefix of every BullMQ key (tests share one Redis). */
+  redis: RedisTarget;
+  /**
+   * Prefix of every BullMQ key (tests share one Redis). In a Cluster it is wrapped in braces
+   * here, so that each queue's keys share a hash slot, as BullMQ's scripts require.
+   */
   prefix: string;
   attempts: number;
   backoffMs: number;
@@ -20,29 +26,25 @@ export interface BullQueueOptions {
 
 export class BullJobQueue implements JobQueue {
   readonly kind = 'bullmq';
-  private readonly queues = new Map<QueueName, Queue>();
-  private readonly connection: ConnectionOptions;
+  private readonly queues = new Map<QueueName, { queue: Queue; connection: RedisConnection }>();
+  private readonly prefix: string;
 
   constructor(private readonly o: BullQueueOptions) {
-    const u = new URL(o.url);
-    this.connection = {
-      host: u.hostname,
-      port: Number(u.port || 6379),
-      db: Number(u.pathname.slice(1) || 0),
-      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-      ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-      // BullMQ's workers block on Redis and must never give up on a command.
-      maxRetriesPerRequest: null,
-    };
+    this.prefix = o.redis.kind === 'cluster' ? `{${o.prefix}}` : o.prefix;
+  }
+
+  /** BullMQ's workers block on Redis and must never give up on a command. */
+  private connect(): RedisConnection {
+    return openRedis(this.o.redis, { commandTimeoutMs: null, maxRetriesPerRequest: null });
   }
 
   private queue(name: QueueName): Queue {
-    let q = this.queues.get(name);
+    let q = this.queues.get(name)?.queue;
     if (!q) {
+      const connection = this.connect();
       q = new Queue(name, {
-        connection: this.connection,
-        prefix: this.o.prefix,
+        connection,
+        prefix: this.prefix,
         defaultJobOptions: {
           attempts: this.o.attempts,
           backoff: { type: 'exponential', delay: this.o.backoffMs },
@@ -51,7 +53,7 @@ export class BullJobQueue implements JobQueue {
         },
       });
       q.on('error', (err) => this.o.log?.error({ err: err.message, queue: name }, 'jobs: queue error'));
-      this.queues.set(name, q);
+      this.queues.set(name, { queue: q, connection });
     }
     return q;
   }
@@ -65,7 +67,10 @@ export class BullJobQueue implements JobQueue {
   }
 
   work(handlers: Handlers, options: WorkerOptions): Worker {
+    const connections: RedisConnection[] = [];
     const workers = options.queues.map((queueName) => {
+      const connection = this.connect();
+      connections.push(connection);
       const w = new BullWorker(
         queueName,
         async (job) => {
@@ -73,7 +78,7 @@ export class BullJobQueue implements JobQueue {
           if (!handler) throw new Error(`no handler for ${job.name}`);
           await handler({ id: String(job.id), name: job.name as TaskName, queue: queueName, payload: job.data, attempt: job.attemptsMade + 1 });
         },
-        { connection: this.connection, prefix: this.o.prefix, concurrency: options.concurrency, lockDuration: this.o.lockMs ?? 30_000, stalledInterval: this.o.lockMs ?? 30_000 },
+        { connection, prefix: this.prefix, concurrency: options.concurrency, lockDuration: this.o.lockMs ?? 30_000, stalledInterval: this.o.lockMs ?? 30_000 },
       );
       w.on('failed', (job, err) => {
         if (!job) return;
@@ -90,7 +95,8 @@ export class BullJobQueue implements JobQueue {
         // hands them to another worker once their lock runs out. Never lost.
         let timer: NodeJS.Timeout | undefined;
         const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-        await Promise.race([Promise.all(workers.map((w) => w.close().catch(() => undefined))), grace]);
+        const closed = Promise.all(workers.map((w) => w.close().catch(() => undefined))).then(() => Promise.all(connections.map(quit)));
+        await Promise.race([closed, grace]);
         clearTimeout(timer);
       },
     };
@@ -113,6 +119,11 @@ export class BullJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await Promise.all([...this.queues.values()].map(async ({ queue, connection }) => (await queue.close(), await quit(connection))));
   }
+}
+
+/** BullMQ leaves a connection it was given open: its owner quits it once BullMQ is done. */
+async function quit(c: RedisConnection): Promise<void> {
+  await c.quit().catch(() => c.disconnect());
 }

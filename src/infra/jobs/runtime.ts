@@ -2,11 +2,11 @@
 // enqueue which tasks, and running workers and the scheduler (inside the embedded server, or as
 // `pasargad worker` / `pasargad scheduler`).
 import type { FastifyInstance } from 'fastify';
-import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterQueue, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Config } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import type { EventBus } from '../events.ts';
+import { openRedis } from '../redis.ts';
 import { OutboxMailer, SmtpMailer, type Mailer } from '../email/mailer.ts';
 import { BullJobQueue } from './bullmq-queue.ts';
 import { DbJobQueue } from './db-queue.ts';
@@ -18,8 +18,8 @@ type Log = { info(obj: object, msg: string): void; warn(obj: object, msg: string
 
 export function openQueue(config: Config, database: Database, o: { log?: Log; prefix?: string } = {}): JobQueue {
   const j = config.jobs;
-  if (j.redisUrl) {
-    return new BullJobQueue({ url: j.redisUrl, prefix: `${o.prefix ?? config.redis.keyPrefix}bull`, attempts: j.attempts, backoffMs: j.backoffMs, keepCompletedS: j.keepCompleted, keepFailedS: j.keepFailed, log: o.log });
+  if (j.redis) {
+    return new BullJobQueue({ redis: j.redis, prefix: `${o.prefix ?? config.redis.keyPrefix}bull`, attempts: j.attempts, backoffMs: j.backoffMs, keepCompletedS: j.keepCompleted, keepFailedS: j.keepFailed, log: o.log });
   }
   return new DbJobQueue(database, { attempts: j.attempts, backoffMs: j.backoffMs, leaseMs: 60_000, pollMs: 1_000, log: o.log });
 }
@@ -55,7 +55,8 @@ export function openMailer(config: Config, log?: Log): Mailer {
 /** EMAIL_RATE across every worker (shared through the jobs' Redis), or in this process. */
 function emailTurns(config: Config): { turn: () => Promise<void>; close(): void } {
   const { points, duration } = config.email.rate;
-  const redis = config.jobs.redisUrl ? new Redis(config.jobs.redisUrl, { lazyConnect: false, enableOfflineQueue: false }) : undefined;
+  // Not connected: the in-process insurance limiter answers at once, rather than a queued command.
+  const redis = config.jobs.redis ? openRedis(config.jobs.redis, { enableOfflineQueue: false }) : undefined;
   const limiter = redis
     ? new RateLimiterRedis({ storeClient: redis, keyPrefix: `${config.redis.keyPrefix}pasargad:email`, points, duration, insuranceLimiter: new RateLimiterMemory({ points, duration }) })
     : new RateLimiterMemory({ points, duration });

@@ -3,7 +3,7 @@
 // hash shared by every instance, and a pub/sub message tells the others of each block and unblock
 // at once; a reload on every (re)connection and every 30 s covers messages missed meanwhile.
 // Embedded, the list is in-process, as DESIGN.md has it.
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis.ts';
 
 export interface BlockEntry {
   ip: string;
@@ -21,9 +21,9 @@ export interface BlockLog {
 
 export interface BlockRegistryOptions {
   /** Commands (keys get its key prefix). */
-  client?: Redis;
+  client?: RedisConnection;
   /** A second connection for SUBSCRIBE. */
-  subscriber?: Redis;
+  subscriber?: RedisConnection;
   channelPrefix?: string;
   log?: BlockLog;
 }
@@ -130,7 +130,7 @@ export class BlockRegistry {
       .sort((a, b) => a.blocked_at.localeCompare(b.blocked_at));
   }
 
-  private async share(m: Message, write: (c: Redis) => Promise<unknown>): Promise<void> {
+  private async share(m: Message, write: (c: RedisConnection) => Promise<unknown>): Promise<void> {
     const client = this.o.client;
     if (!client) return;
     try {

@@ -14,9 +14,12 @@
 //   may be refused while this one still holds a few unused hits, which it will give to its own
 //   next requests. Near the limit nothing is leased and every hit goes to Redis.
 // In process, counting is synchronous: no promise at all on the path of an embedded request.
-import type { Redis } from 'ioredis';
+// In a Redis Cluster a script may only touch keys of one hash slot: a window's key puts the
+// caller in braces (`...:{ip:1.2.3.4}`), so a caller's windows share a slot, and a batch goes as
+// one call per caller (one call in all on a single server).
+import { isCluster, type RedisConnection } from '../redis.ts';
 
-/** One window to count a hit in: its key is `prefix + who` (the caller's own part). */
+/** One window to count a hit in: its key is `prefix + {who}` (the caller's own part, a hash tag). */
 export interface Window {
   prefix: string;
   durationMs: number;
@@ -116,7 +119,7 @@ interface KeyHits {
   waiters: { p: Pending; i: number }[];
 }
 
-type HitsClient = Redis & { pasargadHits(keys: number, ...args: (string | number)[]): Promise<number[]> };
+type HitsClient = RedisConnection & { pasargadHits(keys: number, ...args: (string | number)[]): Promise<number[]> };
 
 /** Keys per script call at most: a burst of many callers is split into calls of this size. */
 const MAX_KEYS = 512;
@@ -136,7 +139,7 @@ export class RedisCounter {
   private inFlight = 0;
 
   constructor(
-    client: Redis,
+    client: RedisConnection,
     readonly insurance: MemoryCounter = new MemoryCounter(),
   ) {
     if (!('pasargadHits' in client)) client.defineCommand('pasargadHits', { lua: HITS });
@@ -197,7 +200,7 @@ export class RedisCounter {
       }
       for (const i of missing) {
         const window = p.windows[i]!;
-        const key = window.prefix + p.who;
+        const key = `${window.prefix}{${p.who}}`;
         let k = batch.get(key);
         if (!k) batch.set(key, (k = { window, who: p.who, waiters: [] }));
         k.waiters.push({ p, i });
@@ -207,6 +210,18 @@ export class RedisCounter {
   }
 
   private send(batch: Map<string, KeyHits>): void {
+    if (!isCluster(this.client)) return this.call(batch);
+    const byCaller = new Map<string, Map<string, KeyHits>>();
+    for (const [key, k] of batch) {
+      let own = byCaller.get(k.who);
+      if (!own) byCaller.set(k.who, (own = new Map()));
+      own.set(key, k);
+    }
+    for (const own of byCaller.values()) this.call(own);
+  }
+
+  /** One script call: every key of `batch` must share a hash slot in a Cluster. */
+  private call(batch: Map<string, KeyHits>): void {
     const keys: string[] = [];
     const args: number[] = [];
     for (const [key, { window, waiters }] of batch) (keys.push(key), args.push(window.durationMs, window.points, waiters.length));

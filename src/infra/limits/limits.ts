@@ -3,7 +3,7 @@
 // counter.ts), with in-process insurance counters while Redis is out of reach; in-process counters
 // in embedded mode. Login backoff and violations, off the hot path, use rate-limiter-flexible.
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis.ts';
 import type { Config, Rate } from '../../config.ts';
 import { BlockRegistry, type BlockEntry, type BlockLog } from './blocks.ts';
 import { MemoryCounter, RedisCounter, type Count } from './counter.ts';
@@ -54,8 +54,8 @@ export interface Verdict {
 
 export interface LimitsOptions {
   /** Redis for counters and blocks (its key prefix applies); in-process when absent. */
-  client?: Redis;
-  subscriber?: Redis;
+  client?: RedisConnection;
+  subscriber?: RedisConnection;
   channelPrefix?: string;
   log?: BlockLog;
 }
