@@ -117,3 +117,12 @@ test('rate limits: rates as N/unit or N/Nunit, per-route overrides by name, bad 
     (e: ConfigError) => ['RATE_LIMIT_USER', 'RATE_LIMIT_ROUTES', 'RATE_LIMIT_BLOCK_AFTER', 'RATE_LIMIT_ALLOWLIST'].every((n) => e.problems.some((p) => p.startsWith(n))),
   );
 });
+
+test('schedules: five cron fields, or six with seconds first; anything else named', () => {
+  assert.equal(loadConfig({ SCHEDULE_TRIM_JOBS: '*/2 * * * * *' }).jobs.schedules.trim_jobs, '*/2 * * * * *');
+  assert.equal(loadConfig({ SCHEDULE_TRIM_JOBS: ' 15  * * * * ' }).jobs.schedules.trim_jobs, '15 * * * *');
+  assert.throws(
+    () => loadConfig({ SCHEDULE_TRIM_JOBS: '* * * *', SCHEDULE_WARM_CACHE: '0 0 * * * * *' }),
+    (e: ConfigError) => ['SCHEDULE_TRIM_JOBS', 'SCHEDULE_WARM_CACHE'].every((n) => e.problems.some((p) => p.startsWith(n))),
+  );
+});
