@@ -68,12 +68,20 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
     jobs = await runJobs(app, { scheduler: true });
     log.info({ queue: app.jobs.kind }, 'jobs: workers and scheduler running in this process');
   }
-  // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters.
+  // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters,
+  // CPU time and memory (maxRSS is the process's peak, in KiB).
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {
       if (msg?.type !== 'stats') return;
       void app.caches.stats().then((caches) =>
-        process.send!({ type: 'stats', statements: database.stats.statements, byTarget: database.stats.byTarget, caches, cpu: process.cpuUsage() }),
+        process.send!({
+          type: 'stats',
+          statements: database.stats.statements,
+          byTarget: database.stats.byTarget,
+          caches,
+          cpu: process.cpuUsage(),
+          memory: { rss: process.memoryUsage.rss(), peakRss: process.resourceUsage().maxRSS * 1024 },
+        }),
       );
     });
   }
