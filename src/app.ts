@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Config } from './config.ts';
-import { openDatabase, type Database } from './db/database.ts';
+import { openDatabase, readPrimaryAfterChanges, type Database } from './db/database.ts';
 import { wireInvalidation } from './infra/cache/invalidation.ts';
 import { registerResponseCache } from './infra/cache/response-cache.ts';
 import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.ts';
@@ -116,6 +116,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const caches = openCaches(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix });
   app.addHook('onClose', async () => caches.close());
   wireInvalidation(events, caches);
+  // Catalog reads go to the replicas, except for a moment after any catalog change (this
+  // instance's or another's). Every role (serve, worker, scheduler, cache warm) builds the app.
+  const stopPrimaryReads = readPrimaryAfterChanges(database, caches.api);
+  app.addHook('onClose', async () => stopPrimaryReads());
   app.decorate('events', events);
   app.decorate('caches', caches);
   app.decorate('sessions', new GuestSessions(sessionStore, config.auth.sessionTtl));

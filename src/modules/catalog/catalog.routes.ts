@@ -6,7 +6,6 @@ import { pageBody } from '../../infra/http/pagination.ts';
 import { ErrorBody, IdParams } from '../../infra/http/schema.ts';
 import { ResponseKeys, Tags } from '../../infra/cache/keys.ts';
 import { cacheResponse } from '../../infra/cache/response-cache.ts';
-import { readPrimaryAfterChanges } from '../../db/database.ts';
 import { catalogAdminRoutes } from './catalog.admin.routes.ts';
 import { Category, CategoryPage, PageOnlyQuery, ProductCardPage, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
 import * as catalog from './catalog.service.ts';
@@ -14,10 +13,6 @@ import * as catalog from './catalog.service.ts';
 const tags = ['catalog'];
 
 export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // Catalog reads go to the replicas, except for a moment after any catalog change. Every role
-  // (serve, worker, scheduler, cache warm) registers these routes, so each one is covered.
-  readPrimaryAfterChanges(app.database, app.caches.api);
-
   app.get('/api/products/', {
     config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.PRODUCTS] }),
     schema: {
