@@ -1,0 +1,157 @@
+// Real Redis topologies for tests, made from Debian's `redis-server` on loopback ports: a Cluster
+// (masters created with `redis-cli --cluster create`) and a master with a replica watched by a
+// Sentinel. Each server runs without persistence in a temp folder; `stop()` kills them and removes
+// the folders, and so does the process's exit if a test run dies first.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface RedisServers {
+  /** `host:port` of each server (cluster nodes, or the sentinels). */
+  readonly addresses: string[];
+  readonly ports: number[];
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer()
+      .once('error', () => resolve(false))
+      .listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** Free loopback ports whose cluster-bus twin (port + 10000) is free too. */
+async function freePorts(n: number): Promise<number[]> {
+  const out: number[] = [];
+  while (out.length < n) {
+    const p = 20_000 + Math.floor(Math.random() * 10_000);
+    if (!out.includes(p) && (await portFree(p)) && (await portFree(p + 10_000))) out.push(p);
+  }
+  return out;
+}
+
+async function cli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
+  return stdout;
+}
+
+async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** Starts one server (from a configuration file, when given) and waits for it to answer PING. */
+async function server(dir: string, port: number, args: string[], conf?: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', [...(conf ? [conf] : []), '--port', String(port), ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  let err = '';
+  child.stderr!.on('data', (b) => (err += b));
+  await until(`redis-server on ${port}${err ? `: ${err}` : ''}`, async () => (await cli(port, 'PING')).trim() === 'PONG', 10_000);
+  return child;
+}
+
+function stopper(children: ChildProcess[], dir: string): () => Promise<void> {
+  return async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGKILL');
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+    dirs.delete(dir);
+  };
+}
+
+const BASE = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+
+/** A Redis Cluster of `masters` nodes (no replicas), every slot served, state ok on every node. */
+export async function startRedisCluster(masters = 3): Promise<RedisServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'pasargad-redis-cluster-'));
+  dirs.add(dir);
+  const ports = await freePorts(masters);
+  const children: ChildProcess[] = [];
+  const stop = stopper(children, dir);
+  try {
+    for (const port of ports) {
+      const own = join(dir, String(port));
+      mkdirSync(own);
+      children.push(await server(own, port, [...BASE, '--dir', own, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']));
+    }
+    const addresses = ports.map((p) => `127.0.0.1:${p}`);
+    await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    for (const port of ports) await until(`cluster_state:ok on ${port}`, async () => (await cli(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
+    return { addresses, ports, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * A master, one replica and one Sentinel (quorum 1) watching them as `name`. `ports` lists the
+ * master, the replica and the sentinel; `addresses` the sentinel.
+ */
+export async function startRedisSentinel(name = 'mymaster'): Promise<RedisServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'pasargad-redis-sentinel-'));
+  dirs.add(dir);
+  const [master, replica, sentinel] = await freePorts(3);
+  const children: ChildProcess[] = [];
+  const stop = stopper(children, dir);
+  try {
+    children.push(await server(dir, master!, [...BASE, '--dir', dir, '--dbfilename', `m.rdb`]));
+    children.push(await server(dir, replica!, [...BASE, '--dir', dir, '--dbfilename', `r.rdb`, '--replicaof', '127.0.0.1', String(master)]));
+    await until('the replica in sync', async () => (await cli(replica!, 'INFO', 'replication')).includes('master_link_status:up'));
+    // Sentinel rewrites its configuration file, so it gets a writable one of its own.
+    const conf = join(dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        'bind 127.0.0.1',
+        'protected-mode no',
+        `logfile ${join(dir, 'sentinel.log')}`,
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${master} 1`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 5000`,
+        '',
+      ].join('\n'),
+    );
+    children.push(await server(dir, sentinel!, ['--sentinel'], conf));
+    await until('the sentinel to know the replica', async () => /^num-slaves\n1$/m.test(await cli(sentinel!, 'SENTINEL', 'MASTER', name)));
+    return { addresses: [`127.0.0.1:${sentinel}`], ports: [master!, replica!, sentinel!], stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Asks the Sentinel to fail over now and waits until it names the former replica as master. */
+export async function failover(sentinelPort: number, replicaPort: number, name = 'mymaster'): Promise<void> {
+  await cli(sentinelPort, 'SENTINEL', 'FAILOVER', name);
+  await until('the failover', async () => (await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)).includes(String(replicaPort)));
+  await until('the new master to accept writes', async () => (await cli(replicaPort, 'INFO', 'replication')).includes('role:master'));
+}
