@@ -107,7 +107,7 @@ export async function systemReport(app: FastifyInstance, paths: { data: string; 
   for (const [name, s] of Object.entries(cacheStores)) {
     checks[`cache_${name}`] = { status: s.available ? 'healthy' : 'degraded', backend: s.backend };
   }
-  if (app.limits) checks.rate_limits = { status: app.limits.redisReady || !app.config.redis.url ? 'healthy' : 'degraded', shared: app.limits.redisReady };
+  if (app.limits) checks.rate_limits = { status: app.limits.redisReady || !app.config.limits.redis ? 'healthy' : 'degraded', shared: app.limits.redisReady };
   checks.queues = queues;
   checks.disk = disk;
   if (media) checks.media_disk = media;
