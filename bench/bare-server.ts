@@ -23,6 +23,6 @@ app.get('/*', (_req, reply) => {
 });
 await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
 process.on('message', (msg: { type?: string }) => {
-  if (msg?.type === 'stats') process.send?.({ type: 'stats', cpu: process.cpuUsage() });
+  if (msg?.type === 'stats') process.send?.({ type: 'stats', cpu: process.cpuUsage(), memory: { rss: process.memoryUsage.rss(), peakRss: process.resourceUsage().maxRSS * 1024 } });
 });
 process.send?.({ type: 'ready' });

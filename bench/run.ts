@@ -1,11 +1,23 @@
-// `npm run bench`: seeds a catalog, starts the real server, and drives the seed's shopper mix
-// (3 list : 2 detail : 1 search over varied pages, filters, ids and queries) with autocannon:
-// once with the cache off, once with it on (after a warm-up) in slices alternating with the same
-// load on a bare Fastify route returning fixed bytes of the same size, all in one run. Embedded mode and
-// PostgreSQL + Redis. Prints requests/s, p50/p99, SQL statements per request, cache hit rate,
-// the ratios, the seed's cache claims checked, and what compression saved in Redis.
+// `npm run bench`: the project's performance report. For each backend (embedded PGlite with
+// in-process caches, PostgreSQL + Redis) and each catalog size it seeds a catalog, starts the real
+// server (built JS) in a child process per scenario, cache off and cache on, and runs:
+//   - the seed's shopper mix (3 list : 2 detail : 1 search over varied pages, filters, ids and
+//     queries) with autocannon, think time off: throughput, in slices alternating with a bare
+//     Fastify route returning fixed bytes of the same size; then each kind of request alone, for
+//     how cost grows with the catalog;
+//   - the same mix with think time (each connection a shopper sending a few requests a second):
+//     latency as shoppers see it, beside the bare route at the same rate;
+//   - a write mix: a staff member editing prices and stock during the shopper mix, and how soon
+//     reads show each edit (writes.ts);
+//   - a checkout mix: guests browsing, adding to their own carts, checking out and paying on the
+//     test provider (checkout.ts);
+// plus the paired on/off cost of rate limiting and of request monitoring. It reports requests/s,
+// p50/p95/p99, errors, SQL statements and server CPU per request, cache hit rate and the server's
+// peak RSS as Markdown (bench/results/latest.md) and one chart (bench/results/latest.svg), and
+// checks the seed's claims line by line. Progress goes to stderr.
 //
-//   npm run bench -- [--products 1000] [--duration 10] [--connections 32] [--backend pglite|postgres|both]
+//   npm run bench -- [--products 1000 | --sizes 1000,100000] [--duration 10] [--connections 32]
+//                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|media]
 //                    [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,26 +30,41 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { redisDatabase } from '../src/config.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
+import { chart, type ChartRow } from './chart.ts';
+import { checkoutMix, type CheckoutRun } from './checkout.ts';
+import { ms, summarize, type Result } from './latency.ts';
 import { mediaBench } from './media.ts';
+import { staffToken, staffWriter, type WriteRun } from './writes.ts';
 
 const { values: opts } = parseArgs({
   options: {
     products: { type: 'string', default: '1000' },
+    /** Catalog sizes to run everything at, comma-separated (default: --products alone). */
+    sizes: { type: 'string', default: '' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
+    /** Requests per second per connection in the think-time run. */
+    'think-rate': { type: 'string', default: '4' },
     backend: { type: 'string', default: 'both' },
-    /** `catalog` (the shopper mix and limits) or `media` (image processing) alone; both by default. */
+    /** `catalog` (the scenarios, limits and monitoring) or `media` (image processing) alone; both by default. */
     only: { type: 'string', default: '' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });
-const PRODUCTS = Number(opts.products);
+const SIZES = (opts.sizes || opts.products!).split(',').map((s) => Number(s.replaceAll('_', '')));
+if (SIZES.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes/--products: whole numbers of products, got ${opts.sizes || opts.products}`);
 const DURATION = Number(opts.duration);
 const CONNECTIONS = Number(opts.connections);
+const THINK_RATE = Number(opts['think-rate']);
 const CLI = ['dist/cli.js'];
 /** Connections for the latency figure: few enough not to queue, enough for most of the throughput. */
 const LIGHT_CONNECTIONS = 4;
+/** Guests checking out at once: enough to contend for stock rows, few enough that this process's fetch is not the limit. */
+const CHECKOUT_USERS = 16;
+/** The write mix's pause between one edit being seen and the next: about 10 edits a second, a busy back office. */
+const EDIT_PAUSE_MS = 100;
+const STAFF = { STAFF_EMAIL: 'bench-staff@example.com', STAFF_PASSWORD: 'bench-Staff-pass-8271' };
 
 const say = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
@@ -57,8 +84,15 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   });
 }
 
+/** Children being stopped on purpose; any other exit is reported, as the run cannot go on without them. */
+const stopping = new WeakSet<ChildProcess>();
+
 async function start(args: string[], env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // The server logs (LOG_LEVEL=warn: only trouble) go to stderr with the progress.
+  const child = spawn(process.execPath, args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 2, 'inherit', 'ipc'] });
+  child.once('exit', (code, signal) => {
+    if (!stopping.has(child)) say(`${args.join(' ')} on port ${port} exited unexpectedly (${signal ?? `code ${code}`})`);
+  });
   const deadline = Date.now() + 600_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited ${child.exitCode}`);
@@ -75,10 +109,22 @@ async function start(args: string[], env: NodeJS.ProcessEnv, port: number): Prom
 
 function stop(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
+    stopping.add(child);
     if (child.exitCode !== null) return resolve();
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
   });
+}
+
+/** The shop server for one scenario: started, handed to `fn`, stopped. A fresh process each, so peak RSS is the scenario's. */
+async function withServer<T>(env: NodeJS.ProcessEnv, fn: (server: ChildProcess, base: string) => Promise<T>): Promise<T> {
+  const port = await freePort();
+  const server = await start([...CLI, 'serve'], env, port);
+  try {
+    return await fn(server, `http://127.0.0.1:${port}`);
+  } finally {
+    await stop(server);
+  }
 }
 
 interface StoreStats {
@@ -93,6 +139,7 @@ interface ServerStats {
   statements: number;
   caches: { api: StoreStats; default: StoreStats };
   cpu: { user: number; system: number };
+  memory: { rss: number; peakRss: number };
 }
 
 const cpuMicros = (a: { user: number; system: number }, b: { user: number; system: number }) => b.user + b.system - (a.user + a.system);
@@ -113,8 +160,11 @@ function ask<T>(child: ChildProcess): Promise<T> {
 const bareCpu = async (child: ChildProcess) => (await ask<{ cpu: { user: number; system: number } }>(child)).cpu;
 const serverStats = (child: ChildProcess) => ask<ServerStats>(child);
 
+type Kind = 'list' | 'detail' | 'search';
+const kindOf = (path: string): Kind => (path.startsWith('/api/products/search/') ? 'search' : path.startsWith('/api/products/?') ? 'list' : 'detail');
+
 /** Deterministic shuffled URL mix: 3 list : 2 detail : 1 search. */
-async function buildMix(base: string): Promise<string[]> {
+async function buildMix(base: string, products: number): Promise<string[]> {
   const ids: number[] = [];
   for (const ordering of ['-created_at', 'price', 'name']) {
     for (let page = 1; page <= 5; page++) {
@@ -125,8 +175,13 @@ async function buildMix(base: string): Promise<string[]> {
       if (!body.next) break;
     }
   }
-  const cats = ((await (await fetch(`${base}/api/products/categories/`)).json()) as { results: { id: number }[] }).results.map((c) => c.id);
-  const pages = Math.max(1, Math.min(50, Math.floor(PRODUCTS / 20)));
+  const cats: { id: number; pages: number }[] = [];
+  for (const { id } of ((await (await fetch(`${base}/api/products/categories/`)).json()) as { results: { id: number }[] }).results) {
+    // A small catalog's categories have fewer than the three pages the mix asks for (a 404 is no answer to measure).
+    const first = (await (await fetch(`${base}/api/products/?category=${id}`)).json()) as { count: number; results: unknown[] };
+    cats.push({ id, pages: first.results.length ? Math.ceil(first.count / first.results.length) : 1 });
+  }
+  const pages = Math.max(1, Math.min(50, Math.floor(products / 20)));
   const orderings = ['', '&ordering=price', '&ordering=-price', '&ordering=name', '&ordering=-average_rating'];
   const words = ['dragon', 'lamp', 'vase', '3d', 'minia', 'drag', 'gear', 'planter', 'moon', 'knight', 'resin', 'helmet', 'chess', 'dragn', 'wizrd', 'articulated dragon'];
   let seed = 12345;
@@ -138,8 +193,9 @@ async function buildMix(base: string): Promise<string[]> {
   for (let i = 0; i < 600; i++) {
     const k = i % 6;
     if (k < 3) {
-      const filter = rnd(4) === 0 ? `&category=${cats[rnd(cats.length)]}` : rnd(4) === 0 ? '&in_stock=true' : '';
-      const page = filter ? 1 + rnd(3) : 1 + rnd(pages);
+      const cat = rnd(4) === 0 ? cats[rnd(cats.length)] : undefined;
+      const filter = cat ? `&category=${cat.id}` : rnd(4) === 0 ? '&in_stock=true' : '';
+      const page = filter ? 1 + rnd(Math.min(3, cat?.pages ?? 3)) : 1 + rnd(pages);
       mix.push(`/api/products/?page=${page}${orderings[rnd(orderings.length)]}${filter}`);
     } else if (k < 5) mix.push(`/api/products/${ids[rnd(ids.length)]}/`);
     else mix.push(`/api/products/search/?q=${encodeURIComponent(words[rnd(words.length)]!)}`);
@@ -153,24 +209,20 @@ async function averageBytes(base: string, mix: string[]): Promise<number> {
   return Math.round(total / mix.length);
 }
 
-interface Result {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
-  requests: number;
-}
-
-async function load(base: string, mix: string[], duration = DURATION, connections = CONNECTIONS): Promise<Result> {
+/** autocannon over the mix; `rate` (requests/s per connection) is the think time, none by default. */
+async function load(base: string, mix: string[], duration = DURATION, connections = CONNECTIONS, rate?: number): Promise<Result> {
   let i = 0;
-  const r = await autocannon({
-    url: base,
-    connections,
-    duration,
-    requests: [{ setupRequest: (req) => ({ ...req, path: mix[i++ % mix.length]! }) }],
+  const latencies: number[] = [];
+  const r = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      { url: base, connections, duration, ...(rate ? { connectionRate: rate } : {}), requests: [{ setupRequest: (req) => ({ ...req, path: mix[i++ % mix.length]! }) }] },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx, requests: r.requests.total };
+  const refused = Object.entries(r.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2'));
+  if (refused.length || r.errors) say(`  ${base}: ${r.errors} connection errors (${r.timeouts} timeouts); non-2xx ${refused.map(([code, s]) => `${code} ×${s.count}`).join(', ') || 'none'}`);
+  return summarize(latencies, { rps: r.requests.average, errors: r.errors + r.timeouts, non2xx: r.non2xx, requests: r.requests.total });
 }
 
 interface Run {
@@ -182,6 +234,22 @@ interface Run {
   cpuPerRequest: number;
 }
 
+/** The server's counters around some work: SQL statements, cache hits and CPU per request of its result. */
+async function counted(server: ChildProcess, work: () => Promise<Result>): Promise<Run> {
+  const before = await serverStats(server);
+  const result = await work();
+  const after = await serverStats(server);
+  const hits = after.caches.api.hits - before.caches.api.hits;
+  const misses = after.caches.api.misses - before.caches.api.misses;
+  return {
+    result,
+    sqlPerRequest: (after.statements - before.statements) / result.requests,
+    hitRate: hits + misses ? hits / (hits + misses) : undefined,
+    stats: after,
+    cpuPerRequest: cpuMicros(before.cpu, after.cpu) / result.requests,
+  };
+}
+
 /** Slices of load on each target in turn, so drift in the machine's speed hits both alike. */
 async function interleaved(targets: { base: string; mix: string[] }[], slices = 4, connections = CONNECTIONS): Promise<Result[]> {
   const parts: Result[][] = targets.map(() => []);
@@ -191,16 +259,17 @@ async function interleaved(targets: { base: string; mix: string[] }[], slices = 
   return parts.map(combine);
 }
 
-/** Slices of one target as one result: mean throughput, the worst percentiles, summed counts. */
+/** Slices of one target as one result: mean throughput, percentiles over every slice's samples, summed counts. */
 function combine(rs: Result[]): Result {
-  return {
-    rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
-    p50: Math.max(...rs.map((r) => r.p50)),
-    p99: Math.max(...rs.map((r) => r.p99)),
-    errors: rs.reduce((a, r) => a + r.errors, 0),
-    non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
-    requests: rs.reduce((a, r) => a + r.requests, 0),
-  };
+  return summarize(
+    rs.flatMap((r) => r.latencies),
+    {
+      rps: rs.reduce((a, r) => a + r.rps, 0) / rs.length,
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+      requests: rs.reduce((a, r) => a + r.requests, 0),
+    },
+  );
 }
 
 /** Limits on, counting every request, at windows no load here can fill. */
@@ -272,29 +341,41 @@ async function pairedCost(env: NodeJS.ProcessEnv, onEnv: NodeJS.ProcessEnv, offE
   }
 }
 
-/** One server, warmed, under the mix (beside the bare route when one is given). */
-async function measure(
-  env: NodeJS.ProcessEnv,
-  mix: string[] | undefined,
-  label: string,
-  bare?: { base: string; child: ChildProcess },
-): Promise<{ run: Run; mix: string[]; bytes: number; yard?: Result; yardCpu?: number; light?: { shop: Result; yard: Result } }> {
-  const port = await freePort();
-  const server = await start([...CLI, 'serve'], env, port);
-  try {
-    const base = `http://127.0.0.1:${port}`;
-    const urls = mix ?? (await buildMix(base));
+/** Each kind of request alone runs this long (the size table). */
+const KIND_SECONDS = Math.max(2, DURATION / 2);
+
+/** Two seconds of the mix at random, so the JIT is warm and (cache on) the answers are cached. */
+async function warmUp(base: string, urls: string[]): Promise<void> {
+  await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
+}
+
+interface Measured {
+  run: Run;
+  mix: string[];
+  bytes: number;
+  yard?: Result;
+  yardCpu?: number;
+  light?: { shop: Result; yard: Result };
+  /** Each kind of request alone, on the same server after the mix. */
+  kinds: Record<Kind, Run>;
+}
+
+/** One server, warmed, under the mix with no think time (beside the bare route when one is given), then each kind of request alone. */
+async function measure(env: NodeJS.ProcessEnv, products: number, mix: string[] | undefined, label: string, bare?: { base: string; child: ChildProcess }): Promise<Measured> {
+  return withServer(env, async (server, base) => {
+    const urls = mix ?? (await buildMix(base, products));
     const bytes = await averageBytes(base, urls);
     say(`${label}: warm-up`);
-    await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
-    const before = await serverStats(server);
+    await warmUp(base, urls);
     const bareBefore = bare ? await bareCpu(bare.child) : undefined;
     say(`${label}: shopper mix, ${CONNECTIONS} connections, ${DURATION} s${bare ? ', in slices alternating with the bare route' : ''}`);
-    let result: Result;
     let yard: Result | undefined;
-    if (bare) [result, yard] = (await interleaved([{ base, mix: urls }, { base: bare.base, mix: urls }])) as [Result, Result];
-    else result = await load(base, urls);
-    const after = await serverStats(server);
+    const run = await counted(server, async () => {
+      if (!bare) return load(base, urls);
+      const [shop, other] = (await interleaved([{ base, mix: urls }, { base: bare.base, mix: urls }])) as [Result, Result];
+      yard = other;
+      return shop;
+    });
     const yardCpu = bare && yard ? cpuMicros(bareBefore!, await bareCpu(bare.child)) / yard.requests : undefined;
     let light: { shop: Result; yard: Result } | undefined;
     if (bare && yard) {
@@ -305,90 +386,186 @@ async function measure(
       const [shopLight, yardLight] = (await interleaved([{ base, mix: urls }, { base: bare.base, mix: urls }], 2, LIGHT_CONNECTIONS)) as [Result, Result];
       light = { shop: shopLight, yard: yardLight };
     }
-    const hits = after.caches.api.hits - before.caches.api.hits;
-    const misses = after.caches.api.misses - before.caches.api.misses;
-    return {
-      run: {
-        result,
-        sqlPerRequest: (after.statements - before.statements) / result.requests,
-        hitRate: hits + misses ? hits / (hits + misses) : undefined,
-        stats: after,
-        cpuPerRequest: cpuMicros(before.cpu, after.cpu) / result.requests,
-      },
-      mix: urls,
-      bytes,
-      yard,
-      yardCpu,
-      light,
-    };
-  } finally {
-    await stop(server);
-  }
+    const kinds = {} as Record<Kind, Run>;
+    for (const kind of ['list', 'detail', 'search'] as const) {
+      say(`${label}: ${kind} requests alone, ${KIND_SECONDS} s`);
+      kinds[kind] = await counted(server, () => load(base, urls.filter((u) => kindOf(u) === kind), KIND_SECONDS));
+    }
+    return { run, mix: urls, bytes, yard, yardCpu, light, kinds };
+  });
 }
 
-interface BackendReport {
-  rows: string[];
+/** The mix with think time: each connection a shopper sending THINK_RATE requests a second. */
+async function thinking(env: NodeJS.ProcessEnv, mix: string[], label: string): Promise<Run> {
+  return withServer(env, async (server, base) => {
+    say(`${label}: warm-up`);
+    await warmUp(base, mix);
+    say(`${label}: shopper mix with think time, ${CONNECTIONS} connections × ${THINK_RATE} req/s, ${DURATION} s`);
+    return counted(server, () => load(base, mix, DURATION, CONNECTIONS, THINK_RATE));
+  });
+}
+
+/** The mix with no think time while a staff member edits prices and stock; the reads are the result. */
+async function writeMix(env: NodeJS.ProcessEnv, mix: string[], label: string): Promise<{ run: Run; writes: WriteRun }> {
+  return withServer({ ...env, ...STAFF }, async (server, base) => {
+    say(`${label}: warm-up`);
+    await warmUp(base, mix);
+    const token = await staffToken(base, STAFF.STAFF_EMAIL, STAFF.STAFF_PASSWORD);
+    say(`${label}: write mix, shopper mix on ${CONNECTIONS} connections while staff edit prices and stock, ${DURATION} s`);
+    let writes!: WriteRun;
+    const run = await counted(server, async () => {
+      // The first list page, as the mix asks for it: the edited products show there and on their own pages.
+      const writer = staffWriter(base, token, '/api/products/?page=1', EDIT_PAUSE_MS);
+      const reads = await load(base, mix);
+      writes = await writer.stop();
+      return reads;
+    });
+    return { run, writes };
+  });
+}
+
+async function checkout(env: NodeJS.ProcessEnv, label: string): Promise<{ run: Run; checkout: CheckoutRun }> {
+  return withServer(env, async (server, base) => {
+    say(`${label}: checkout mix, ${CHECKOUT_USERS} guests browsing, adding to their carts, checking out and paying, ${DURATION} s`);
+    let c!: CheckoutRun;
+    const run = await counted(server, async () => {
+      c = await checkoutMix(base, CHECKOUT_USERS, DURATION);
+      return c.result;
+    });
+    return { run, checkout: c };
+  });
+}
+
+/** One row of the main table (and of the chart). */
+interface Line {
+  label: string;
+  mode: ChartRow['mode'];
+  result: Result;
+  sqlPerRequest?: number;
+  hitRate?: number;
+  /** µs */
+  cpuPerRequest?: number;
+  peakRss?: number;
+  /** The bare route's result under the same load, for the ratio. */
+  bare?: Result;
+}
+
+const dash = (x: number | undefined, f: (x: number) => string) => (x === undefined ? '—' : f(x));
+const line = (l: Line) =>
+  `| ${l.label} | ${Math.round(l.result.rps)} | ${ms(l.result.p50)} | ${ms(l.result.p95)} | ${ms(l.result.p99)} | ${l.result.errors + l.result.non2xx} | ${dash(l.sqlPerRequest, (x) => x.toFixed(2))} | ${dash(l.hitRate, (x) => `${(x * 100).toFixed(1)}%`)} | ${dash(l.cpuPerRequest, (x) => (x / 1000).toFixed(3))} | ${dash(l.peakRss, (x) => (x / 2 ** 20).toFixed(0))} | ${l.bare ? `${(l.result.rps / l.bare.rps).toFixed(3)}x` : '—'} |`;
+const fromRun = (label: string, mode: Line['mode'], r: Run, bare?: Result): Line => ({ label, mode, result: r.result, sqlPerRequest: r.sqlPerRequest, hitRate: r.hitRate, cpuPerRequest: r.cpuPerRequest, peakRss: r.stats.memory.peakRss, bare });
+
+interface SizeReport {
+  products: number;
+  seedSeconds: number;
+  lines: Line[];
+  writes: string[];
   claims: string[];
+  /** Per kind of request, cache off and on: req/s and server CPU µs per request. */
+  kinds: Record<Kind, { off: Run; on: Run }>;
 }
 
-async function benchBackend(backend: 'pglite' | 'postgres'): Promise<BackendReport> {
+async function benchSize(backend: 'pglite' | 'postgres', products: number, withCosts: boolean): Promise<SizeReport> {
   // The load generator is allow-listed, as issue 5 has load tests do; what limiting costs is
   // measured on its own (pairedCost).
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', NODE_ENV: 'production', ALLOW_TEST_PAYMENTS: 'true', SECRET_KEY: 'bench-secret-key-bench-secret-key-0000', RATE_LIMIT_ALLOWLIST: '127.0.0.1' };
   let dataDir: string | undefined;
   let schema: string | undefined;
-  const redisPrefix = `bench:${process.pid}:`;
+  const redisPrefix = `bench:${process.pid}:${products}:`;
   if (backend === 'pglite') {
     dataDir = mkdtempSync(join(tmpdir(), 'pasargad-bench-'));
     Object.assign(env, { DATA_DIR: dataDir, DEMO_PRODUCTS: '0' });
   } else {
-    schema = `bench_${process.pid}`;
+    schema = `bench_${process.pid}_${products}`;
     Object.assign(env, { DATABASE_URL: opts['database-url'], DATABASE_SCHEMA: schema, REDIS_URL: opts['redis-url'], REDIS_KEY_PREFIX: redisPrefix });
   }
+  const name = SIZES.length > 1 ? `${backend}, ${products} products` : backend;
+  const at = `${backend}, ${products} products`;
   try {
-    say(`${backend}: seeding ${PRODUCTS} products`);
-    await run([...CLI, 'seed', '--products', String(PRODUCTS)], env);
-    const off = await measure({ ...env, CACHE_ENABLED: 'false' }, undefined, `${backend}, cache off`);
+    say(`${at}: seeding`);
+    const seedStarted = performance.now();
+    await run([...CLI, 'seed', '--products', String(products)], env);
+    const seedSeconds = (performance.now() - seedStarted) / 1000;
+    const offEnv = { ...env, CACHE_ENABLED: 'false' };
+    const onEnv = { ...env, CACHE_ENABLED: 'true' };
+
+    // Reads: throughput, then latency with think time, beside the bare route.
+    const off = await measure(offEnv, products, undefined, `${at}, cache off`);
     const barePort = await freePort();
     const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], { ...env, BODY_BYTES: String(off.bytes) }, barePort);
-    let on: Awaited<ReturnType<typeof measure>>;
+    const bareBase = `http://127.0.0.1:${barePort}`;
+    let on: Measured;
+    let thinkOff: Run;
+    let thinkOn: Run;
+    let thinkBare: Result;
+    let thinkBareCpu: number;
+    let bareRss: number;
     try {
-      on = await measure({ ...env, CACHE_ENABLED: 'true' }, off.mix, `${backend}, cache on`, { base: `http://127.0.0.1:${barePort}`, child: bare });
+      on = await measure(onEnv, products, off.mix, `${at}, cache on`, { base: bareBase, child: bare });
+      thinkOff = await thinking(offEnv, off.mix, `${at}, cache off`);
+      thinkOn = await thinking(onEnv, off.mix, `${at}, cache on`);
+      say(`${at}: bare route with think time`);
+      const before = await bareCpu(bare);
+      thinkBare = await load(bareBase, off.mix, DURATION, CONNECTIONS, THINK_RATE);
+      thinkBareCpu = cpuMicros(before, await bareCpu(bare)) / thinkBare.requests;
+      bareRss = (await ask<{ memory: { peakRss: number } }>(bare)).memory.peakRss;
     } finally {
       await stop(bare);
     }
     const yard = on.yard!;
-    const cached = { ...env, CACHE_ENABLED: 'true' };
-    const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`);
-    const limitsRatio = limits.ratio;
-    // The load generator is allow-listed on both, so only the monitoring differs.
-    const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`);
 
-    const row = (name: string, r: { result: Result; sqlPerRequest: number; hitRate?: number; cpuPerRequest?: number }) =>
-      `| ${name} | ${Math.round(r.result.rps)} | ${r.result.p50} | ${r.result.p99} | ${r.result.errors + r.result.non2xx} | ${r.sqlPerRequest.toFixed(2)} | ${r.hitRate === undefined ? '—' : `${(r.hitRate * 100).toFixed(1)}%`} | ${r.cpuPerRequest === undefined ? '—' : Math.round(r.cpuPerRequest)} | ${(r.result.rps / yard.rps).toFixed(3)}x |`;
+    // Writes change prices and stock, and checkouts sell stock: both after every read-only run.
+    const writeOff = await writeMix(offEnv, off.mix, `${at}, cache off`);
+    const writeOn = await writeMix(onEnv, off.mix, `${at}, cache on`);
+    const checkoutOff = await checkout(offEnv, `${at}, cache off`);
+    const checkoutOn = await checkout(onEnv, `${at}, cache on`);
+
+    const thinkLabel = `think time ${CONNECTIONS} × ${THINK_RATE} req/s`;
+    const bought = (c: CheckoutRun) => `${c.orders} orders (${(c.orders / c.seconds).toFixed(1)}/s), ${c.soldOut} sold out`;
+    const lines: Line[] = [
+      fromRun(`shopper mix, ${at}, cache off`, 'cache off', off.run, yard),
+      fromRun(`shopper mix, ${at}, cache on`, 'cache on', on.run, yard),
+      { label: `bare Fastify, ${off.bytes} B`, mode: 'bare route', result: yard, sqlPerRequest: 0, cpuPerRequest: on.yardCpu, peakRss: bareRss, bare: yard },
+      fromRun(`shopper mix, ${thinkLabel}, ${at}, cache off`, 'cache off', thinkOff),
+      fromRun(`shopper mix, ${thinkLabel}, ${at}, cache on`, 'cache on', thinkOn),
+      { label: `bare Fastify, ${thinkLabel}`, mode: 'bare route', result: thinkBare, sqlPerRequest: 0, cpuPerRequest: thinkBareCpu, peakRss: bareRss },
+      fromRun(`write mix (reads), ${at}, cache off`, 'cache off', writeOff.run),
+      fromRun(`write mix (reads), ${at}, cache on`, 'cache on', writeOn.run),
+      fromRun(`checkout mix, ${at}, cache off: ${bought(checkoutOff.checkout)}`, 'cache off', checkoutOff.run),
+      fromRun(`checkout mix, ${at}, cache on: ${bought(checkoutOn.checkout)}`, 'cache on', checkoutOn.run),
+    ];
+    const writeLine = (cache: string, w: WriteRun) =>
+      `| ${at}, ${cache} | ${w.edits} (${(w.edits / w.seconds).toFixed(1)}/s) | ${ms(w.patch.p50)} / ${ms(w.patch.p99)} | ${ms(w.staleness.p50)} / ${ms(w.staleness.p95)} / ${ms(w.staleness.p99)} / ${ms(w.staleness.max)} | ${w.staleReads} | ${ms(w.answered.p50)} / ${ms(w.answered.p99)} | ${w.errors} |`;
+    const writes = [writeLine('cache off', writeOff.writes), writeLine('cache on', writeOn.writes)];
+
     const speedup = on.run.result.rps / off.run.result.rps;
     const api = on.run.stats.caches.api;
     const saved = api.rawBytes ? 1 - api.storedBytes / api.rawBytes : undefined;
     const check = (ok: boolean) => (ok ? 'met' : '**not met**');
     const claims = [
-      `**${backend}** — SQL statements per request ${off.run.sqlPerRequest.toFixed(2)} → ${on.run.sqlPerRequest.toFixed(3)} (seed: 50–70% fewer; here ${((1 - on.run.sqlPerRequest / off.run.sqlPerRequest) * 100).toFixed(1)}% fewer): ${check(on.run.sqlPerRequest <= off.run.sqlPerRequest * 0.5)}`,
-      `**${backend}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
-      `**${backend}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${on.light!.shop.p99} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${on.light!.yard.p99} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${on.run.result.p99} ms, bare route ${yard.p99} ms`,
-      `**${backend}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
-      `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices from 3 pairs of servers ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
-      `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; median of 12 paired slices from 3 pairs of servers ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
-      saved === undefined
-        ? `**${backend}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
-        : `**${backend}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
+      `**${name}** — SQL statements per request ${off.run.sqlPerRequest.toFixed(2)} → ${on.run.sqlPerRequest.toFixed(3)} (seed: 50–70% fewer; here ${((1 - on.run.sqlPerRequest / off.run.sqlPerRequest) * 100).toFixed(1)}% fewer): ${check(on.run.sqlPerRequest <= off.run.sqlPerRequest * 0.5)}`,
+      `**${name}** — hit rate on the mix ${((on.run.hitRate ?? 0) * 100).toFixed(1)}% (seed: 80%; ours: ≥ 95%): ${check((on.run.hitRate ?? 0) >= 0.95)}`,
+      `**${name}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${ms(on.light!.shop.p99)} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${ms(on.light!.yard.p99)} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${ms(on.run.result.p99)} ms, bare route ${ms(yard.p99)} ms; with think time (${thinkLabel}) ${ms(thinkOn.result.p99)} ms, bare route ${ms(thinkBare.p99)} ms`,
+      `**${name}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
     ];
-    return {
-      rows: [
-        row(`shop, ${backend}, ${PRODUCTS} products, cache off`, off.run),
-        row(`shop, ${backend}, ${PRODUCTS} products, cache on`, on.run),
-        row(`bare Fastify, ${off.bytes} B`, { result: yard, sqlPerRequest: 0, cpuPerRequest: on.yardCpu }),
-      ],
-      claims,
-    };
+    if (withCosts) {
+      const cached = onEnv;
+      const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`);
+      const limitsRatio = limits.ratio;
+      // The load generator is allow-listed on both, so only the monitoring differs.
+      const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`);
+      claims.push(
+        `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices from 3 pairs of servers ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
+        `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; median of 12 paired slices from 3 pairs of servers ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
+      );
+    }
+    claims.push(
+      saved === undefined
+        ? `**${name}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
+        : `**${name}** — Redis \`api\` store: ${(api.rawBytes / 1024).toFixed(0)} KiB of answers stored as ${(api.storedBytes / 1024).toFixed(0)} KiB (${(saved * 100).toFixed(0)}% saved by compression)`,
+    );
+    const kinds = Object.fromEntries((['list', 'detail', 'search'] as const).map((k) => [k, { off: off.kinds[k], on: on.kinds[k] }])) as SizeReport['kinds'];
+    return { products, seedSeconds, lines, writes, claims, kinds };
   } finally {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     if (schema) {
@@ -410,26 +587,66 @@ async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
   }
 }
 
-const backends = opts.only === 'media' ? [] : opts.backend === 'both' ? (['pglite', 'postgres'] as const) : [opts.backend as 'pglite' | 'postgres'];
-const rows: string[] = [];
-const claims: string[] = [];
-for (const b of backends) {
-  const r = await benchBackend(b);
-  rows.push(...r.rows);
-  claims.push(...r.claims);
+/** How cost grows with the catalog: each kind of request alone, per size, cache off and on. */
+function sizeTable(backend: string, reports: SizeReport[]): string[] {
+  const out: string[] = [];
+  for (const kind of ['list', 'detail', 'search'] as const) {
+    for (const cache of ['off', 'on'] as const) {
+      const runs = reports.map((r) => r.kinds[kind][cache]);
+      const cells = runs.map((r) => `${Math.round(r.result.rps)} | ${(r.cpuPerRequest / 1000).toFixed(3)}`);
+      const growth = runs.length > 1 ? `${(runs.at(-1)!.cpuPerRequest / runs[0]!.cpuPerRequest).toFixed(1)}x` : '—';
+      out.push(`| ${backend}, ${kind}, cache ${cache} | ${cells.join(' | ')} | ${growth} |`);
+    }
+  }
+  return out;
 }
+
+const backends = opts.only === 'media' ? [] : opts.backend === 'both' ? (['pglite', 'postgres'] as const) : [opts.backend as 'pglite' | 'postgres'];
+const bySize: { backend: string; reports: SizeReport[] }[] = [];
+for (const b of backends) {
+  const reports: SizeReport[] = [];
+  for (const [i, products] of SIZES.entries()) reports.push(await benchSize(b, products, i === 0));
+  bySize.push({ backend: b, reports });
+}
+const all = bySize.flatMap((b) => b.reports);
+const lines = all.flatMap((r) => r.lines);
+const claims = all.flatMap((r) => r.claims);
 const media = opts.only === 'catalog' ? undefined : await mediaBench(say);
 if (media) claims.push(...media.claims);
+const when = new Date().toISOString();
+mkdirSync('bench/results', { recursive: true });
+if (lines.length) {
+  const short = (label: string) => label.replace(/: .*/, '').replace(/think time [^,]*/, 'think time');
+  const rows = lines.map((l) => ({ label: short(l.label), mode: l.mode, rps: l.result.rps, p50: l.result.p50, p95: l.result.p95, p99: l.result.p99 }));
+  writeFileSync('bench/results/latest.svg', chart(`npm run bench, ${when.slice(0, 16).replace('T', ' ')} UTC: ${CONNECTIONS} connections, ${DURATION} s per run`, rows));
+}
+const sizeHeader = SIZES.map((n) => `${n} products: req/s | CPU ms / req`).join(' | ');
 const report = [
-  `Node ${process.version}, ${new Date().toISOString()}`,
+  `Node ${process.version}, ${when}`,
   '',
-  ...(rows.length
+  ...(lines.length
     ? [
-        `Shopper mix (3 list : 2 detail : 1 search), ${CONNECTIONS} connections, ${DURATION} s:`,
+        `Seeding: ${bySize.flatMap((b) => b.reports.map((r) => `${b.backend} ${r.products} products in ${r.seedSeconds.toFixed(1)} s`)).join('; ')}.`,
         '',
-        '| target | req/s | p50 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU µs / request | ratio to bare |',
-        '|---|---|---|---|---|---|---|---|---|',
-        ...rows,
+        `Scenarios, ${DURATION} s each: the shopper mix (3 list : 2 detail : 1 search) on ${CONNECTIONS} connections with no think time, and with think time (each connection ${THINK_RATE} requests/s); the write mix (the shopper mix while staff edit a price or stock about every ${EDIT_PAUSE_MS} ms); the checkout mix (${CHECKOUT_USERS} guests buying back to back). Ratio to bare: the bare route under the same load in alternating slices.`,
+        '',
+        '| target | req/s | p50 ms | p95 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU ms / request | server peak RSS MiB | ratio to bare |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+        ...lines.map(line),
+        '',
+        '![requests/s and latency per scenario](latest.svg)',
+        '',
+        'Write mix: how soon reads show a staff edit. After each PATCH answers 200 the writer reads the product page (and, for a price, the list page) back to back until both show the new value. Staleness: from the 200 to sending the first read that showed it (about 0 when the first read after the 200 shows it; its resolution is one read under the load); "answered": when that read came back.',
+        '',
+        '| target | edits | PATCH p50 / p99 ms | staleness p50 / p95 / p99 / max ms | reads answered stale after the 200 | first fresh read answered p50 / p99 ms | failed edits |',
+        '|---|---|---|---|---|---|---|',
+        ...all.flatMap((r) => r.writes),
+        '',
+        `How cost grows with the catalog: each kind of request from the mix alone, ${CONNECTIONS} connections, ${KIND_SECONDS} s; CPU growth is server CPU per request at the largest size over the smallest:`,
+        '',
+        `| backend, request, cache | ${sizeHeader} | CPU growth |`,
+        `|---|${SIZES.map(() => '---|---|').join('')}---|`,
+        ...bySize.flatMap((b) => sizeTable(b.backend, b.reports)),
         '',
       ]
     : []),
@@ -438,6 +655,5 @@ const report = [
   ...claims.map((c) => `- ${c}`),
   ...(media ? ['', ...media.rows] : []),
 ].join('\n');
-mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/latest.md', `${report}\n`);
 process.stdout.write(`${report}\n`);
