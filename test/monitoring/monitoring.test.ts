@@ -10,6 +10,7 @@ import { forEachBackend, TEST_SECRET } from '../helpers/db.ts';
 import { getJson, testApp } from '../helpers/app.ts';
 import { signedIn, type TestUser } from '../helpers/auth.ts';
 import * as f from '../helpers/factories.ts';
+import { responseTime } from '../../src/infra/monitoring/plugin.ts';
 
 const ENDPOINTS = ['system/', 'cache/', 'database/', 'requests/'];
 
@@ -194,6 +195,14 @@ forEachBackend('monitoring', ({ db }) => {
     assert.equal((await app.inject({ url: '/metrics', remoteAddress: '203.0.113.5', headers: basic('metrics', 'scrape-token-0123456789') })).statusCode, 200);
     assert.equal((await app.inject({ url: '/metrics', remoteAddress: '203.0.113.5', headers: basic('metrics', 'scrape-token-wrong-00000') })).statusCode, 403);
   });
+});
+
+test('X-Response-Time is milliseconds with one decimal, rounded', () => {
+  assert.equal(responseTime(0), '0.0ms');
+  assert.equal(responseTime(0.04), '0.0ms');
+  assert.equal(responseTime(1.25), '1.3ms');
+  assert.equal(responseTime(12.96), '13.0ms');
+  assert.equal(responseTime(3456.78), '3456.8ms');
 });
 
 describe('monitoring with the database out of reach', () => {
