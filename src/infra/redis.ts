@@ -60,7 +60,7 @@ export function openRedis(target: RedisTarget, o: RedisConnectOptions = {}): Red
     });
   } else {
     const { username, password, tls } = target.auth;
-    client = new Cluster(
+    const cluster = new Cluster(
       target.nodes.map(({ host, port }) => ({ host, port })),
       {
         keyPrefix: (o.keyPrefix ?? '') + target.prefix,
@@ -72,6 +72,14 @@ export function openRedis(target: RedisTarget, o: RedisConnectOptions = {}): Red
         ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),
       },
     );
+    // A Cluster starts commandTimeout only once a command reaches a node: one made while no node
+    // is connected waits in the Cluster's own queue for ever. Start the clock when it is made.
+    const timeout = common.commandTimeout;
+    if (timeout !== undefined) {
+      const send = cluster.sendCommand.bind(cluster);
+      cluster.sendCommand = (command, ...rest) => (command.setTimeout(timeout), send(command, ...rest));
+    }
+    client = cluster;
   }
   // Without a listener ioredis reports every failed reconnect as an unhandled error.
   client.on('error', () => {});
