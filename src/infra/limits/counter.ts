@@ -14,12 +14,13 @@
 //   may be refused while this one still holds a few unused hits, which it will give to its own
 //   next requests. Near the limit nothing is leased and every hit goes to Redis.
 // In process, counting is synchronous: no promise at all on the path of an embedded request.
-// In a Redis Cluster a script may only touch keys of one hash slot: a window's key puts the
+// In a Redis Cluster a script may only touch keys of one hash slot: there a window's key puts the
 // caller in braces (`...:{ip:1.2.3.4}`), so a caller's windows share a slot, and a batch goes as
-// one call per caller (one call in all on a single server).
+// one call per caller. A single server (or Sentinel's master) keeps the plain keys, which running
+// instances count in during a rolling deploy, and one call in all.
 import { isCluster, type RedisConnection } from '../redis.ts';
 
-/** One window to count a hit in: its key is `prefix + {who}` (the caller's own part, a hash tag). */
+/** One window to count a hit in: its key is `prefix + who` (the caller's own part; `{who}` in a Cluster). */
 export interface Window {
   prefix: string;
   durationMs: number;
@@ -131,6 +132,7 @@ const MAX_KEYS = 512;
  */
 export class RedisCounter {
   private readonly client: HitsClient;
+  private readonly cluster: boolean;
   /** Per window prefix, per caller (two levels, as in MemoryCounter). */
   private readonly leases = new Map<string, Map<string, Lease>>();
   private readonly sweeper: NodeJS.Timeout;
@@ -144,6 +146,7 @@ export class RedisCounter {
   ) {
     if (!('pasargadHits' in client)) client.defineCommand('pasargadHits', { lua: HITS });
     this.client = client as HitsClient;
+    this.cluster = isCluster(client);
     this.sweeper = setInterval(() => this.sweep(), 60_000).unref();
   }
 
@@ -200,7 +203,7 @@ export class RedisCounter {
       }
       for (const i of missing) {
         const window = p.windows[i]!;
-        const key = `${window.prefix}{${p.who}}`;
+        const key = this.cluster ? `${window.prefix}{${p.who}}` : window.prefix + p.who;
         let k = batch.get(key);
         if (!k) batch.set(key, (k = { window, who: p.who, waiters: [] }));
         k.waiters.push({ p, i });
@@ -210,7 +213,7 @@ export class RedisCounter {
   }
 
   private send(batch: Map<string, KeyHits>): void {
-    if (!isCluster(this.client)) return this.call(batch);
+    if (!this.cluster) return this.call(batch);
     const byCaller = new Map<string, Map<string, KeyHits>>();
     for (const [key, k] of batch) {
       let own = byCaller.get(k.who);
