@@ -167,7 +167,9 @@ const cidrList = makeValidator<string[]>((input) =>
 const hostPortList = makeValidator<readonly HostPort[]>((input) => {
   const nodes = list(input).map((entry) => {
     const m = /^(\[[0-9a-f:.]+\]|[^\s:[\]/]+):(\d{1,5})$/i.exec(entry);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65_535) throw new EnvError(`"${entry}" is not host:port`);
+    // Credentials written into an entry (`redis://:pw@host:port`, `user:pw@host:port`) stay out of the message.
+    const shown = entry.includes('@') ? `***${entry.slice(entry.lastIndexOf('@'))}` : entry;
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65_535) throw new EnvError(`"${shown}" is not host:port`);
     return Object.freeze({ host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) });
   });
   // Empty (`REDIS_SENTINELS=` in an env file) reads as unset.

@@ -90,6 +90,12 @@ test('Redis behind Sentinel or in a Cluster: every user on it, by database or by
   assert.match(problems({ REDIS_SENTINEL_NAME: 'shop' }).join(), /REDIS_SENTINEL_NAME needs REDIS_SENTINELS/);
   assert.match(problems({ REDIS_CLUSTER_NODES: 'b:2', REDIS_KEY_PREFIX: '{shop}:' }).join(), /must not contain \{ or \}/);
   assert.deepEqual(problems({ REDIS_CLUSTER_NODES: 'b, c:99999' }).map((p) => p.split(':')[0]), ['REDIS_CLUSTER_NODES']);
+  // A URL or credentials where host:port belongs: named, without the password.
+  for (const [name, value] of [['REDIS_CLUSTER_NODES', 'redis://:hunter2@r1:7000'], ['REDIS_SENTINELS', 's0:26379,admin:hunter2@s1:26379']] as const) {
+    const said = problems({ [name]: value }).join();
+    assert.match(said, new RegExp(`^${name}: .*is not host:port`));
+    assert.doesNotMatch(said, /hunter2/);
+  }
 });
 
 test('passwords never reach messages', () => {
