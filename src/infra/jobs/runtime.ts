@@ -28,9 +28,21 @@ export function schedulesOf(config: Config): Schedule[] {
   return Object.entries(config.jobs.schedules).map(([task, pattern]) => ({ task: task as TaskName, pattern }));
 }
 
+/** Longest a write's response waits for its jobs to be enqueued (see wireJobEvents). */
+export const ENQUEUE_WAIT_MS = 1000;
+
 /** Domain events that start work: published after commit, so a job never sees a rolled-back write. */
 export function wireJobEvents(events: EventBus, queue: JobQueue, log?: Log): void {
-  const add = (p: Promise<void>) => p.catch((err: unknown) => log?.error({ err }, 'jobs: could not enqueue'));
+  // The write that published the event waits for its jobs to be added, but not for an outage:
+  // while the queue's Redis is away BullMQ keeps the add in its connection's offline queue and
+  // sends it on reconnect, so past ENQUEUE_WAIT_MS the response goes out and the add finishes
+  // behind it (a payment answered, its confirmation email queued once Redis is back).
+  const add = (p: Promise<void>) => {
+    const added = p.catch((err: unknown) => log?.error({ err }, 'jobs: could not enqueue'));
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, ENQUEUE_WAIT_MS).unref()));
+    return Promise.race([added, waited]).finally(() => clearTimeout(timer));
+  };
   events.on('order.paid', ({ id }) => add(queue.add('send_order_confirmation', { orderId: id }, { jobId: `order-confirmation:${id}` })));
   events.on('order.status_changed', ({ id, to }) => {
     if (to === 'shipped' || to === 'delivered') return add(queue.add('send_order_status_email', { orderId: id, status: to }, { jobId: `order-${to}:${id}` }));
