@@ -155,3 +155,48 @@ export async function failover(sentinelPort: number, replicaPort: number, name =
   await until('the failover', async () => (await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)).includes(String(replicaPort)));
   await until('the new master to accept writes', async () => (await cli(replicaPort, 'INFO', 'replication')).includes('role:master'));
 }
+
+export interface RestartableRedis {
+  readonly port: number;
+  /** `redis://127.0.0.1:port` (database 0). */
+  readonly url: string;
+  /** Stops the server as an operator's shutdown does (SHUTDOWN: the append-only file is flushed). */
+  down(): Promise<void>;
+  /** Starts it again on the same port with the same data folder. */
+  up(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * One server that can be stopped and restarted (the fault tests). It keeps an append-only file, as
+ * a production Redis holding job queues does, so what was queued survives the restart.
+ */
+export async function startRestartableRedis(): Promise<RestartableRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'pasargad-redis-restart-'));
+  dirs.add(dir);
+  const [port] = await freePorts(1);
+  const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no', '--dir', dir, '--maxmemory-policy', 'noeviction'];
+  let child: ChildProcess | undefined = await server(dir, port!, args);
+  const down = async () => {
+    if (!child) return;
+    const c = child;
+    child = undefined;
+    const exited = new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve())));
+    await cli(port!, 'SHUTDOWN').catch(() => undefined);
+    await exited;
+  };
+  return {
+    port: port!,
+    url: `redis://127.0.0.1:${port}`,
+    down,
+    async up() {
+      if (!child) child = await server(dir, port!, args);
+    },
+    async stop() {
+      child?.kill('SIGKILL');
+      child = undefined;
+      rmSync(dir, { recursive: true, force: true });
+      dirs.delete(dir);
+    },
+  };
+}
