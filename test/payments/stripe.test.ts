@@ -171,6 +171,15 @@ forEachBackend('payments through Stripe', ({ db }) => {
     assert.equal(payment.status, 'completed');
   });
 
+  test('webhooks: a malformed request (Content-Length that does not match) is the wrapped 400, not `null`', async () => {
+    // Found by the fuzzing suite: the route's `null` 400 schema serialised the error handler's body to `null`.
+    const payload = event('checkout.session.completed', {});
+    const r = await app.inject({ method: 'POST', url: '/api/payments/stripe-webhook/', headers: { 'content-type': 'application/json', 'content-length': String(payload.length + 5), 'stripe-signature': 't=1,v1=x' }, payload });
+    assert.equal(r.statusCode, 400);
+    assert.match(String(r.headers['content-type']), /^application\/json/);
+    assert.deepEqual(r.json(), { error: true, message: 'Request body size did not match Content-Length.', status_code: 400, code: 'bad_request' });
+  });
+
   test('expiry releases the stock; a payment that lands after it takes the stock again, or records a refund due when it is gone', async () => {
     const p = await f.product(d(), { stock_quantity: 2 });
     const one = await checkout(p.id, 2);

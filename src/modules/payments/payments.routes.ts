@@ -138,7 +138,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     hook.post('/api/payments/stripe-webhook/', {
       // The provider calls from its own addresses, and each call is signed: never limited.
       config: unlimited,
-      schema: { tags, summary: 'Stripe events (signed); each event id is handled once', response: { 200: { type: 'null' }, 400: { type: 'null' }, 500: { type: 'null' } } },
+      // 400 and 500 are empty when the handler refuses (the contract), but a body the error handler
+      // writes (a Content-Length that does not match, an unexpected failure) must keep its shape:
+      // a `null` schema would serialise it to `null`.
+      schema: {
+        tags,
+        summary: 'Stripe events (signed); each event id is handled once',
+        response: { 200: { type: 'null' }, 400: MixedErrorBody('Empty for a missing or bad signature; the wrapped error for a malformed request'), 500: MixedErrorBody('Empty when handling the event failed (the provider retries)') },
+      },
       handler: async (request, reply) => {
         const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const signature = request.headers['stripe-signature'];
