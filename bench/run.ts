@@ -241,6 +241,7 @@ async function counted(server: ChildProcess, work: () => Promise<Result>): Promi
   const after = await serverStats(server);
   const hits = after.caches.api.hits - before.caches.api.hits;
   const misses = after.caches.api.misses - before.caches.api.misses;
+  if (!result.requests) say('  no request was answered in the run: its per-request figures are left blank');
   return {
     result,
     sqlPerRequest: (after.statements - before.statements) / result.requests,
@@ -347,6 +348,9 @@ const KIND_SECONDS = Math.max(2, DURATION / 2);
 /** Two seconds of the mix at random, so the JIT is warm and (cache on) the answers are cached. */
 async function warmUp(base: string, urls: string[]): Promise<void> {
   await autocannon({ url: base, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: (req) => ({ ...req, path: urls[Math.floor(Math.random() * urls.length)]! }) }] });
+  // autocannon stops without waiting for the requests it has in flight; an uncached 100k catalog
+  // can hold seconds of them (PGlite answers in turn), which would land in the measured run.
+  await Promise.all(urls.slice(0, CONNECTIONS).map(async (u) => (await fetch(base + u)).arrayBuffer()));
 }
 
 interface Measured {
@@ -450,7 +454,7 @@ interface Line {
   bare?: Result;
 }
 
-const dash = (x: number | undefined, f: (x: number) => string) => (x === undefined ? '—' : f(x));
+const dash = (x: number | undefined, f: (x: number) => string) => (x === undefined || !Number.isFinite(x) ? '—' : f(x));
 const line = (l: Line) =>
   `| ${l.label} | ${Math.round(l.result.rps)} | ${ms(l.result.p50)} | ${ms(l.result.p95)} | ${ms(l.result.p99)} | ${l.result.errors + l.result.non2xx} | ${dash(l.sqlPerRequest, (x) => x.toFixed(2))} | ${dash(l.hitRate, (x) => `${(x * 100).toFixed(1)}%`)} | ${dash(l.cpuPerRequest, (x) => (x / 1000).toFixed(3))} | ${dash(l.peakRss, (x) => (x / 2 ** 20).toFixed(0))} | ${l.bare ? `${(l.result.rps / l.bare.rps).toFixed(3)}x` : '—'} |`;
 const fromRun = (label: string, mode: Line['mode'], r: Run, bare?: Result): Line => ({ label, mode, result: r.result, sqlPerRequest: r.sqlPerRequest, hitRate: r.hitRate, cpuPerRequest: r.cpuPerRequest, peakRss: r.stats.memory.peakRss, bare });
@@ -626,7 +630,7 @@ const report = [
   '',
   ...(lines.length
     ? [
-        `Seeding: ${bySize.flatMap((b) => b.reports.map((r) => `${b.backend} ${r.products} products in ${r.seedSeconds.toFixed(1)} s`)).join('; ')}.`,
+        `Seeding (the seed command, start to finish): ${bySize.flatMap((b) => b.reports.map((r) => `${b.backend} ${r.products} products in ${r.seedSeconds.toFixed(1)} s`)).join('; ')}.`,
         '',
         `Scenarios, ${DURATION} s each: the shopper mix (3 list : 2 detail : 1 search) on ${CONNECTIONS} connections with no think time, and with think time (each connection ${THINK_RATE} requests/s); the write mix (the shopper mix while staff edit a price or stock about every ${EDIT_PAUSE_MS} ms); the checkout mix (${CHECKOUT_USERS} guests buying back to back). Ratio to bare: the bare route under the same load in alternating slices.`,
         '',
