@@ -132,6 +132,9 @@ export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
       if (err.options.headers) reply.headers(err.options.headers);
+      // Every 401 names the scheme to sign in with (RFC 9110 §15.5.2), as SimpleJWT's token views
+      // do too: sign-in and refresh refusals, not only the Bearer check's.
+      if (err.statusCode === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="api"');
       if (err.options.body !== undefined) return reply.code(err.statusCode).type('application/json').send(err.options.body);
       return send(reply, err.code, err.message, err.statusCode, err.options.errors);
     }
