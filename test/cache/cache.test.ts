@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { Cache, jsonCodec } from '../../src/infra/cache/cache.ts';
 import { RemoteStore } from '../../src/infra/cache/remote.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
@@ -174,6 +175,39 @@ describe('several instances sharing Redis', () => {
     assert.ok(s.storedBytes < s.rawBytes / 3, `${s.storedBytes} of ${s.rawBytes}`);
     assert.equal(await b.get('big:1'), text);
   });
+});
+
+test('on a single Redis server, tag versions are one MGET, tag bumps one pipeline and exact keys one DEL (per-key commands are for a Cluster)', async () => {
+  const prefix = uniquePrefix();
+  const store = remote(prefix);
+  // What Redis itself is sent by the connection that names this store's keys (other tests share the server).
+  const base = new Redis(REDIS, { lazyConnect: true });
+  const monitor = await base.monitor();
+  const sent: { source: string; command: string }[] = [];
+  const ours = new Set<string>();
+  let recording = false;
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    const command = String(args[0]).toLowerCase();
+    if (!recording || command === 'subscribe') return;
+    sent.push({ source, command });
+    if (args.slice(1).some((a) => String(a).startsWith(prefix))) ours.add(source);
+  });
+  try {
+    await store.subscribe(() => {}, () => {});
+    await store.ready;
+    recording = true;
+    assert.deepEqual(await store.tagVersions(['a', 'b', 'c']), [0, 0, 0]);
+    assert.deepEqual(await store.bumpTags(['a', 'b']), { a: 1, b: 1 });
+    await store.del(['x', 'y', 'z']);
+    await sleep(200);
+    const seen = sent.filter((c) => ours.has(c.source)).map((c) => c.command);
+    assert.deepEqual(seen, ['mget', 'incr', 'expire', 'incr', 'expire', 'publish', 'del']);
+  } finally {
+    monitor.disconnect();
+    base.disconnect();
+    await store.close();
+    await dropPrefix(prefix, REDIS);
+  }
 });
 
 test('a write made while Redis was out of reach is applied when it returns: no instance serves the old entry', async () => {

@@ -139,24 +139,30 @@ export class RemoteStore {
   }
 
   async del(keys: string[]): Promise<void> {
-    // One DEL per key: in a Cluster the keys may lie in different slots.
-    if (keys.length) await this.run((r) => Promise.all(keys.map((k) => r.del(k))));
+    // One DEL per key in a Cluster, where the keys may lie in different slots; one in all otherwise.
+    if (keys.length) await this.run<unknown>((r) => (isCluster(r) ? Promise.all(keys.map((k) => r.del(k))) : r.del(...keys)));
   }
 
   /** Current versions of tags (0 for a tag never invalidated); undefined when Redis cannot answer. */
   async tagVersions(tags: string[]): Promise<number[] | undefined> {
     if (!tags.length) return [];
-    // A GET per tag, not MGET: in a Cluster the counters lie in different slots (and entries
-    // name few tags; versions are asked only when this instance does not know them).
-    const values = await this.run((r) => Promise.all(tags.map((t) => r.get(`tagv:${t}`))));
+    // In a Cluster a GET per tag, as the counters lie in different slots; one MGET otherwise.
+    const keys = tags.map((t) => `tagv:${t}`);
+    const values = await this.run((r) => (isCluster(r) ? Promise.all(keys.map((k) => r.get(k))) : r.mget(...keys)));
     return values?.map((v) => Number(v ?? 0));
   }
 
   /** Moves tags to new versions and tells every instance. Undefined when Redis cannot answer. */
   async bumpTags(tags: string[]): Promise<Record<string, number> | undefined> {
-    // Each counter on its own (a Cluster pipeline must stay on one node); a counter untouched
-    // for two days may go: every entry made under it expired long before.
-    const results = await this.run((r) => Promise.all(tags.map(async (t) => (await r.multi().incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL).exec())?.[0]?.[1])));
+    // A counter untouched for two days may go: every entry made under it expired long before.
+    // One pipeline in all; in a Cluster one per counter, as a Cluster pipeline must stay on one node.
+    const bump = (p: ReturnType<RedisConnection['pipeline']>, t: string) => p.incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL);
+    const results = await this.run(async (r) => {
+      if (isCluster(r)) return Promise.all(tags.map(async (t) => (await bump(r.multi(), t).exec())?.[0]?.[1]));
+      const pipeline = r.pipeline();
+      for (const t of tags) bump(pipeline, t);
+      return ((await pipeline.exec()) ?? []).filter((_, i) => i % 2 === 0).map(([, v]) => v);
+    });
     if (!results) return undefined;
     const versions: Record<string, number> = {};
     tags.forEach((t, i) => (versions[t] = Number(results[i] ?? 0)));
