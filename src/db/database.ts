@@ -111,6 +111,11 @@ function pgPool(url: string, schema: string, max: number, connectTimeoutMs: numb
   // An idle client that loses its server emits 'error' on the pool; without a listener the
   // process would crash. The next query gets a fresh connection.
   pool.on('error', () => {});
+  // A checked-out client between statements (inside a transaction, say) emits 'error' on itself
+  // when the server ends its session (a restart: 57P01), and the pool listens only to idle ones:
+  // unheard, that crashed the process. Its next statement fails with a connection error (a 503)
+  // and the pool discards it on release, as it is no longer queryable.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
