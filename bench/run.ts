@@ -34,6 +34,7 @@ import { chart, type ChartRow } from './chart.ts';
 import { checkoutMix, type CheckoutRun } from './checkout.ts';
 import { ms, summarize, type Result } from './latency.ts';
 import { mediaBench } from './media.ts';
+import { pairedCost, type PairedCost } from './paired.ts';
 import { staffToken, staffWriter, type WriteRun } from './writes.ts';
 
 const { values: opts } = parseArgs({
@@ -46,8 +47,10 @@ const { values: opts } = parseArgs({
     /** Requests per second per connection in the think-time run. */
     'think-rate': { type: 'string', default: '4' },
     backend: { type: 'string', default: 'both' },
-    /** `catalog` (the scenarios, limits and monitoring) or `media` (image processing) alone; both by default. */
+    /** `catalog` (the scenarios, limits and monitoring), `costs` (limits and monitoring) or `media` (image processing) alone; all by default. */
     only: { type: 'string', default: '' },
+    /** Fresh processes for each on/off cost (rate limits, monitoring); 4 pairs of slices each. */
+    'cost-rounds': { type: 'string', default: '5' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
@@ -283,64 +286,6 @@ const GENEROUS_LIMITS = {
   RATE_LIMIT_BLOCK_AFTER: '0',
 };
 
-interface PairedCost {
-  on: Result;
-  off: Result;
-  /** Median over adjacent on/off slice pairs of on ÷ off throughput: robust to the machine's drift. */
-  ratio: number;
-  /** Server CPU per request, µs. */
-  cpuOn: number;
-  cpuOff: number;
-}
-
-/**
- * The cost of a feature (rate limiting, request monitoring): the cached product list from two
- * servers on the same data, feature on and off, in 12 pairs of short slices (which one goes first
- * alternates). On this shared 2-core
- * machine throughput drifts by ±20% from second to second, so the figure is the median of the
- * pairs' ratios, with the servers' CPU per request beside it. A server process also has its own
- * luck (JIT, memory layout: two identical processes were seen 15% apart in CPU per request), so
- * the pairs come from three rounds, each with a fresh pair of servers. Embedded mode gives the
- * second server a copy of the database.
- */
-async function pairedCost(env: NodeJS.ProcessEnv, onEnv: NodeJS.ProcessEnv, offEnv: NodeJS.ProcessEnv, label: string): Promise<PairedCost> {
-  const copy = env.DATA_DIR ? mkdtempSync(join(tmpdir(), 'pasargad-bench-')) : undefined;
-  if (copy) cpSync(env.DATA_DIR!, copy, { recursive: true });
-  const parts: [Result[], Result[]] = [[], []];
-  const cpu = [0, 0];
-  const ratios: number[] = [];
-  say(`${label}: cached product list, on and off, 3 rounds of fresh servers, 4 pairs of ${(DURATION / 6).toFixed(1)} s slices each`);
-  try {
-    for (let round = 0; round < 3; round++) {
-      const [onPort, offPort] = [await freePort(), await freePort()];
-      const on = await start([...CLI, 'serve'], { ...env, ...onEnv }, onPort);
-      const off = await start([...CLI, 'serve'], { ...env, ...offEnv, ...(copy ? { DATA_DIR: copy } : {}) }, offPort);
-      try {
-        const targets = [`http://127.0.0.1:${onPort}`, `http://127.0.0.1:${offPort}`];
-        for (const base of targets) await autocannon({ url: `${base}/api/products/`, connections: CONNECTIONS, duration: 2 });
-        const cpuBefore = await Promise.all([serverStats(on), serverStats(off)]);
-        const requests = [0, 0];
-        for (let i = 0; i < 4; i++) {
-          const order = i % 2 === 0 ? [0, 1] : [1, 0];
-          const got: Result[] = [];
-          for (const t of order) got[t] = await load(targets[t]!, ['/api/products/'], DURATION / 6);
-          for (const t of [0, 1]) (parts[t as 0 | 1].push(got[t]!), (requests[t]! += got[t]!.requests));
-          ratios.push(got[0]!.rps / got[1]!.rps);
-        }
-        const cpuAfter = await Promise.all([serverStats(on), serverStats(off)]);
-        for (const t of [0, 1]) cpu[t]! += cpuMicros(cpuBefore[t]!.cpu, cpuAfter[t]!.cpu);
-        say(`${label}: round ${round + 1}/3 done`);
-      } finally {
-        await Promise.all([stop(on), stop(off)]);
-      }
-    }
-    const [onResult, offResult] = [combine(parts[0]), combine(parts[1])];
-    ratios.sort((x, y) => x - y);
-    return { on: onResult, off: offResult, ratio: (ratios[5]! + ratios[6]!) / 2, cpuOn: cpu[0]! / onResult.requests, cpuOff: cpu[1]! / offResult.requests };
-  } finally {
-    if (copy) rmSync(copy, { recursive: true, force: true });
-  }
-}
 
 /** Each kind of request alone runs this long (the size table). */
 const KIND_SECONDS = Math.max(2, DURATION / 2);
@@ -495,6 +440,7 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
     const seedStarted = performance.now();
     await run([...CLI, 'seed', '--products', String(products)], env);
     const seedSeconds = (performance.now() - seedStarted) / 1000;
+    if (opts.only === 'costs') return { products, seedSeconds, lines: [], writes: [], claims: await costClaims(backend, { ...env, CACHE_ENABLED: 'true' }), kinds: {} as SizeReport['kinds'] };
     const offEnv = { ...env, CACHE_ENABLED: 'false' };
     const onEnv = { ...env, CACHE_ENABLED: 'true' };
 
@@ -557,17 +503,7 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
       `**${name}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${ms(on.light!.shop.p99)} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${ms(on.light!.yard.p99)} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${ms(on.run.result.p99)} ms, bare route ${ms(yard.p99)} ms; with think time (${thinkLabel}) ${ms(thinkOn.result.p99)} ms, bare route ${ms(thinkBare.p99)} ms`,
       `**${name}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
     ];
-    if (withCosts) {
-      const cached = onEnv;
-      const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`);
-      const limitsRatio = limits.ratio;
-      // The load generator is allow-listed on both, so only the monitoring differs.
-      const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`);
-      claims.push(
-        `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; median of 12 paired slices from 3 pairs of servers ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
-        `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; median of 12 paired slices from 3 pairs of servers ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
-      );
-    }
+    if (withCosts) claims.push(...(await costClaims(backend, onEnv)));
     claims.push(
       saved === undefined
         ? `**${name}** — in-process stores keep ready bytes (identity, gzip and brotli) so a hit does no work: ${(api.memoryBytes / 1024).toFixed(0)} KiB for ${api.keys} answers`
@@ -596,6 +532,21 @@ async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
   }
 }
 
+/** What rate limiting and request monitoring cost on the cached product list (bench/paired.ts). */
+async function costClaims(backend: string, cached: NodeJS.ProcessEnv): Promise<string[]> {
+  const check = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const paired = { slice: DURATION / 5, connections: CONNECTIONS, rounds: Number(opts['cost-rounds']), pairsPerRound: 4, say };
+  const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`, paired);
+  const limitsRatio = limits.ratio;
+  // The load generator is allow-listed on both, so only the monitoring differs.
+  const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`, paired);
+  const how = (c: PairedCost) => `median of ${c.pairs} paired slices, both shops in one process, from ${paired.rounds} fresh processes`;
+  return [
+    `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; ${how(limits)}: ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
+    `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; ${how(monitoring)}: ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
+  ];
+}
+
 /** How cost grows with the catalog: each kind of request alone, per size, cache off and on. */
 function sizeTable(backend: string, reports: SizeReport[]): string[] {
   const out: string[] = [];
@@ -620,7 +571,7 @@ for (const b of backends) {
 const all = bySize.flatMap((b) => b.reports);
 const lines = all.flatMap((r) => r.lines);
 const claims = all.flatMap((r) => r.claims);
-const media = opts.only === 'catalog' ? undefined : await mediaBench(say);
+const media = opts.only === 'catalog' || opts.only === 'costs' ? undefined : await mediaBench(say);
 if (media) claims.push(...media.claims);
 const when = new Date().toISOString();
 mkdirSync('bench/results', { recursive: true });
