@@ -523,9 +523,9 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
   }
 }
 
-/** Removes the run's keys from databases 1-3 (SCAN, never KEYS). */
+/** Removes the run's keys from databases 0-3: queues, then the stores (SCAN, never KEYS). */
 async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
-  for (const db of [1, 2, 3]) {
+  for (const db of [0, 1, 2, 3]) {
     const client = new Redis(redisDatabase(url, db));
     await deleteMatching(client, prefix);
     client.disconnect();
