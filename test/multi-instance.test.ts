@@ -5,9 +5,7 @@
 // together, tokens and guest sessions honoured and revoked everywhere, and each tick of a schedule
 // run once however many schedulers there are.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,66 +18,12 @@ import { seedCatalog } from '../src/db/seed.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
 import { postgresEnv, uniqueSchema } from './helpers/db.ts';
 import { TEST_REDIS_URL, uniquePrefix } from './helpers/redis.ts';
+import { startProc, stopProc, type Proc } from './chaos/harness.ts';
 
 const STAFF = { email: 'owner@multi.test', password: 'Owner-Pass-2026' };
 const SEARCH_LIMIT = 40;
 /** trim_jobs ticks this often in the test (a six-field cron pattern: seconds first). */
 const TICK_S = 2;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface Instance {
-  name: string;
-  base: string;
-  child: ChildProcess;
-  /** Everything the process wrote (pino's JSON lines and any error). */
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startInstance(name: string, env: NodeJS.ProcessEnv): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}:\n${out.slice(-3000)}`);
-    try {
-      if ((await fetch(`${base}/health/`)).ok) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`${name} did not answer /health/ within 60 s:\n${out.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { name, base, child, output: () => out, exited };
-}
-
-/** SIGTERM (graceful: running jobs finish), SIGKILL if that takes over 20 s. */
-async function stopInstance(i: Instance): Promise<void> {
-  if (i.child.exitCode !== null || i.child.signalCode !== null) return;
-  i.child.kill('SIGTERM');
-  const timer = setTimeout(() => i.child.kill('SIGKILL'), 20_000);
-  await i.exited;
-  clearTimeout(timer);
-}
 
 const json = { 'content-type': 'application/json' };
 /**
@@ -122,8 +66,8 @@ describe('several API instances on one PostgreSQL and Redis', { timeout: 120_000
     RATE_LIMIT_BLOCK_AFTER: '10',
     DATA_DIR: dataDir,
   });
-  let a: Instance | undefined;
-  let b: Instance | undefined;
+  let a: Proc | undefined;
+  let b: Proc | undefined;
   const A = () => a!.base;
   const B = () => b!.base;
 
@@ -136,14 +80,14 @@ describe('several API instances on one PostgreSQL and Redis', { timeout: 120_000
       await database.close();
     }
     // Started together, as a deployment starts its instances: both create the staff account.
-    const started = await Promise.allSettled([startInstance('A', env), startInstance('B', env)]);
+    const started = await Promise.allSettled([startProc('A', env), startProc('B', env)]);
     [a, b] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
   });
 
   after(async () => {
-    await Promise.all([a, b].map((i) => (i ? stopInstance(i) : undefined)));
+    await Promise.all([a, b].map((i) => (i ? stopProc(i) : undefined)));
     const database = await openDatabase(loadConfig(env));
     await sql.raw(`drop schema if exists ${schema} cascade`).execute(database.db);
     await database.close();
@@ -284,10 +228,10 @@ describe('several API instances on one PostgreSQL and Redis', { timeout: 120_000
     // Let a few more ticks pass than the tests above took, then stop both (running jobs finish)
     // so that the runs counted below are all the runs there were.
     await sleep(3 * TICK_S * 1000);
-    await Promise.all([stopInstance(a!), stopInstance(b!)]);
+    await Promise.all([stopProc(a!), stopProc(b!)]);
 
     // What the workers did: the handler's log line, from either process.
-    const runs = (i: Instance) => i.output().split('\n').filter((l) => l.includes('"finished jobs trimmed"')).length;
+    const runs = (i: Proc) => i.output().split('\n').filter((l) => l.includes('"finished jobs trimmed"')).length;
     const [runsA, runsB] = [runs(a!), runs(b!)];
     // What the schedulers enqueued: one job per tick, named by the tick's time.
     const redis = new Redis(redisDatabase(TEST_REDIS_URL, 0));
