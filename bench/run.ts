@@ -17,10 +17,10 @@
 // checks the seed's claims line by line. Progress goes to stderr.
 //
 //   npm run bench -- [--products 1000 | --sizes 1000,100000] [--duration 10] [--connections 32]
-//                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|media]
-//                    [--database-url URL] [--redis-url URL]
+//                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|costs|media]
+//                    [--cost-rounds 5] [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -285,7 +285,6 @@ const GENEROUS_LIMITS = {
   RATE_LIMIT_ROUTES: 'search=100000000/minute',
   RATE_LIMIT_BLOCK_AFTER: '0',
 };
-
 
 /** Each kind of request alone runs this long (the size table). */
 const KIND_SECONDS = Math.max(2, DURATION / 2);
