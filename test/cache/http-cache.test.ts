@@ -10,6 +10,7 @@ import { signedIn, type TestUser } from '../helpers/auth.ts';
 import { forEachBackend, openTestDatabase } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+import { assertWriteShowsOnOther, heardFromOther } from '../helpers/two-instances.ts';
 import { CacheWarmer } from '../../src/infra/cache/warming.ts';
 
 forEachBackend('HTTP response cache', ({ backend, db }) => {
@@ -274,18 +275,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
   });
 
   test('a write on one instance shows on the other’s next read, though it held the answer in memory', async () => {
-    const staff = await signedIn(a, database, { staff: true });
-    const p = await f.product(database.db, { price: '10.00' });
-    const url = `/api/products/${p.id}/`;
-    assert.equal((await getJson(a, url)).headers['x-cache'], 'MISS');
-    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'b found a’s entry in Redis');
-    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'and now holds it in memory');
-    const heard = new Promise<void>((resolve) => b.caches.api.onInvalidation(() => resolve()));
-    const patched = await getJson(a, url, { method: 'PATCH', headers: staff.headers, payload: { price: '12.00' } });
-    assert.equal(patched.status, 200);
-    await heard;
-    const read = await getJson(b, url);
-    assert.equal(read.body.price, '12.00');
+    await assertWriteShowsOnOther(a, b, database);
   });
 
   test('every kind of write on one instance shows on the other: filtered lists, categories, reviews, reviewer names, carts', async () => {
@@ -300,12 +290,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     };
     /** Runs a write on a, waits until b has heard of it, and hands back b's fresh reads. */
     const writeOnA = async (write: () => Promise<unknown>) => {
-      const heard = new Promise<void>((resolve) => {
-        const off = b.caches.api.onInvalidation(() => {
-          off();
-          resolve();
-        });
-      });
+      const heard = heardFromOther(b);
       await write();
       await heard;
       return Promise.all(reads.map((url) => getJson(b, url)));
@@ -335,7 +320,7 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     // A signed-in user's cart, cached in the default store, follows a price change made on a.
     await getJson(b, '/api/cart/add/', { method: 'POST', headers: shopper.headers, payload: { product_id: p.id, quantity: 2 } });
     assert.equal((await getJson(b, '/api/cart/', { headers: shopper.headers })).body.total_price, '40.00');
-    const heardDefault = new Promise<void>((resolve) => b.caches.default.onInvalidation(() => resolve()));
+    const heardDefault = heardFromOther(b, 'default');
     await getJson(a, `/api/products/${p.id}/`, { method: 'PATCH', headers: staff.headers, payload: { price: '21.00' } });
     await heardDefault;
     assert.equal((await getJson(b, '/api/cart/', { headers: shopper.headers })).body.total_price, '42.00');

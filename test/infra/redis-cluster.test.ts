@@ -17,6 +17,7 @@ import { signedIn } from '../helpers/auth.ts';
 import { openTestDatabase, TEST_SECRET } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
 import { failover, startRedisCluster, startRedisSentinel, type RedisServers } from '../helpers/redis-servers.ts';
+import { assertWriteShowsOnOther, heardFromOther } from '../helpers/two-instances.ts';
 
 type TestDatabase = Awaited<ReturnType<typeof openTestDatabase>>;
 
@@ -27,22 +28,6 @@ async function allowed(checks: Promise<{ allowed: boolean }>[]): Promise<number>
   return (await Promise.all(checks)).filter((v) => v.allowed).length;
 }
 
-/** Resolves at the next invalidation `app` applies from another instance. */
-/**
- * Resolves when `app` hears another instance's invalidation (of the kind `wanted` names): one call
- * sends several messages (keys, then their tags), and a late one from the step before must not
- * stand for the one awaited.
- */
-function heard(app: FastifyInstance, store: 'api' | 'default' = 'api', wanted?: 'tags' | 'keys' | 'prefix'): Promise<void> {
-  return new Promise((resolve) => {
-    const off = app.caches[store].onInvalidation((m, own) => {
-      if (own || (wanted && !(wanted in m))) return;
-      off();
-      resolve();
-    });
-  });
-}
-
 /**
  * What both topologies must do, with two app instances `a` and `b` on one Redis: answers cached
  * by one served by the other and dropped on a write made on either; sessions shared.
@@ -50,16 +35,7 @@ function heard(app: FastifyInstance, store: 'api' | 'default' = 'api', wanted?: 
 function sharedInstances(ctx: () => { a: FastifyInstance; b: FastifyInstance; database: TestDatabase }) {
   test('an answer cached by one instance is a hit on the other; a write on one shows on the other’s next read', async () => {
     const { a, b, database } = ctx();
-    const staff = await signedIn(a, database, { staff: true });
-    const p = await f.product(database.db, { price: '10.00' });
-    const url = `/api/products/${p.id}/`;
-    assert.equal((await getJson(a, url)).headers['x-cache'], 'MISS');
-    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'b found a’s entry in Redis');
-    assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT', 'and now holds it in memory');
-    const told = heard(b);
-    assert.equal((await getJson(a, url, { method: 'PATCH', headers: staff.headers, payload: { price: '12.00' } })).status, 200);
-    await told;
-    assert.equal((await getJson(b, url)).body.price, '12.00');
+    await assertWriteShowsOnOther(a, b, database);
   });
 
   test('a guest cart made on one instance is the same cart on the other (the session store)', async () => {
@@ -122,14 +98,14 @@ describe('on a Redis Cluster of three masters', () => {
     for (let i = 0; i < 60; i++) assert.deepEqual(await y.get(`item:${i}`), { i }, 'b reads a’s entries (and now holds them)');
 
     // By tag: a counter bump, told to b.
-    let told = heard(b, 'default', 'tags');
+    let told = heardFromOther(b, 'default', 'tags');
     await x.invalidateTags(['odd']);
     await told;
     assert.equal(await y.get('item:1'), undefined);
     assert.deepEqual(await y.get('item:2'), { i: 2 });
 
     // By pattern: SCAN on each master deletes keys from all three.
-    told = heard(b, 'default', 'prefix');
+    told = heardFromOther(b, 'default', 'prefix');
     await x.invalidate(['item:2*']);
     await told;
     assert.deepEqual(await keysPerNode('default:item:2*'), [[], [], []]);
@@ -137,7 +113,7 @@ describe('on a Redis Cluster of three masters', () => {
     assert.deepEqual(await y.get('item:30'), { i: 30 });
 
     // Exact keys in different slots, one command each.
-    told = heard(b, 'default', 'keys');
+    told = heardFromOther(b, 'default', 'keys');
     await x.invalidate(['item:30', 'item:40', 'item:50']);
     await told;
     for (const k of ['item:30', 'item:40', 'item:50']) assert.equal(await y.get(k), undefined, k);
@@ -271,7 +247,7 @@ describe('behind a Sentinel (a master and a replica)', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal((await getJson(b, url)).headers['x-cache'], 'HIT');
-    const told = heard(b);
+    const told = heardFromOther(b);
     assert.equal((await getJson(a, url, { method: 'PATCH', headers: staff.headers, payload: { price: '31.00' } })).status, 200);
     await told;
     assert.equal((await getJson(b, url)).body.price, '31.00');
