@@ -188,6 +188,15 @@ forEachBackend('monitoring', ({ db }) => {
     assert.match(text, /pasargad_process_cpu_seconds_total/);
     const proxied = await app.inject({ url: '/metrics', headers: { 'x-forwarded-for': '203.0.113.5' } });
     assert.equal(proxied.statusCode, 403, 'forwarded by an untrusted proxy on this host: not loopback');
+    // With a trusted proxy configured, another peer on this host still does not vouch for a client.
+    const behindProxy = await testApp(db(), { TRUSTED_PROXIES: '10.0.0.0/8', METRICS_ALLOW: '127.0.0.1/32,192.0.2.7/32' });
+    try {
+      assert.equal((await behindProxy.inject({ url: '/metrics', headers: { 'x-forwarded-for': '203.0.113.5' } })).statusCode, 403, 'forwarded by an untrusted peer');
+      assert.equal((await behindProxy.inject({ url: '/metrics', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.7' } })).statusCode, 200, 'an allowed client through the trusted proxy');
+      assert.equal((await behindProxy.inject({ url: '/metrics', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '203.0.113.5' } })).statusCode, 403, 'another client through the trusted proxy');
+    } finally {
+      await behindProxy.close();
+    }
     const outside = await app.inject({ url: '/metrics', remoteAddress: '203.0.113.5' });
     assert.equal(outside.statusCode, 403);
     assert.equal(outside.json().code, 'permission_denied');

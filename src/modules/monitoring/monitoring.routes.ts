@@ -185,8 +185,9 @@ export const monitoringRoutes: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const token = config.monitoring.metricsToken;
       // A forwarded request from a proxy we do not trust (on this host, its address is loopback)
-      // is somebody else's: an allowed address alone does not let it in.
-      const forwardedByStranger = request.headers['x-forwarded-for'] !== undefined && config.trustedProxies.length === 0;
+      // is somebody else's: an allowed address alone does not let it in. From a trusted proxy the
+      // client's address has replaced the peer's (TRUSTED_PROXIES); from any other peer it has not.
+      const forwardedByStranger = request.headers['x-forwarded-for'] !== undefined && request.ip === request.socket.remoteAddress;
       const byAddress = allowed.has(request.clientIp) && !forwardedByStranger;
       if (!byAddress && !(token && tokenMatches(request.headers.authorization, token))) throw new AppError('permission_denied');
       const body = await app.metrics.registry.metrics();
