@@ -220,7 +220,7 @@ export const CONFIG_VARIABLES = {
   DATABASE_REPLICA_URLS: pgUrlList({ default: [], desc: 'Comma-separated read-replica URLs for lag-tolerant reads (round-robin, primary as fallback).' }),
   DATABASE_SCHEMA: str({ default: 'public', desc: 'PostgreSQL schema holding the shop tables.' }),
   DATABASE_POOL_SIZE: num({ default: 10, desc: 'Connections per PostgreSQL pool (primary and each replica).' }),
-  REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3), limits and queues (db 0). For Sentinel or Cluster see REDIS_SENTINELS and REDIS_CLUSTER_NODES. Unset (all three): sessions live in the database.' }),
+  REDIS_URL: redisUrl({ default: undefined, desc: 'Redis server for the cache stores (`default` db 1, `session` db 2, `api` db 3), the limits (with `session`) and the queues (db 0). For Sentinel or Cluster see REDIS_SENTINELS and REDIS_CLUSTER_NODES. Unset (all three): sessions live in the database.' }),
   REDIS_DEFAULT_URL: redisUrl({ default: undefined, desc: 'Overrides the `default` cache store with a server URL (default: REDIS_URL with database 1, or the Sentinel or Cluster Redis).' }),
   REDIS_SESSION_URL: redisUrl({ default: undefined, desc: 'Overrides the `session` store with a server URL (default: REDIS_URL with database 2, or the Sentinel or Cluster Redis). Run it with persistence on.' }),
   REDIS_API_URL: redisUrl({ default: undefined, desc: 'Overrides the `api` (HTTP response) cache store with a server URL (default: REDIS_URL with database 3, or the Sentinel or Cluster Redis).' }),
@@ -495,7 +495,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (managed && env.REDIS_URL) problems.push(`REDIS_URL names a single server: with ${managed} leave it unset (credentials go in REDIS_USERNAME and REDIS_PASSWORD, TLS in REDIS_TLS)`);
   for (const name of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) if (env[name] && !env.REDIS_SENTINELS?.trim()) problems.push(`${name} needs REDIS_SENTINELS`);
   for (const name of ['REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS'] as const) {
-    if (env[name] && !managed) problems.push(`${name} needs REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, write them in the URL: rediss://user:password@host:6379)`);
+    // REDIS_TLS=false says nothing to refuse: only a value that asks for something does.
+    const asked = name === 'REDIS_TLS' ? ok(name) && e.REDIS_TLS : env[name];
+    if (asked && !managed) problems.push(`${name} needs REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, write them in the URL: rediss://user:password@host:6379)`);
   }
   if (clusterNodes && ok('REDIS_KEY_PREFIX') && /[{}]/.test(e.REDIS_KEY_PREFIX)) problems.push('REDIS_KEY_PREFIX must not contain { or } with REDIS_CLUSTER_NODES: braces choose the cluster slot of every key');
   if (problems.length > 0) throw new ConfigError(problems);

@@ -88,6 +88,8 @@ test('Redis behind Sentinel or in a Cluster: every user on it, by database or by
   assert.match(problems({ REDIS_CLUSTER_NODES: 'b:2', REDIS_URL: 'redis://x' }).join(), /REDIS_URL names a single server/);
   assert.match(problems({ REDIS_PASSWORD: 'pw', REDIS_URL: 'redis://x' }).join(), /REDIS_PASSWORD needs REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
   assert.match(problems({ REDIS_SENTINEL_NAME: 'shop' }).join(), /REDIS_SENTINEL_NAME needs REDIS_SENTINELS/);
+  assert.match(problems({ REDIS_TLS: 'true', REDIS_URL: 'redis://x' }).join(), /REDIS_TLS needs REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
+  assert.equal(loadConfig({ REDIS_TLS: 'false', REDIS_URL: 'redis://x:6379' }).redis.api?.kind, 'server', 'REDIS_TLS=false asks for nothing to refuse');
   assert.match(problems({ REDIS_CLUSTER_NODES: 'b:2', REDIS_KEY_PREFIX: '{shop}:' }).join(), /must not contain \{ or \}/);
   assert.deepEqual(problems({ REDIS_CLUSTER_NODES: 'b, c:99999' }).map((p) => p.split(':')[0]), ['REDIS_CLUSTER_NODES']);
   // A URL or credentials where host:port belongs: named, without the password.
