@@ -42,7 +42,7 @@ import { recommendationRoutes } from './modules/recommendations/recommendations.
 import { openStorage, type MediaStorage } from './infra/media/storage.ts';
 import { mediaRoutes } from './modules/media/media.routes.ts';
 import { Metrics } from './infra/monitoring/metrics.ts';
-import { registerMonitoring } from './infra/monitoring/plugin.ts';
+import { registerMonitoring, responseTime } from './infra/monitoring/plugin.ts';
 import { RequestStats } from './infra/monitoring/requests.ts';
 import { monitoringRoutes } from './modules/monitoring/monitoring.routes.ts';
 
@@ -97,7 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     frameworkErrors: (err, request, res) => {
       const reply = res as FastifyReply;
       // No hook runs for these: the headers every response carries are set here.
-      reply.headers(SECURITY_HEADERS).header('x-request-id', request.id).header('x-response-time', `${reply.elapsedTime.toFixed(1)}ms`);
+      reply.headers(SECURITY_HEADERS).header('x-request-id', request.id).header('x-response-time', responseTime(reply.elapsedTime));
       if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
       return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
     },

@@ -11,7 +11,7 @@ import type { RedisTarget } from '../config.ts';
 export type RedisConnection = Redis | Cluster;
 
 export interface RedisConnectOptions {
-  /** Prepended to every key (in a Cluster after the target's own prefix, which keeps stores apart). */
+  /** Prepended to every key (in a Cluster followed by the store's own prefix, which keeps stores apart: `shop1:api:…`). */
   keyPrefix?: string;
   /** How long a command may take, waiting for a (re)connection included; null: no limit (BullMQ blocks on purpose). Default 2 s. */
   commandTimeoutMs?: number | null;

@@ -30,10 +30,15 @@ export function ctxOf(request: FastifyRequest): Ctx {
 
 function makeCtx(request: FastifyRequest): Ctx {
   const app = request.server;
-  if (!app.config.monitoring.requests) return { database: app.database, media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: app.caches };
-  // The request's SQL and cache lookups are counted for the slow-request log (tally.ts).
-  const work = (request.work ??= newWork());
-  return { database: talliedDatabase(app.database, work), media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl), requestId: request.id, events: app.events, caches: talliedCaches(app.caches, work) };
+  // With monitoring on, the request's SQL and cache lookups are counted for the slow-request log (tally.ts).
+  const work = app.config.monitoring.requests ? (request.work ??= newWork()) : undefined;
+  return {
+    database: work ? talliedDatabase(app.database, work) : app.database,
+    media: mediaUrlFor(requestOrigin(request), app.config.cdnUrl),
+    requestId: request.id,
+    events: app.events,
+    caches: work ? talliedCaches(app.caches, work) : app.caches,
+  };
 }
 
 /**

@@ -97,9 +97,9 @@ type LimitHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Err
  * After the Bearer check: every window that applies to who is calling, and the route's own. A
  * route-level hook made for each route when it is registered, with the route's limit in hand:
  * reading `request.routeOptions` on every request was seen to cost 5% of a cached answer's
- * throughput. Exempt routes get no hook; unknown paths (404s) count through the one returned for the
- * not-found route, so a scanner's guesses are limited too. Registered before the response cache's lookup hook, which
- * therefore runs after it.
+ * throughput. Exempt routes get no hook; unknown paths (404s) count through the one returned for
+ * the not-found route, so a scanner's guesses are limited too. Registered before the response
+ * cache's lookup hook, which therefore runs after it.
  */
 export function registerRateLimits(app: FastifyInstance, limits: Limits, observe?: { refused(limit: string): void; blocked(): void }): { notFound: LimitHook } {
   // Refused: count the violation (it may block the IP), then answer 429.
