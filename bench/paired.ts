@@ -8,10 +8,10 @@
 // processes (which shop is built first alternates between them). A slice's CPU time is the process's, since only one shop is loaded at a time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { ask, freePort, stop } from './children.ts';
 
 export interface Slices {
   rps: number;
@@ -39,28 +39,9 @@ export interface PairedOptions {
   say: (msg: string) => void;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 type Cpu = { user: number; system: number };
 
-function cpuOf(child: ChildProcess): Promise<Cpu> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { type?: string; cpu?: Cpu }) => {
-      if (m?.type !== 'stats') return;
-      child.off('message', onMessage);
-      resolve(m.cpu!);
-    };
-    child.on('message', onMessage);
-    child.send({ type: 'stats' });
-  });
-}
+const cpuOf = async (child: ChildProcess) => (await ask<{ cpu: Cpu }>(child)).cpu;
 
 async function startPair(env: NodeJS.ProcessEnv, overlays: [NodeJS.ProcessEnv, NodeJS.ProcessEnv], ports: [number, number]): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/paired-server.ts'], {
@@ -73,14 +54,6 @@ async function startPair(env: NodeJS.ProcessEnv, overlays: [NodeJS.ProcessEnv, N
   });
   child.removeAllListeners('exit');
   return child;
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
 }
 
 /** `onEnv` and `offEnv` are laid over `env` for the two shops. */

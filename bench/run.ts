@@ -21,7 +21,6 @@
 //                    [--cost-rounds 5] [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +30,7 @@ import pg from 'pg';
 import { redisDatabase } from '../src/config.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
 import { chart, type ChartRow } from './chart.ts';
+import { ask, freePort, stop, stoppedOnPurpose } from './children.ts';
 import { checkoutMix, type CheckoutRun } from './checkout.ts';
 import { ms, summarize, type Result } from './latency.ts';
 import { mediaBench } from './media.ts';
@@ -71,15 +71,6 @@ const STAFF = { STAFF_EMAIL: 'bench-staff@example.com', STAFF_PASSWORD: 'bench-S
 
 const say = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -87,14 +78,11 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   });
 }
 
-/** Children being stopped on purpose; any other exit is reported, as the run cannot go on without them. */
-const stopping = new WeakSet<ChildProcess>();
-
 async function start(args: string[], env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
   // The server logs (LOG_LEVEL=warn: only trouble) go to stderr with the progress.
   const child = spawn(process.execPath, args, { env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 2, 'inherit', 'ipc'] });
   child.once('exit', (code, signal) => {
-    if (!stopping.has(child)) say(`${args.join(' ')} on port ${port} exited unexpectedly (${signal ?? `code ${code}`})`);
+    if (!stoppedOnPurpose(child)) say(`${args.join(' ')} on port ${port} exited unexpectedly (${signal ?? `code ${code}`})`);
   });
   const deadline = Date.now() + 600_000;
   for (;;) {
@@ -108,15 +96,6 @@ async function start(args: string[], env: NodeJS.ProcessEnv, port: number): Prom
     if (Date.now() > deadline) throw new Error('server did not start');
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    stopping.add(child);
-    if (child.exitCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
 }
 
 /** The shop server for one scenario: started, handed to `fn`, stopped. A fresh process each, so peak RSS is the scenario's. */
@@ -146,19 +125,6 @@ interface ServerStats {
 }
 
 const cpuMicros = (a: { user: number; system: number }, b: { user: number; system: number }) => b.user + b.system - (a.user + a.system);
-
-/** Asks a child for its counters over IPC (other messages, such as 'ready', are passed over). */
-function ask<T>(child: ChildProcess): Promise<T> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { type?: string }) => {
-      if (m?.type !== 'stats') return;
-      child.off('message', onMessage);
-      resolve(m as T);
-    };
-    child.on('message', onMessage);
-    child.send({ type: 'stats' });
-  });
-}
 
 const bareCpu = async (child: ChildProcess) => (await ask<{ cpu: { user: number; system: number } }>(child)).cpu;
 const serverStats = (child: ChildProcess) => ask<ServerStats>(child);
