@@ -2,24 +2,16 @@
 // shopper load that counts every status, guest purchases on the test payment provider, and the data
 // checks made after a fault (stock accounted for, each order whole or absent, one email per order).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase, type DB } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { seedCatalog } from '../../src/db/seed.ts';
+import { freePort } from '../helpers/net.ts';
 
 export { sleep };
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort, waitFor } from '../helpers/net.ts';
 
 /**
  * Settings every scenario starts from: limits far above the load (a scenario that tests a limit
@@ -325,13 +317,4 @@ export async function orderChecks(db: Kysely<DB>, before: Map<number, number>): 
     { name: 'each order whole', ok: halfOrders.length === 0, detail: JSON.stringify(halfOrders.slice(0, 5)) },
     { name: 'no complete checkout without its order', ok: orphans.length === 0, detail: JSON.stringify(orphans.slice(0, 5)) },
   ];
-}
-
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await Promise.resolve(check()).catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }

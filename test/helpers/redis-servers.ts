@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { waitFor } from './net.ts';
 
 const run = promisify(execFile);
 
@@ -49,15 +49,6 @@ async function cli(port: number, ...args: string[]): Promise<string> {
   return stdout;
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 /** Starts one server (from a configuration file, when given) and waits for it to answer PING. */
 async function server(dir: string, port: number, args: string[], conf?: string): Promise<ChildProcess> {
   const child = spawn('redis-server', [...(conf ? [conf] : []), '--port', String(port), ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -65,7 +56,7 @@ async function server(dir: string, port: number, args: string[], conf?: string):
   child.once('exit', () => live.delete(child));
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
-  await until(`redis-server on ${port}${err ? `: ${err}` : ''}`, async () => (await cli(port, 'PING')).trim() === 'PONG', 10_000);
+  await waitFor(`redis-server on ${port}${err ? `: ${err}` : ''}`, async () => (await cli(port, 'PING')).trim() === 'PONG', 10_000);
   return child;
 }
 
@@ -103,7 +94,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisServers> {
     }
     const addresses = ports.map((p) => `127.0.0.1:${p}`);
     await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
-    for (const port of ports) await until(`cluster_state:ok on ${port}`, async () => (await cli(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
+    for (const port of ports) await waitFor(`cluster_state:ok on ${port}`, async () => (await cli(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'));
     return { addresses, ports, stop };
   } catch (err) {
     await stop();
@@ -124,7 +115,7 @@ export async function startRedisSentinel(name = 'mymaster'): Promise<RedisServer
   try {
     children.push(await server(dir, master!, [...BASE, '--dir', dir, '--dbfilename', `m.rdb`]));
     children.push(await server(dir, replica!, [...BASE, '--dir', dir, '--dbfilename', `r.rdb`, '--replicaof', '127.0.0.1', String(master)]));
-    await until('the replica in sync', async () => (await cli(replica!, 'INFO', 'replication')).includes('master_link_status:up'));
+    await waitFor('the replica in sync', async () => (await cli(replica!, 'INFO', 'replication')).includes('master_link_status:up'));
     // Sentinel rewrites its configuration file, so it gets a writable one of its own.
     const conf = join(dir, 'sentinel.conf');
     writeFileSync(
@@ -141,7 +132,7 @@ export async function startRedisSentinel(name = 'mymaster'): Promise<RedisServer
       ].join('\n'),
     );
     children.push(await server(dir, sentinel!, ['--sentinel'], conf));
-    await until('the sentinel to know the replica', async () => /^num-slaves\n1$/m.test(await cli(sentinel!, 'SENTINEL', 'MASTER', name)));
+    await waitFor('the sentinel to know the replica', async () => /^num-slaves\n1$/m.test(await cli(sentinel!, 'SENTINEL', 'MASTER', name)));
     return { addresses: [`127.0.0.1:${sentinel}`], ports: [master!, replica!, sentinel!], stop };
   } catch (err) {
     await stop();
@@ -152,8 +143,8 @@ export async function startRedisSentinel(name = 'mymaster'): Promise<RedisServer
 /** Asks the Sentinel to fail over now and waits until it names the former replica as master. */
 export async function failover(sentinelPort: number, replicaPort: number, name = 'mymaster'): Promise<void> {
   await cli(sentinelPort, 'SENTINEL', 'FAILOVER', name);
-  await until('the failover', async () => (await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)).includes(String(replicaPort)));
-  await until('the new master to accept writes', async () => (await cli(replicaPort, 'INFO', 'replication')).includes('role:master'));
+  await waitFor('the failover', async () => (await cli(sentinelPort, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)).includes(String(replicaPort)));
+  await waitFor('the new master to accept writes', async () => (await cli(replicaPort, 'INFO', 'replication')).includes('role:master'));
 }
 
 export interface RestartableRedis {
