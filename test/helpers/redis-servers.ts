@@ -56,7 +56,16 @@ async function server(dir: string, port: number, args: string[], conf?: string):
   child.once('exit', () => live.delete(child));
   let err = '';
   child.stderr!.on('data', (b) => (err += b));
-  await waitFor(`redis-server on ${port}${err ? `: ${err}` : ''}`, async () => (await cli(port, 'PING')).trim() === 'PONG', 10_000);
+  try {
+    await waitFor(`redis-server on ${port}`, async () => {
+      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}`);
+      return (await cli(port, 'PING')).trim() === 'PONG';
+    }, 10_000);
+  } catch (e) {
+    // Not yet in the caller's list of children: stopped here, or it would outlive the test.
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}${err ? `\n${err}` : ''}`);
+  }
   return child;
 }
 
