@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Cache, jsonCodec } from '../../src/infra/cache/cache.ts';
 import { RemoteStore } from '../../src/infra/cache/remote.ts';
+import { waitFor } from '../helpers/net.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
 import { tcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -183,11 +184,17 @@ test('on a single Redis server, tag versions are one MGET, tag bumps one pipelin
   // What Redis itself is sent by the connection that names this store's keys (other tests share the server).
   const base = new Redis(REDIS, { lazyConnect: true });
   const monitor = await base.monitor();
+  const probe = new Redis(REDIS);
   const sent: { source: string; command: string }[] = [];
   const ours = new Set<string>();
   let recording = false;
+  // MONITOR reports commands in the order Redis ran them, a little later: once a marker sent after
+  // the store's last command is reported, so is everything the store sent.
+  const marker = `end-of-${prefix}`;
+  let markerSeen = false;
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
     const command = String(args[0]).toLowerCase();
+    if (command === 'echo' && args[1] === marker) markerSeen = true;
     if (!recording || command === 'subscribe') return;
     sent.push({ source, command });
     if (args.slice(1).some((a) => String(a).startsWith(prefix))) ours.add(source);
@@ -199,12 +206,14 @@ test('on a single Redis server, tag versions are one MGET, tag bumps one pipelin
     assert.deepEqual(await store.tagVersions(['a', 'b', 'c']), [0, 0, 0]);
     assert.deepEqual(await store.bumpTags(['a', 'b']), { a: 1, b: 1 });
     await store.del(['x', 'y', 'z']);
-    await sleep(200);
+    await probe.echo(marker);
+    await waitFor('MONITOR to report the marker', () => markerSeen, 5_000, 20);
     const seen = sent.filter((c) => ours.has(c.source)).map((c) => c.command);
     assert.deepEqual(seen, ['mget', 'incr', 'expire', 'incr', 'expire', 'publish', 'del']);
   } finally {
     monitor.disconnect();
     base.disconnect();
+    probe.disconnect();
     await store.close();
     await dropPrefix(prefix, REDIS);
   }
