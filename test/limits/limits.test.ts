@@ -138,7 +138,8 @@ forEachBackend('rate limits', ({ backend, db }) => {
     }
     // Loopback is not exempt unless listed.
     assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 200);
-    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 429);    // Unknown paths count too: a scanner's guesses are limited like any request.
+    assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 429);
+    // Unknown paths count too: a scanner's guesses are limited like any request.
     const scanner = freshIp();
     assert.equal((await call(app, scanner, '/wp-admin/')).statusCode, 404);
     const guessed = await call(app, scanner, '/.env');
