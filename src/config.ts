@@ -276,6 +276,7 @@ export const CONFIG_VARIABLES = {
   JOBS_CONCURRENCY: num({ default: 4, desc: 'Jobs a worker runs at once, per queue (`pasargad worker --concurrency` overrides).' }),
   JOBS_ATTEMPTS: num({ default: 10, desc: 'Runs per job before it fails for good (retries wait 5 s, 10 s, 20 s…: ten runs span about 40 minutes of an outage).' }),
   JOBS_BACKOFF: duration({ default: 5, desc: 'Wait before the first retry; each further retry waits twice as long.' }),
+  JOBS_LOCK_TIMEOUT: duration({ default: 30, desc: "How long a running job stays with its worker unless the worker renews its hold (a live worker renews it well before then): a job whose worker died runs again after it. BullMQ's lock and stalled-job check, or the database queue's lease." }),
   JOBS_KEEP_COMPLETED: duration({ default: 86_400, desc: 'How long finished jobs are kept (then trimmed).' }),
   JOBS_KEEP_FAILED: duration({ default: 604_800, desc: 'How long failed jobs are kept, with why they failed.' }),
   JOBS_IN_PROCESS: flag({ default: false, desc: 'With BullMQ: `serve` also runs the workers and the scheduler (otherwise run `pasargad worker` and `pasargad scheduler`). Jobs in the database always run inside the server too.' }),
@@ -391,6 +392,7 @@ export interface Config {
     readonly concurrency: number;
     readonly attempts: number;
     readonly backoffMs: number;
+    readonly lockMs: number;
     readonly keepCompleted: number;
     readonly keepFailed: number;
     readonly inProcess: boolean;
@@ -578,6 +580,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.JOBS_CONCURRENCY,
       attempts: e.JOBS_ATTEMPTS,
       backoffMs: e.JOBS_BACKOFF * 1000,
+      lockMs: e.JOBS_LOCK_TIMEOUT * 1000,
       keepCompleted: e.JOBS_KEEP_COMPLETED,
       keepFailed: e.JOBS_KEEP_FAILED,
       inProcess: e.JOBS_IN_PROCESS,

@@ -394,7 +394,13 @@ export interface JobSchedulesTable {
 
 export interface JobEffectsTable {
   key: string;
+  /** When it was claimed, then when it was done (trimmed by age). */
   done_at: Timestamp;
+  /** The job whose run claimed it. */
+  job: string | null;
+  /** Made at the first claim, kept by a takeover: the email's Message-ID. */
+  ref: string | null;
+  done: Generated<boolean>;
 }
 
 export interface LowStockAlertsTable {

@@ -57,6 +57,7 @@ forEachBackend('tasks and email', ({ db }) => {
       const confirmation = sink.inbox.find((m) => /is confirmed/.test(m.subject))!;
       assert.deepEqual(confirmation.to, ['ada@example.com']);
       assert.equal(confirmation.from, 'shop@pasargad.test');
+      assert.match(confirmation.messageId, /^<[0-9a-f-]{36}@pasargad\.test>$/, 'the Message-ID once() keeps for every try of this email');
       assert.equal(confirmation.subject, `Your order ${order.order_number} is confirmed`);
       assert.match(confirmation.body, /2 × Owl lamp/);
       assert.match(confirmation.body, /Total: \$\d+\.\d\d/);

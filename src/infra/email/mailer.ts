@@ -11,6 +11,8 @@ export interface Mail {
   subject: string;
   text: string;
   html: string;
+  /** The same on every try of one message, so a resend after a crash is shown once (default: a new one). */
+  messageId?: string;
 }
 
 export interface Mailer {
@@ -43,6 +45,11 @@ export class SmtpMailer implements Mailer {
       port: o.port,
       secure: o.secure,
       pool: true,
+      // A server that stops answering fails the send (the job retries) instead of holding the
+      // job for nodemailer's default ten minutes.
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 60_000,
       ...(o.user ? { auth: { user: o.user, pass: o.password ?? '' } } : {}),
     });
   }

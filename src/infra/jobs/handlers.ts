@@ -35,6 +35,12 @@ async function send(deps: TaskDeps, mail: Mail): Promise<void> {
   await deps.mailer.send(mail);
 }
 
+/** The Message-ID of an email made by once() under `ref`: the same on every try of it. */
+function messageIdOf(from: string, ref: string): string {
+  const domain = /@([^>\s]+)/.exec(from)?.[1] ?? 'localhost';
+  return `<${ref}@${domain}>`;
+}
+
 interface OrderForMail {
   id: number;
   order_number: string;
@@ -67,10 +73,11 @@ export function taskHandlers(deps: TaskDeps): Handlers {
   const db = () => app.database.db;
   const config = app.config;
   const storefront = config.payments.storefrontUrl;
+  const from = config.email.from;
   const ctx = () => ({ database: app.database, media: mediaUrlFor(config.publicUrl ?? `http://localhost:${config.port}`, config.cdnUrl), requestId: 'job', events: app.events, caches: app.caches });
 
   return {
-    async send_order_confirmation({ payload }) {
+    async send_order_confirmation({ id, payload }) {
       const o = await orderForMail(db(), payload.orderId);
       if (!o || !o.shipping_email) return;
       const trackUrl = o.user_id === null ? `${storefront}/track-order` : `${storefront}/orders/${o.id}`;
@@ -86,26 +93,26 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         trackUrl,
         guest: o.user_id === null,
       });
-      await once(db(), `order-confirmation:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
+      await once(db(), `order-confirmation:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(from, ref), ...mail }));
     },
 
-    async send_order_status_email({ payload }) {
+    async send_order_status_email({ id, payload }) {
       const o = await orderForMail(db(), payload.orderId);
       if (!o || !o.shipping_email) return;
       const mail =
         payload.status === 'shipped'
           ? orderShipped({ orderNumber: o.order_number, name: o.shipping_name, trackingNumber: o.tracking_number, estimatedDelivery: o.estimated_delivery, trackUrl: `${storefront}/track-order` })
           : orderDelivered({ orderNumber: o.order_number, name: o.shipping_name });
-      await once(db(), `order-${payload.status}:${o.id}`, () => send(deps, { to: o.shipping_email, ...mail }));
+      await once(db(), `order-${payload.status}:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(from, ref), ...mail }));
     },
 
     async send_password_reset({ id, payload }) {
       // Once per job: a retry after a crash does not mail a second link.
-      await once(db(), `password-reset:${id}`, async () => {
+      await once(db(), `password-reset:${id}`, id, async (ref) => {
         const made = await makePasswordResetToken(db(), app.sessions.store, payload.email, config.auth.passwordResetTtl);
         if (!made) return;
         const url = `${storefront}/reset-password?token=${encodeURIComponent(made.token)}`;
-        await send(deps, { to: made.user.email, ...passwordReset({ name: made.user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) }) });
+        await send(deps, { to: made.user.email, messageId: messageIdOf(from, ref), ...passwordReset({ name: made.user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) }) });
       });
     },
 
@@ -134,7 +141,7 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         return;
       }
       try {
-        await once(db(), `low-stock:${id}`, () => send(deps, { to, ...lowStockDigest(named) }));
+        await once(db(), `low-stock:${id}`, id, (ref) => send(deps, { to, messageId: messageIdOf(from, ref), ...lowStockDigest(named) }));
       } catch (err) {
         await db().deleteFrom('low_stock_alerts').where('product_id', 'in', named.map((n) => n.id)).execute();
         throw err;
@@ -155,7 +162,7 @@ export function taskHandlers(deps: TaskDeps): Handlers {
     // A signed-in user's cart untouched for ABANDONED_CART_AFTER gets one reminder per
     // abandonment (keyed by its last change, so touching it starts a new one); guest carts
     // untouched for GUEST_CART_MAX_AGE are deleted.
-    async process_abandoned_carts() {
+    async process_abandoned_carts({ id }) {
       const { rows } = await sql<{ cart_id: number; last: string; email: string; first_name: string; items: { name: string; quantity: number }[] }>`
         select c.id as cart_id, extract(epoch from greatest(c.updated_at, max(ci.updated_at), max(ci.created_at)))::text as last, u.email, u.first_name,
                json_agg(json_build_object('name', p.name, 'quantity', ci.quantity) order by ci.id) as items
@@ -167,7 +174,7 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         order by max(ci.updated_at) desc limit 5000`.execute(db());
       let reminded = 0;
       for (const r of rows) {
-        const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, () => send(deps, { to: r.email, ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
+        const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, id, (ref) => send(deps, { to: r.email, messageId: messageIdOf(from, ref), ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
         if (sent) reminded++;
       }
       const deleted = await sql`

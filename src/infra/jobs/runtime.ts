@@ -19,9 +19,9 @@ type Log = { info(obj: object, msg: string): void; warn(obj: object, msg: string
 export function openQueue(config: Config, database: Database, o: { log?: Log; prefix?: string } = {}): JobQueue {
   const j = config.jobs;
   if (j.redis) {
-    return new BullJobQueue({ redis: j.redis, prefix: `${o.prefix ?? config.redis.keyPrefix}bull`, attempts: j.attempts, backoffMs: j.backoffMs, keepCompletedS: j.keepCompleted, keepFailedS: j.keepFailed, log: o.log });
+    return new BullJobQueue({ redis: j.redis, prefix: `${o.prefix ?? config.redis.keyPrefix}bull`, attempts: j.attempts, backoffMs: j.backoffMs, lockMs: j.lockMs, keepCompletedS: j.keepCompleted, keepFailedS: j.keepFailed, log: o.log });
   }
-  return new DbJobQueue(database, { attempts: j.attempts, backoffMs: j.backoffMs, leaseMs: 60_000, pollMs: 1_000, log: o.log });
+  return new DbJobQueue(database, { attempts: j.attempts, backoffMs: j.backoffMs, leaseMs: j.lockMs, pollMs: 1_000, log: o.log });
 }
 
 export function schedulesOf(config: Config): Schedule[] {
