@@ -319,3 +319,16 @@ test('Redis down: the loader answers, nothing throws, the outage is logged once;
     await dropPrefix(prefix, REDIS);
   }
 });
+
+test('closing the store is not an outage: nothing is logged', async () => {
+  const prefix = uniquePrefix();
+  const logged: string[] = [];
+  const log = { warn: (_o: object, m: string) => logged.push(`warn ${m}`), info: (_o: object, m: string) => logged.push(`info ${m}`) };
+  const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, REDIS, log) });
+  await cache.ready();
+  await cache.getOrSet('k:1', async () => 1, { ttl: 60 });
+  await cache.close();
+  await sleep(100); // the subscriber's close event
+  assert.deepEqual(logged, []);
+  await dropPrefix(prefix, REDIS);
+});

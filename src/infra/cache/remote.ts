@@ -228,6 +228,7 @@ export class RemoteStore {
   }
 
   async close(): Promise<void> {
+    this.listening = false; // the subscriber's close that follows is ours, not an outage
     await Promise.all([this.client.quit().catch(() => this.client.disconnect()), this.subscriber?.quit().catch(() => this.subscriber?.disconnect())]);
   }
 }
