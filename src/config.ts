@@ -285,6 +285,7 @@ export const CONFIG_VARIABLES = {
   SCHEDULE_PROCESS_ABANDONED_CARTS: cron({ default: '0 4 * * *', desc: 'When `process_abandoned_carts` runs: daily.' }),
   SCHEDULE_WARM_CACHE: cron({ default: '*/5 * * * *', desc: 'When `warm_cache` re-makes the hot catalog answers.' }),
   SCHEDULE_RELEASE_LAPSED_CHECKOUTS: cron({ default: '* * * * *', desc: 'When `release_lapsed_checkouts` gives back the holds of expired checkouts.' }),
+  SCHEDULE_SEND_MISSED_ORDER_EMAILS: cron({ default: '*/10 * * * *', desc: 'When `send_missed_order_emails` queues again the order emails whose job was lost (a process that died before its job reached the queue).' }),
   SCHEDULE_TRIM_JOBS: cron({ default: '15 * * * *', desc: 'When `trim_jobs` removes old finished jobs and effect records.' }),
   ABANDONED_CART_AFTER: duration({ default: 86_400, desc: "A signed-in user's cart untouched this long gets one reminder email per abandonment." }),
   GUEST_CART_MAX_AGE: duration({ default: 2_592_000, desc: 'Guest carts untouched this long are deleted.' }),
@@ -396,7 +397,7 @@ export interface Config {
     readonly keepCompleted: number;
     readonly keepFailed: number;
     readonly inProcess: boolean;
-    readonly schedules: Readonly<Record<'check_low_stock' | 'cleanup_expired_sessions' | 'process_abandoned_carts' | 'warm_cache' | 'release_lapsed_checkouts' | 'trim_jobs', string>>;
+    readonly schedules: Readonly<Record<'check_low_stock' | 'cleanup_expired_sessions' | 'process_abandoned_carts' | 'warm_cache' | 'release_lapsed_checkouts' | 'send_missed_order_emails' | 'trim_jobs', string>>;
     readonly abandonedCartAfter: number;
     readonly guestCartMaxAge: number;
   };
@@ -590,6 +591,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         process_abandoned_carts: e.SCHEDULE_PROCESS_ABANDONED_CARTS,
         warm_cache: e.SCHEDULE_WARM_CACHE,
         release_lapsed_checkouts: e.SCHEDULE_RELEASE_LAPSED_CHECKOUTS,
+        send_missed_order_emails: e.SCHEDULE_SEND_MISSED_ORDER_EMAILS,
         trim_jobs: e.SCHEDULE_TRIM_JOBS,
       }),
       abandonedCartAfter: e.ABANDONED_CART_AFTER,

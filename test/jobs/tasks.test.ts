@@ -6,6 +6,8 @@ import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { SmtpMailer } from '../../src/infra/email/mailer.ts';
 import { taskHandlers } from '../../src/infra/jobs/handlers.ts';
+import type { OrderStatus } from '../../src/db/schema.ts';
+import { insertOrder } from '../../src/modules/orders/orders.repository.ts';
 import { runJobs, type RunningJobs } from '../../src/infra/jobs/runtime.ts';
 import type { Handlers } from '../../src/infra/jobs/queue.ts';
 import { getJson, testApp } from '../helpers/app.ts';
@@ -103,6 +105,50 @@ forEachBackend('tasks and email', ({ db }) => {
     assert.equal(sink.inbox.at(-1)!.subject, 'Low stock: 1 product');
     assert.match(sink.inbox.at(-1)!.body, /Low gnome/);
     assert.doesNotMatch(sink.inbox.at(-1)!.body, /Sold-out vase/, `${gone.name} was named already`);
+  });
+
+  test('send_missed_order_emails: a paid order, a shipment and a delivery whose jobs were lost are mailed once; fresh ones and staff changes are left alone', async () => {
+    const item = await f.product(d(), { name: 'Lost-job lamp' });
+    // Orders written as a payment writes them, with no job queued: what a process that died
+    // right after the commit leaves.
+    type Step = { status: OrderStatus; notes: string; created_by?: number };
+    const order = (email: string, history: Step[], set: Record<string, string> = {}) =>
+      d().transaction().execute(async (trx) => {
+        const id = await insertOrder(trx, {
+          order: { user_id: null, session_key: null, checkout_id: null, status: history.at(-1)!.status, subtotal: '10.00', total_amount: '10.00', promotion_id: null, shipping_email: email },
+          lines: [{ product_id: item.id, name: item.name, sku: item.sku, price: '10.00', weight: '100.00', quantity: 1 }],
+          history,
+        });
+        await trx.updateTable('orders').set({ created_at: new Date(Date.now() - 20 * 60_000).toISOString(), ...set }).where('id', '=', id).execute();
+        return id;
+      });
+    const paid: Step[] = [{ status: 'pending', notes: 'Order placed' }, { status: 'processing', notes: 'Payment received' }];
+    const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+    await order('lost-paid@example.com', paid);
+    await order('lost-shipped@example.com', [...paid, { status: 'shipped', notes: '' }], { shipped_at: ago(15) });
+    await order('lost-delivered@example.com', [...paid, { status: 'delivered', notes: '' }], { delivered_at: ago(15) });
+    await order('fresh@example.com', paid, { created_at: ago(1) });
+    await order('sold-out@example.com', [{ status: 'pending', notes: 'Order placed' }, { status: 'cancelled', notes: 'refund due' }]);
+    await order('staff@example.com', [{ status: 'pending', notes: '' }, { status: 'processing', notes: 'by hand', created_by: staff.id }]);
+    const mailsTo = (to: string) => sink.inbox.filter((m) => m.to.includes(to));
+
+    let jobs: RunningJobs | undefined;
+    try {
+      jobs = await runJobs(app, { concurrency: 2 });
+      await run('send_missed_order_emails');
+      await until(() => mailsTo('lost-paid@example.com').length === 1 && mailsTo('lost-shipped@example.com').length === 2 && mailsTo('lost-delivered@example.com').length === 2);
+      assert.match(mailsTo('lost-shipped@example.com').map((m) => m.subject).join(' | '), /on its way/);
+      assert.match(mailsTo('lost-delivered@example.com').map((m) => m.subject).join(' | '), /delivered/i);
+      await run('send_missed_order_emails');
+      await sleep(1_500);
+    } finally {
+      await jobs?.stop();
+    }
+    assert.deepEqual(
+      ['lost-paid@example.com', 'lost-shipped@example.com', 'lost-delivered@example.com', 'fresh@example.com', 'sold-out@example.com', 'staff@example.com'].map((to) => mailsTo(to).length),
+      [1, 2, 2, 0, 0, 0],
+      'each lost email once, also when the sweep runs again; the others left to their own path',
+    );
   });
 
   test('process_abandoned_carts: one reminder per abandonment; old guest carts deleted, recent ones kept', async () => {

@@ -191,6 +191,34 @@ export function taskHandlers(deps: TaskDeps): Handlers {
       app.log.info(r, 'cache warmed');
     },
 
+    // The order emails are queued after their write commits (wireJobEvents), so a process that
+    // dies in between, or while Redis is away and the add waits in memory, loses the job. This
+    // finds the paid orders, shipments and deliveries of the last day that have no email record
+    // and queues their jobs again under the same job ids: a job that is still waiting, retrying
+    // or failed for good keeps that id, so only a lost one is added. Five minutes' grace leaves
+    // the normal path its time.
+    async send_missed_order_emails() {
+      const { rows } = await sql<{ id: number; kind: 'confirmation' | 'shipped' | 'delivered' }>`
+        with recent as (
+          select o.id, 'confirmation' as kind from orders o
+          where o.created_at > now() - interval '1 day' and o.created_at < now() - interval '5 minutes'
+            and exists (select 1 from order_status_history h where h.order_id = o.id and h.status = 'processing' and h.created_by is null)
+          union all
+          select o.id, 'shipped' from orders o where o.shipped_at > now() - interval '1 day' and o.shipped_at < now() - interval '5 minutes'
+          union all
+          select o.id, 'delivered' from orders o where o.delivered_at > now() - interval '1 day' and o.delivered_at < now() - interval '5 minutes'
+        )
+        select r.id, r.kind from recent r join orders o on o.id = r.id
+        where o.shipping_email <> ''
+          and not exists (select 1 from job_effects e where e.key = case r.kind when 'confirmation' then 'order-confirmation:' else 'order-' || r.kind || ':' end || r.id)
+        order by r.id limit 1000`.execute(db());
+      for (const r of rows) {
+        if (r.kind === 'confirmation') await deps.queue.add('send_order_confirmation', { orderId: r.id }, { jobId: `order-confirmation:${r.id}` });
+        else await deps.queue.add('send_order_status_email', { orderId: r.id, status: r.kind }, { jobId: `order-${r.kind}:${r.id}` });
+      }
+      if (rows.length) app.log.info({ emails: rows.length }, 'order emails without a record queued again (deduplicated by job id)');
+    },
+
     async trim_jobs() {
       const trimmed = 'trim' in deps.queue ? await (deps.queue as { trim(c: number, f: number): Promise<number> }).trim(config.jobs.keepCompleted * 1000, config.jobs.keepFailed * 1000) : 0;
       // Effect records must outlive every retry of their job and the abandoned-cart look-back.

@@ -21,6 +21,8 @@ export interface TaskPayloads {
   warm_cache: Record<string, never>;
   /** Gives back the stock and codes of checkouts past their expiry. */
   release_lapsed_checkouts: Record<string, never>;
+  /** Queues again the order emails of the last day whose job never reached the queue. */
+  send_missed_order_emails: Record<string, never>;
   /** Trims finished jobs and old effect records. */
   trim_jobs: Record<string, never>;
   /** The slow variants (AVIF) of an uploaded product image or category image. */
@@ -40,6 +42,7 @@ export const TASK_QUEUE: Record<TaskName, QueueName> = {
   process_abandoned_carts: 'cart',
   warm_cache: 'default',
   release_lapsed_checkouts: 'payments',
+  send_missed_order_emails: 'orders',
   trim_jobs: 'default',
   make_image_variants: 'products',
   delete_media_files: 'products',
