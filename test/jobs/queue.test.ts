@@ -1,15 +1,18 @@
 // One contract for the job queues, run against each: the database queue on PGlite and on
 // PostgreSQL, and BullMQ on the real Redis. Jobs run once each across workers, retry with
 // backoff, fail for good with the reason kept, deduplicate by id, and a scheduled task is
-// enqueued once per tick however many schedulers run.
+// enqueued once per tick however many schedulers run. BullMQ's queue depths (the monitoring
+// endpoints') fail at once while Redis is down, instead of waiting in a connection for its return.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { BullJobQueue } from '../../src/infra/jobs/bullmq-queue.ts';
 import { DbJobQueue } from '../../src/infra/jobs/db-queue.ts';
-import type { Job, JobQueue } from '../../src/infra/jobs/queue.ts';
+import type { Job, JobQueue, QueueStats } from '../../src/infra/jobs/queue.ts';
 import { openTestDatabase, type BackendName } from '../helpers/db.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
+import { startRestartableRedis, type RestartableRedis } from '../helpers/redis-servers.ts';
 
 const REDIS = 'redis://127.0.0.1:6379/0';
 
@@ -171,3 +174,57 @@ for (const kind of ['pglite', 'postgres', 'bullmq'] as Kind[]) {
     });
   });
 }
+
+describe('BullMQ queue depths while Redis is down', () => {
+  let redis: RestartableRedis;
+  before(async () => {
+    redis = await startRestartableRedis();
+  });
+  after(() => redis.stop());
+
+  /** Clients connected to the test server (CLIENT LIST), this count's own connection left out. */
+  async function clients(): Promise<number> {
+    const probe = new Redis(redis.url);
+    try {
+      return String(await probe.client('LIST')).trim().split('\n').length - 1;
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** stats() within `ms`, or 'pending': a count that waits for Redis leaves its command queued. */
+  async function statsWithin(q: JobQueue, ms: number): Promise<{ ms: number; result: 'pending' | 'rejected' | QueueStats[] }> {
+    const t0 = performance.now();
+    const settled = q.stats().then((s) => s, () => 'rejected' as const);
+    const result = await Promise.race([settled, sleep(ms).then(() => 'pending' as const)]);
+    return { ms: performance.now() - t0, result };
+  }
+
+  test('stats() fails at once during the outage, leaves nothing queued, counts again after it; close() closes its connection', async () => {
+    const baseline = await clients();
+    const options = { redis: { kind: 'server', url: `${redis.url}/0` } as const, prefix: 'outage', attempts: 1, backoffMs: 100, keepCompletedS: 60, keepFailedS: 60 };
+    const early = new BullJobQueue(options);
+    await early.add('warm_cache', {});
+    assert.equal((await early.stats()).find((s) => s.queue === 'default')!.waiting, 1);
+    await redis.down();
+    try {
+      // Counted before (its connection was ready), and counted first now (it never was).
+      const late = new BullJobQueue(options);
+      for (const q of [early, late]) {
+        for (let i = 0; i < 3; i++) {
+          const { ms, result } = await statsWithin(q, 1_000);
+          assert.equal(result, 'rejected', 'a count while Redis is down fails, it does not wait for Redis');
+          assert.ok(ms < 500, `failed in ${Math.round(ms)} ms`);
+        }
+      }
+      await late.close();
+    } finally {
+      await redis.up();
+    }
+    // The queue's own connection reconnects in the background: counts answer again once it has.
+    await until(async () => Array.isArray((await statsWithin(early, 1_000)).result));
+    assert.equal((await early.stats()).find((s) => s.queue === 'default')!.waiting, 1, 'the job queued before the outage is counted');
+    await early.close();
+    await until(async () => (await clients()) === baseline, 5_000);
+  });
+});

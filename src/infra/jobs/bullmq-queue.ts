@@ -1,7 +1,8 @@
 // Production jobs: BullMQ on Redis (JOBS_REDIS_URL). Retries with exponential backoff, finished
 // jobs trimmed by age and count, job schedulers for the scheduled tasks (one job per tick however
 // many schedulers upsert them), graceful worker shutdown. Each Queue and Worker gets its own
-// connection from openRedis (a server, Sentinel or a Cluster), closed with it.
+// connection from openRedis (a server, Sentinel or a Cluster), closed with it. Queue depths (the
+// monitoring endpoints') are counted on one more connection that fails fast while Redis is down.
 import { Queue, Worker as BullWorker } from 'bullmq';
 import type { RedisTarget } from '../../config.ts';
 import { openRedis, type RedisConnection } from '../redis.ts';
@@ -27,6 +28,8 @@ export interface BullQueueOptions {
 export class BullJobQueue implements JobQueue {
   readonly kind = 'bullmq';
   private readonly queues = new Map<QueueName, { queue: Queue; connection: RedisConnection }>();
+  /** What stats() counts with, made on its first call. */
+  private counting?: { connection: RedisConnection; queues: Map<QueueName, Queue> };
   private readonly prefix: string;
 
   constructor(private readonly o: BullQueueOptions) {
@@ -109,18 +112,60 @@ export class BullJobQueue implements JobQueue {
     return { stop: async () => {} };
   }
 
+  /**
+   * The counts run on their own connection, made without an offline queue: the queues' connections
+   * never give up on a command (maxRetriesPerRequest null), so a count sent on them during an outage
+   * waited, with every later one, until Redis came back. Here it fails at once, and nothing is left
+   * queued. The Queues here only read: no metadata written, no version check (an INFO that could
+   * fail once and break the Queue for good).
+   */
   async stats(): Promise<QueueStats[]> {
+    const counting = (this.counting ??= { connection: openRedis(this.o.redis, { enableOfflineQueue: false }), queues: new Map() });
+    // BullMQ waits for 'ready' before a Queue's first command, for ever while Redis is down: the
+    // Queues are made on a ready connection only.
+    await whenReady(counting.connection);
     return Promise.all(
       QUEUES.map(async (queue) => {
-        const c = await this.queue(queue).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+        let q = counting.queues.get(queue);
+        if (!q) {
+          q = new Queue(queue, { connection: counting.connection, prefix: this.prefix, skipMetasUpdate: true, skipVersionCheck: true });
+          // A failed count rejects to its caller; an unheard 'error' would be printed to stderr.
+          q.on('error', () => {});
+          counting.queues.set(queue, q);
+        }
+        const c = await q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
         return { queue, waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0 };
       }),
     );
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map(async ({ queue, connection }) => (await queue.close(), await quit(connection))));
+    const closeCounting = async ({ connection, queues }: NonNullable<BullJobQueue['counting']>) => {
+      await Promise.all([...queues.values()].map((q) => q.close().catch(() => undefined)));
+      await quit(connection);
+    };
+    await Promise.all([
+      ...[...this.queues.values()].map(async ({ queue, connection }) => (await queue.close(), await quit(connection))),
+      this.counting && closeCounting(this.counting),
+    ]);
   }
+}
+
+/**
+ * Resolves once `c` is ready. While it is down it rejects at once, unless a connection attempt is
+ * under way: then with that attempt's outcome (refused at once, or connectTimeout).
+ */
+function whenReady(c: RedisConnection): Promise<void> {
+  if (c.status === 'ready') return Promise.resolve();
+  if (c.status !== 'connecting' && c.status !== 'connect') return Promise.reject(new Error(`jobs: Redis is not connected (${c.status})`));
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      c.off('ready', settle).off('close', settle).off('end', settle);
+      if (c.status === 'ready') resolve();
+      else reject(new Error(`jobs: Redis is not connected (${c.status})`));
+    };
+    c.on('ready', settle).on('close', settle).on('end', settle);
+  });
 }
 
 /** BullMQ leaves a connection it was given open: its owner quits it once BullMQ is done. */
