@@ -44,6 +44,7 @@ import { mediaRoutes } from './modules/media/media.routes.ts';
 import { Metrics } from './infra/monitoring/metrics.ts';
 import { registerMonitoring, responseTime } from './infra/monitoring/plugin.ts';
 import { RequestStats } from './infra/monitoring/requests.ts';
+import { StatementStats, withStatements } from './infra/monitoring/statements.ts';
 import { monitoringRoutes } from './modules/monitoring/monitoring.routes.ts';
 
 declare module 'fastify' {
@@ -104,10 +105,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ajv: { customOptions: { allErrors: true, verbose: true, keywords: ['x-message'], allowUnionTypes: true, coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const database = deps.database ?? (await openDatabase(config));
+  const shared = deps.database ?? (await openDatabase(config));
+  // Statements are timed into this app's own records (slow statements, the SQL histogram below),
+  // apart from those of any other app built on the same database.
+  const database = withStatements(shared, new StatementStats(config.monitoring.slowQueryMs));
   app.decorate('config', config);
   app.decorate('database', database);
-  if (!deps.database) app.addHook('onClose', async () => database.close());
+  if (!deps.database) app.addHook('onClose', async () => shared.close());
 
   if (!config.secretKey) throw new Error('SECRET_KEY is required to sign tokens');
   const sessionStore = deps.sessionStore ?? openSessionStore(config, database);
@@ -142,7 +146,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerHttpHooks(app);
   // Timing, request patterns and the per-request tally of SQL and cache work: first, so it sees
   // everything after it.
-  database.statements.slowMs = config.monitoring.slowQueryMs;
   const requestStats = new RequestStats();
   const metrics = new Metrics(app, requestStats);
   app.decorate('metrics', metrics);

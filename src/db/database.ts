@@ -7,7 +7,7 @@ import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { Cache } from '../infra/cache/cache.ts';
-import { StatementStats } from '../infra/monitoring/statements.ts';
+import { recorderOf, StatementStats } from '../infra/monitoring/statements.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
 import type { DB } from './schema.ts';
 
@@ -41,7 +41,10 @@ export interface Database {
   /** Runs a multi-statement script (migrations, maintenance) on the primary. */
   exec(script: string): Promise<void>;
   readonly stats: QueryStats;
-  /** Every statement timed, the slow ones kept by their normalised text (monitoring). */
+  /**
+   * Every statement timed, the slow ones kept by their normalised text (monitoring). An app's
+   * statements are timed into its own instead (withStatements in statements.ts).
+   */
   readonly statements: StatementStats;
   /** Connection pools in use (PostgreSQL: primary and replicas; none embedded). */
   pools(): PoolStats[];
@@ -90,7 +93,7 @@ function counter(stats: QueryStats, statements: StatementStats, target: string) 
   return (event: LogEvent) => {
     stats.statements++;
     stats.byTarget[target] = (stats.byTarget[target] ?? 0) + 1;
-    statements.record(target, event.query.sql, event.queryDurationMillis);
+    (recorderOf(event.query.queryId) ?? statements).record(target, event.query.sql, event.queryDurationMillis);
   };
 }
 

@@ -145,6 +145,32 @@ forEachBackend('monitoring', ({ db }) => {
     assert.equal(typeof body.pg_stat_statements.available, 'boolean');
   });
 
+  test('two apps on one database each keep their own statement timing: counts, slow statements, the SQL histogram', async () => {
+    // Built after `app`, with another SLOW_QUERY_MS: each app keeps its own setting and records.
+    const other = await testApp(db(), { SLOW_QUERY_MS: '60000' });
+    try {
+      const seen = async (a: FastifyInstance) =>
+        (await a.metrics.statements.get()).values.find((v) => v.metricName === 'pasargad_sql_statement_duration_seconds_count' && v.labels.target === 'primary')?.value ?? 0;
+      const counts = async () => ({ mine: app.database.statements.statements, mineSeen: await seen(app), theirs: other.database.statements.statements, theirsSeen: await seen(other) });
+      const before = await counts();
+      assert.equal((await app.inject('/api/products/?search=first-app')).statusCode, 200);
+      const between = await counts();
+      const mine = between.mine - before.mine;
+      assert.ok(mine >= 1, 'the first app timed its statements');
+      assert.equal(between.mineSeen - before.mineSeen, mine, 'and observed them in its own histogram');
+      assert.deepEqual([between.theirs, between.theirsSeen], [before.theirs, before.theirsSeen], 'the second app recorded none of them');
+      assert.equal((await other.inject('/api/products/?search=second-app')).statusCode, 200);
+      const last = await counts();
+      assert.ok(last.theirs > between.theirs && last.theirsSeen - between.theirsSeen === last.theirs - between.theirs, 'the second app timed and observed its own');
+      assert.deepEqual([last.mine, last.mineSeen], [between.mine, between.mineSeen], 'the first app recorded none of them');
+      assert.deepEqual([app.database.statements.slowMs, other.database.statements.slowMs], [0, 60_000]);
+      assert.ok(app.database.statements.slowest().length > 0, 'SLOW_QUERY_MS=0 keeps every statement');
+      assert.equal(other.database.statements.slowest().length, 0, 'SLOW_QUERY_MS=60000 keeps none');
+    } finally {
+      await other.close();
+    }
+  });
+
   test('requests: per route and status, percentiles, slow routes and top IPs over 1, 5 and 60 minutes, and a series', async () => {
     for (let i = 0; i < 5; i++) await app.inject({ url: '/api/products/', remoteAddress: '10.9.8.7' });
     const { body } = await getJson(app, '/api/utils/monitoring/requests/', { headers: staff.headers });

@@ -1,6 +1,10 @@
 // SQL statement timing (the seed's "slow queries"): every statement Kysely runs is counted and
 // timed here, per target (primary, replicas), and those slower than SLOW_QUERY_MS are kept by
-// their normalised text: count, total and max time. (A request's own count: tally.ts.)
+// their normalised text: count, total and max time. Each app keeps its own (withStatements), so
+// two apps on one database (tests, benches) neither share records nor replace each other's
+// SLOW_QUERY_MS or histogram. (A request's own count: tally.ts.)
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryId, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type { Database, Db } from '../../db/database.ts';
 
 export interface SlowStatement {
   statement: string;
@@ -72,4 +76,49 @@ export class StatementStats {
       .slice(0, limit)
       .map((s) => ({ ...s, total_ms: r(s.total_ms), max_ms: r(s.max_ms), mean_ms: r(s.mean_ms) }));
   }
+}
+
+/**
+ * Where a statement is recorded, by its Kysely query id: set as it is made through a database from
+ * withStatements, read by the database layer when it times the statement (database.ts). Statements
+ * made otherwise (straight on the Database, BEGIN and COMMIT) go to the Database's own.
+ */
+const recorders = new WeakMap<QueryId, StatementStats>();
+
+export function recorderOf(queryId: QueryId): StatementStats | undefined {
+  return recorders.get(queryId);
+}
+
+class RecordIn implements KyselyPlugin {
+  constructor(private readonly statements: StatementStats) {}
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    recorders.set(args.queryId, this.statements);
+    return args.node;
+  }
+
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
+
+/**
+ * The same database, its statements timed into `statements` (transactions included). As with the
+ * request's tally, everything but `db`, `read` and `statements` is the base's own, through the
+ * prototype; the query counts (`stats`) stay the whole database's.
+ */
+export function withStatements(base: Database, statements: StatementStats): Database {
+  const plugin = new RecordIn(statements);
+  // One Kysely per target (the primary, each replica), made on first use, not one per read.
+  const made = new WeakMap<Db, Db>();
+  const recorded = (db: Db) => {
+    let r = made.get(db);
+    if (!r) made.set(db, (r = db.withPlugin(plugin)));
+    return r;
+  };
+  const own = Object.create(base) as Database & { db: Db; statements: StatementStats };
+  Object.defineProperty(own, 'db', { value: recorded(base.db) });
+  Object.defineProperty(own, 'statements', { value: statements });
+  own.read = (fn) => base.read((db) => fn(recorded(db)));
+  return own;
 }
