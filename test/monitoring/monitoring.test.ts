@@ -77,6 +77,13 @@ forEachBackend('monitoring', ({ db }) => {
     assert.ok(logs.lines.find((l) => l.msg === 'slow request' && l.request_id === 'slow-post')!.sql_statements >= 2);
   });
 
+  test("a signed-in request's statement count includes loading its user", async () => {
+    // The request patterns run no SQL: the user row behind the token is the one statement.
+    await app.inject({ url: '/api/utils/monitoring/requests/', headers: { ...staff.headers, 'x-request-id': 'slow-staff' } });
+    await settle();
+    assert.equal(logs.lines.find((l) => l.msg === 'slow request' && l.request_id === 'slow-staff')!.sql_statements, 1);
+  });
+
   test('the staff endpoints answer staff only: 401 anonymous, 403 customers, at the seed\'s paths and the original\'s', async () => {
     for (const path of ENDPOINTS) {
       for (const base of ['/api/utils/monitoring/', '/monitoring/']) {

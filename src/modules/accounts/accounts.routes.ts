@@ -96,7 +96,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'Rotate a refresh token: a new pair; the old refresh token is revoked', body: RefreshBody, response: { 200: RefreshReply, 400: ErrorBody, 401: ErrorBody } },
     handler: async (request) => {
       const claims = await app.tokens.rotate(request.body.refresh).catch(refused);
-      const user = await findUserById(app.database.db, claims.user_id);
+      const user = await findUserById(ctxOf(request).database.db, claims.user_id);
       if (!user?.is_active) throw new AppError('authentication_failed', { message: 'No active account found for the given token.' });
       return app.tokens.issue(user);
     },

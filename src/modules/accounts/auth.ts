@@ -2,6 +2,7 @@
 // and the helpers routes use to require a user or staff. The user row is loaded once per
 // request, from the primary, and only by routes that need it.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ctxOf } from '../../infra/http/context.ts';
 import { markPrivate } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { findUserById, type UserRow } from './accounts.repository.ts';
@@ -52,7 +53,8 @@ export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
 export async function currentUser(request: FastifyRequest): Promise<UserRow | null> {
   if (request.authUser !== undefined) return request.authUser;
   if (!request.auth) return (request.authUser = null);
-  const user = await findUserById(request.server.database.db, request.auth.user_id);
+  // Through the request's context, so the statement is in its tally (the slow-request log).
+  const user = await findUserById(ctxOf(request).database.db, request.auth.user_id);
   if (!user) throw unauthenticated('token_not_valid', 'User not found');
   if (!user.is_active) throw unauthenticated('token_not_valid', 'User is inactive');
   return (request.authUser = user);

@@ -52,7 +52,7 @@ async function addressFor(request: FastifyRequest, given: CheckoutBody['shipping
   const blank: CheckoutAddress = { name: '', email, phone: '', address: '', city: '', state: '', postal_code: '', country: '' };
   if (given) return { email, address: { ...blank, ...Object.fromEntries(Object.entries(given).map(([k, v]) => [k, String(v ?? '').trim()])), email } };
   if (!user) return { email, address: null };
-  const saved = await request.server.database.db
+  const saved = await ctxOf(request).database.db
     .selectFrom('addresses')
     .selectAll()
     .where('user_id', '=', user.id)
@@ -95,8 +95,9 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body ?? {};
       const owner = (await ownerOf(request, reply, true))!;
       // §2.5: the empty cart is the first thing checked.
-      const cartId = await findListId(app.database.db, 'carts', owner);
-      if (cartId === undefined || !(await cartHasItems(app.database.db, cartId))) throw adHoc(400, 'Cart is empty');
+      const db = ctxOf(request).database.db;
+      const cartId = await findListId(db, 'carts', owner);
+      if (cartId === undefined || !(await cartHasItems(db, cartId))) throw adHoc(400, 'Cart is empty');
       const key = request.headers['idempotency-key'];
       const idempotencyKey = typeof key === 'string' && key.trim() ? key.trim() : undefined;
       if (idempotencyKey && idempotencyKey.length > 255) throw adHoc(400, 'Idempotency-Key is longer than 255 characters');
