@@ -401,11 +401,17 @@ export interface JobEffectsTable {
   /** Made at the first claim, kept by a takeover: the email's Message-ID. */
   ref: string | null;
   done: Generated<boolean>;
+  /** The run holding the claim. */
+  token: string | null;
+  /** Renewed while the effect is under way. */
+  claimed_at: Timestamp;
 }
 
 export interface LowStockAlertsTable {
   product_id: number;
   alerted_at: Timestamp;
+  /** The digest job that named it. */
+  job: string | null;
 }
 
 export interface DB {

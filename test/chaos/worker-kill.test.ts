@@ -15,7 +15,8 @@ import { smtpSink } from '../helpers/smtp.ts';
 import { chaosEnv, errorLines, orderChecks, prepareDatabase, purchase, sleep, startProc, stockSnapshot, stopProc, tally, waitFor, type Proc } from './harness.ts';
 import { reportRow } from './report.ts';
 
-const LOCK_S = 2;
+// Short enough for a quick test, long enough that a busy CI host's pauses are not taken for deaths.
+const LOCK_S = 5;
 const ORDERS = 3;
 
 let smtp: Awaited<ReturnType<typeof smtpSink>>;
@@ -55,13 +56,12 @@ async function scenario(kind: 'bullmq' | 'postgres'): Promise<void> {
   await prepareDatabase(env);
   const database: Database = await openDatabase(loadConfig(env));
   try {
-    const start = async (name: string) => {
-      const p = await startProc(name, env, kind === 'bullmq' ? ['worker'] : ['serve']);
+    const start = async (name: string, role = kind === 'bullmq' ? ['worker'] : ['serve']) => {
+      const p = await startProc(name, env, role);
       procs.push(p);
       return p;
     };
-    const api = kind === 'bullmq' ? await startProc('api', env) : await start('worker 1');
-    if (kind === 'bullmq') procs.push(api);
+    const api = kind === 'bullmq' ? await start('api', ['serve']) : await start('worker 1');
     const doomed = kind === 'bullmq' ? await start('worker 1') : api;
     let base = api.base;
 
@@ -125,6 +125,9 @@ async function scenario(kind: 'bullmq' | 'postgres'): Promise<void> {
     for (const c of checks) assert.ok(c.ok, `${c.name}: ${c.detail}\n${errorLines(next)}`);
     assert.equal(buys.serverErrors(), 0);
   } finally {
+    // Stopped here, not only after all scenarios: a worker left holding messages would deliver
+    // them into the next scenario's count.
+    await Promise.all(procs.splice(0).map(stopProc));
     await database.close();
   }
 }

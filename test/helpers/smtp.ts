@@ -18,9 +18,10 @@ function decodeQp(s: string): string {
 
 /**
  * A real SMTP server on loopback that keeps what it receives. With `hold(ms)` it waits that long
- * before answering the end of each message's data, as a slow server does; a message whose sender
- * went away meanwhile is not kept (it goes to `dropped`), as a real server does not deliver a
- * message it never acknowledged.
+ * before answering the end of each message's data, as a slow server still checking a message
+ * does; a message whose sender went away meanwhile is not kept (it goes to `dropped`), as a server
+ * that had not yet committed it does not deliver it. (A server that commits before it answers
+ * would deliver it: then the sender's retry is a second copy with the same Message-ID.)
  */
 export async function smtpSink() {
   const inbox: Received[] = [];

@@ -107,6 +107,44 @@ forEachBackend('tasks and email', ({ db }) => {
     assert.doesNotMatch(sink.inbox.at(-1)!.body, /Sold-out vase/, `${gone.name} was named already`);
   });
 
+  test('check_low_stock rerun after its worker died mid-send: the digest it was making goes out, under the same Message-ID', async () => {
+    await d().updateTable('products').set({ stock_quantity: 100 }).execute();
+    await d().deleteFrom('low_stock_alerts').execute();
+    const owl = await f.product(d(), { name: 'Cut-off owl', stock_quantity: 1, low_stock_threshold: 5 });
+    // What the dead run left: the product named for its job, the digest's claim never done.
+    await d().insertInto('low_stock_alerts').values({ product_id: owl.id, job: 'ls-1' }).execute();
+    await d().insertInto('job_effects').values({ key: 'low-stock:ls-1', job: 'ls-1', ref: '0b6f4c1e-0000-4000-8000-000000000001', token: 'dead', done: false, claimed_at: new Date(Date.now() - 3600_000).toISOString() }).execute();
+    const before = sink.inbox.length;
+    await run('check_low_stock', 'ls-1');
+    assert.equal(sink.inbox.length, before + 1);
+    assert.match(sink.inbox.at(-1)!.body, /Cut-off owl/);
+    assert.equal(sink.inbox.at(-1)!.messageId, '<0b6f4c1e-0000-4000-8000-000000000001@pasargad.test>');
+    await run('check_low_stock');
+    assert.equal(sink.inbox.length, before + 1, 'named once');
+  });
+
+  test('order emails sent late do not contradict the order: none for an order cancelled since, no shipping notice once it went back', async () => {
+    const item = await f.product(d(), { name: 'Late lamp' });
+    const orderWith = (email: string, status: OrderStatus) =>
+      d().transaction().execute((trx) =>
+        insertOrder(trx, {
+          order: { user_id: null, session_key: null, checkout_id: null, status, subtotal: '10.00', total_amount: '10.00', promotion_id: null, shipping_email: email },
+          lines: [{ product_id: item.id, name: item.name, sku: item.sku, price: '10.00', weight: '100.00', quantity: 1 }],
+          history: [{ status, notes: '' }],
+        }),
+      );
+    const cancelled = await orderWith('late-cancelled@example.com', 'cancelled');
+    const backToProcessing = await orderWith('late-unshipped@example.com', 'processing');
+    const shipped = await orderWith('late-shipped@example.com', 'shipped');
+    await (handlers.send_order_confirmation as (j: unknown) => Promise<void>)({ id: 'late-1', name: 'send_order_confirmation', queue: 'orders', payload: { orderId: cancelled }, attempt: 1 });
+    const status = (orderId: number, to: 'shipped' | 'delivered', id: string) => (handlers.send_order_status_email as (j: unknown) => Promise<void>)({ id, name: 'send_order_status_email', queue: 'orders', payload: { orderId, status: to }, attempt: 1 });
+    await status(backToProcessing, 'shipped', 'late-2');
+    await status(shipped, 'delivered', 'late-3');
+    await status(shipped, 'shipped', 'late-4');
+    const to = (address: string) => sink.inbox.filter((m) => m.to.includes(address)).length;
+    assert.deepEqual([to('late-cancelled@example.com'), to('late-unshipped@example.com'), to('late-shipped@example.com')], [0, 0, 1]);
+  });
+
   test('send_missed_order_emails: a paid order, a shipment and a delivery whose jobs were lost are mailed once; fresh ones and staff changes are left alone', async () => {
     const item = await f.product(d(), { name: 'Lost-job lamp' });
     // Orders written as a payment writes them, with no job queued: what a process that died

@@ -81,7 +81,12 @@ export class BullJobQueue implements JobQueue {
           if (!handler) throw new Error(`no handler for ${job.name}`);
           await handler({ id: String(job.id), name: job.name as TaskName, queue: queueName, payload: job.data, attempt: job.attemptsMade + 1 });
         },
-        { connection, prefix: this.prefix, concurrency: options.concurrency, lockDuration: this.o.lockMs ?? 30_000, stalledInterval: this.o.lockMs ?? 30_000 },
+        { connection, prefix: this.prefix, concurrency: options.concurrency, lockDuration: this.o.lockMs ?? 30_000,
+          stalledInterval: this.o.lockMs ?? 30_000,
+          // A job whose worker died is run again; effects make that safe (effects.ts), so a
+          // second or third crash under one job need not fail it for good (BullMQ's default: 1).
+          maxStalledCount: 5,
+        },
       );
       w.on('failed', (job, err) => {
         if (!job) return;

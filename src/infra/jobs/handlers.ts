@@ -1,7 +1,9 @@
 // What each task does. Handlers run in a worker (or inside the embedded server) with the app's
 // database, caches and mailer; each is safe to run twice: an email is sent once per key
 // (effects.ts), deletions and releases find nothing left to do the second time.
+import { domainToASCII } from 'node:url';
 import { sql } from 'kysely';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/database.ts';
 import { makePasswordResetToken } from '../../modules/accounts/accounts.service.ts';
@@ -13,7 +15,7 @@ import type { DatabaseKeyValueStore } from '../cache/database-store.ts';
 import { abandonedCart, lowStockDigest, orderConfirmation, orderDelivered, orderShipped, passwordReset } from '../email/templates.ts';
 import type { Mail, Mailer } from '../email/mailer.ts';
 import { mediaUrlFor } from '../http/urls.ts';
-import { once } from './effects.ts';
+import { EffectInProgress, once as onceWith, type OnceOptions } from './effects.ts';
 import type { Handlers, JobQueue } from './queue.ts';
 
 /**
@@ -35,14 +37,21 @@ async function send(deps: TaskDeps, mail: Mail): Promise<void> {
   await deps.mailer.send(mail);
 }
 
+/** The domain of the sender's address, for Message-IDs; `localhost` when it has none usable there. */
+export function messageDomain(from: string): string {
+  const address = addressparser(from, { flatten: true })[0]?.address ?? '';
+  const domain = address.includes('@') ? domainToASCII(address.slice(address.lastIndexOf('@') + 1)) : '';
+  return /^[a-z0-9-]+(\.[a-z0-9-]+)*$/i.test(domain) ? domain : 'localhost';
+}
+
 /** The Message-ID of an email made by once() under `ref`: the same on every try of it. */
-function messageIdOf(from: string, ref: string): string {
-  const domain = /@([^>\s]+)/.exec(from)?.[1] ?? 'localhost';
+function messageIdOf(domain: string, ref: string): string {
   return `<${ref}@${domain}>`;
 }
 
 interface OrderForMail {
   id: number;
+  status: string;
   order_number: string;
   user_id: number | null;
   shipping_name: string;
@@ -59,7 +68,7 @@ interface OrderForMail {
 
 async function orderForMail(db: Db, id: number): Promise<OrderForMail | undefined> {
   const { rows } = await sql<OrderForMail>`
-    select o.id, o.order_number, o.user_id, o.shipping_name, o.shipping_email, o.subtotal::text as subtotal, o.discount_amount::text as discount_amount,
+    select o.id, o.status, o.order_number, o.user_id, o.shipping_name, o.shipping_email, o.subtotal::text as subtotal, o.discount_amount::text as discount_amount,
            o.shipping_cost::text as shipping_cost, o.tax_amount::text as tax_amount, o.total_amount::text as total_amount, o.tracking_number,
            o.estimated_delivery::text as estimated_delivery,
            coalesce((select json_agg(json_build_object('name', product_name, 'quantity', quantity, 'total', total_price::text) order by id)
@@ -73,13 +82,17 @@ export function taskHandlers(deps: TaskDeps): Handlers {
   const db = () => app.database.db;
   const config = app.config;
   const storefront = config.payments.storefrontUrl;
-  const from = config.email.from;
+  const domain = messageDomain(config.email.from);
+  const effects: OnceOptions = { staleMs: config.jobs.lockMs, log: app.log };
+  const once = (db: Db, key: string, job: string, effect: (ref: string) => Promise<void>) => onceWith(db, key, job, effect, effects);
   const ctx = () => ({ database: app.database, media: mediaUrlFor(config.publicUrl ?? `http://localhost:${config.port}`, config.cdnUrl), requestId: 'job', events: app.events, caches: app.caches });
 
   return {
     async send_order_confirmation({ id, payload }) {
       const o = await orderForMail(db(), payload.orderId);
       if (!o || !o.shipping_email) return;
+      // Sent late (a retry, the missed-email sweep) for an order cancelled since: nothing to confirm.
+      if (o.status === 'cancelled' || o.status === 'refunded') return;
       const trackUrl = o.user_id === null ? `${storefront}/track-order` : `${storefront}/orders/${o.id}`;
       const mail = orderConfirmation({
         orderNumber: o.order_number,
@@ -93,45 +106,50 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         trackUrl,
         guest: o.user_id === null,
       });
-      await once(db(), `order-confirmation:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(from, ref), ...mail }));
+      await once(db(), `order-confirmation:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(domain, ref), ...mail }));
     },
 
     async send_order_status_email({ id, payload }) {
       const o = await orderForMail(db(), payload.orderId);
       if (!o || !o.shipping_email) return;
+      // Sent late for an order whose status went back since (shipped by mistake): not news any more.
+      if (payload.status === 'shipped' ? o.status !== 'shipped' && o.status !== 'delivered' : o.status !== 'delivered') return;
       const mail =
         payload.status === 'shipped'
           ? orderShipped({ orderNumber: o.order_number, name: o.shipping_name, trackingNumber: o.tracking_number, estimatedDelivery: o.estimated_delivery, trackUrl: `${storefront}/track-order` })
           : orderDelivered({ orderNumber: o.order_number, name: o.shipping_name });
-      await once(db(), `order-${payload.status}:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(from, ref), ...mail }));
+      await once(db(), `order-${payload.status}:${o.id}`, id, (ref) => send(deps, { to: o.shipping_email, messageId: messageIdOf(domain, ref), ...mail }));
     },
 
     async send_password_reset({ id, payload }) {
-      // Once per job: a retry after a crash does not mail a second link.
-      await once(db(), `password-reset:${id}`, id, async (ref) => {
+      // Once per request (its ref, made when it was queued; the job id for jobs queued before
+      // there was one): a retry after a crash does not mail a second link.
+      await once(db(), `password-reset:${payload.ref ?? id}`, id, async (ref) => {
         const made = await makePasswordResetToken(db(), app.sessions.store, payload.email, config.auth.passwordResetTtl);
         if (!made) return;
         const url = `${storefront}/reset-password?token=${encodeURIComponent(made.token)}`;
-        await send(deps, { to: made.user.email, messageId: messageIdOf(from, ref), ...passwordReset({ name: made.user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) }) });
+        await send(deps, { to: made.user.email, messageId: messageIdOf(domain, ref), ...passwordReset({ name: made.user.first_name, url, minutes: Math.round(config.auth.passwordResetTtl / 60) }) });
       });
     },
 
     // One digest naming every product newly at or below its threshold; a product is named again
-    // only after it was restocked above it. The names are recorded before the send (and taken
-    // back if it fails), so a rerun after a crash never sends the digest twice.
+    // only after it was restocked above it. The names are recorded for this job before the send
+    // (and taken back if it fails), so a rerun of the job after a crash sends the digest it was
+    // making (plus any product newly low), and a later job does not name them again.
     async check_low_stock({ id }) {
       const named = await db()
         .transaction()
         .execute(async (trx) => {
           await sql`delete from low_stock_alerts a using products p where p.id = a.product_id and (p.stock_quantity > p.low_stock_threshold or not p.is_active)`.execute(trx);
+          await sql`
+            insert into low_stock_alerts (product_id, job)
+            select p.id, ${id} from products p where p.is_active and p.stock_quantity <= p.low_stock_threshold
+            on conflict do nothing`.execute(trx);
           const { rows } = await sql<{ id: number; name: string; sku: string; stock: number; threshold: number }>`
-            insert into low_stock_alerts (product_id)
-            select p.id from products p where p.is_active and p.stock_quantity <= p.low_stock_threshold
-            on conflict do nothing
-            returning product_id as id,
-              (select name from products where id = product_id) as name, (select sku from products where id = product_id) as sku,
-              (select stock_quantity from products where id = product_id) as stock, (select low_stock_threshold from products where id = product_id) as threshold`.execute(trx);
-          return rows.sort((a, b) => a.stock - b.stock || a.id - b.id);
+            select p.id, p.name, p.sku, p.stock_quantity as stock, p.low_stock_threshold as threshold
+            from low_stock_alerts a join products p on p.id = a.product_id where a.job = ${id}
+            order by p.stock_quantity, p.id`.execute(trx);
+          return rows;
         });
       if (!named.length) return;
       let to = [...config.email.lowStockTo];
@@ -141,9 +159,10 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         return;
       }
       try {
-        await once(db(), `low-stock:${id}`, id, (ref) => send(deps, { to, messageId: messageIdOf(from, ref), ...lowStockDigest(named) }));
+        await once(db(), `low-stock:${id}`, id, (ref) => send(deps, { to, messageId: messageIdOf(domain, ref), ...lowStockDigest(named) }));
       } catch (err) {
-        await db().deleteFrom('low_stock_alerts').where('product_id', 'in', named.map((n) => n.id)).execute();
+        // Not sent: named again next time. (Unless another run of this job is sending it now.)
+        if (!(err instanceof EffectInProgress)) await db().deleteFrom('low_stock_alerts').where('job', '=', id).execute();
         throw err;
       }
     },
@@ -174,7 +193,7 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         order by max(ci.updated_at) desc limit 5000`.execute(db());
       let reminded = 0;
       for (const r of rows) {
-        const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, id, (ref) => send(deps, { to: r.email, messageId: messageIdOf(from, ref), ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
+        const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, id, (ref) => send(deps, { to: r.email, messageId: messageIdOf(domain, ref), ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
         if (sent) reminded++;
       }
       const deleted = await sql`
@@ -196,7 +215,7 @@ export function taskHandlers(deps: TaskDeps): Handlers {
     // finds the paid orders, shipments and deliveries of the last day that have no email record
     // and queues their jobs again under the same job ids: a job that is still waiting, retrying
     // or failed for good keeps that id, so only a lost one is added. Five minutes' grace leaves
-    // the normal path its time.
+    // the normal path its time; the newest come first, as a shopper may be waiting for them.
     async send_missed_order_emails() {
       const { rows } = await sql<{ id: number; kind: 'confirmation' | 'shipped' | 'delivered' }>`
         with recent as (
@@ -211,12 +230,13 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         select r.id, r.kind from recent r join orders o on o.id = r.id
         where o.shipping_email <> ''
           and not exists (select 1 from job_effects e where e.key = case r.kind when 'confirmation' then 'order-confirmation:' else 'order-' || r.kind || ':' end || r.id)
-        order by r.id limit 1000`.execute(db());
+        order by r.id desc limit 1000`.execute(db());
       for (const r of rows) {
         if (r.kind === 'confirmation') await deps.queue.add('send_order_confirmation', { orderId: r.id }, { jobId: `order-confirmation:${r.id}` });
         else await deps.queue.add('send_order_status_email', { orderId: r.id, status: r.kind }, { jobId: `order-${r.kind}:${r.id}` });
       }
-      if (rows.length) app.log.info({ emails: rows.length }, 'order emails without a record queued again (deduplicated by job id)');
+      // Most of these adds find their job still there (waiting, retrying, failed for good) and do nothing.
+      if (rows.length) app.log.info({ emails: rows.length }, 'order emails without a record: their jobs queued again where lost');
     },
 
     async trim_jobs() {

@@ -10,7 +10,7 @@ export interface TaskPayloads {
   /** Shipped (with the tracking number) or delivered. */
   send_order_status_email: { orderId: number; status: 'shipped' | 'delivered' };
   /** Makes a single-use reset token for this address's account, if any, and mails the link. */
-  send_password_reset: { email: string };
+  send_password_reset: { email: string; /** This request's own key for its email (made when queued). */ ref?: string };
   /** Staff digest of products at or below their low-stock threshold. */
   check_low_stock: Record<string, never>;
   /** Expired guest sessions, revoked tokens and lapsed checkout holds. */

@@ -1,5 +1,6 @@
 // /api/users/ (API-CONTRACT.md §2.1): sign-up, sign-in, token refresh and logout, profile,
 // password, addresses, newsletter. Signing in (or up) merges the guest cart and wishlist (§4.12).
+import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ctxOf } from '../../infra/http/context.ts';
@@ -159,7 +160,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request) => {
       // Always a job, whether or not the address has an account: the answer and its timing
       // tell nothing, and the token is made (and only its hash stored) by the job that mails it.
-      await app.jobs.add('send_password_reset', { email: request.body.email.trim().toLowerCase() });
+      await app.jobs.add('send_password_reset', { email: request.body.email.trim().toLowerCase(), ref: randomUUID() });
       return { message: 'If an account exists for this email, a reset link has been sent.' };
     },
   });
