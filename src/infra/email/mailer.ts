@@ -48,7 +48,7 @@ export class SmtpMailer implements Mailer {
       // A server that stops answering fails the send (the job retries) instead of holding the
       // job for nodemailer's default ten minutes.
       connectionTimeout: 10_000,
-      greetingTimeout: 10_000,
+      greetingTimeout: 30_000, // some relays delay their greeting on purpose
       socketTimeout: 60_000,
       ...(o.user ? { auth: { user: o.user, pass: o.password ?? '' } } : {}),
     });
