@@ -6,6 +6,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isConnectionError } from '../../db/database.ts';
 import { StoreUnavailableError } from '../cache/store.ts';
+import { diskFault } from '../disk.ts';
 
 interface ErrorDef {
   readonly status: number;
@@ -29,6 +30,8 @@ export const ERRORS = {
   ip_blocked: { status: 403, message: 'Your IP address is blocked.' },
   internal: { status: 500, message: 'An unexpected error occurred. Please try again later.' },
   service_unavailable: { status: 503, message: 'The service is temporarily unavailable. Please try again shortly.' },
+  storage_read_only: { status: 503, message: 'The server cannot save anything right now: its storage is read-only. Please try again later.' },
+  insufficient_storage: { status: 507, message: 'The server is out of storage space, so this change was not saved. Please try again later.' },
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -163,6 +166,15 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     const sqlState = typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) ? err.code : '';
     if (sqlState.startsWith('23')) return send(reply, 'conflict', ERRORS.conflict.message, 409);
     if (sqlState.startsWith('22')) return send(reply, 'bad_request', ERRORS.bad_request.message, 400);
+    // A full or read-only disk (the database's, the media folder's): nothing was saved, and
+    // trying again once someone has made room works.
+    const disk = diskFault(err);
+    if (disk) {
+      request.log.error({ err }, disk === 'full' ? 'disk full' : 'disk read-only');
+      reply.header('Retry-After', '30');
+      const code = disk === 'full' ? 'insufficient_storage' : 'storage_read_only';
+      return send(reply, code, ERRORS[code].message, ERRORS[code].status);
+    }
     if (isConnectionError(err) || err instanceof StoreUnavailableError) {
       request.log.error({ err }, err instanceof StoreUnavailableError ? err.message : 'database unavailable');
       reply.header('Retry-After', '5');
