@@ -5,10 +5,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kysely, PostgresDialect, sql, type LogEvent } from 'kysely';
 import pg from 'pg';
+import { pino } from 'pino';
 import type { Config } from '../config.ts';
+import { diskState } from '../infra/disk.ts';
 import type { Cache } from '../infra/cache/cache.ts';
 import { recorderOf, StatementStats } from '../infra/monitoring/statements.ts';
 import { PgliteDialect } from './pglite-dialect.ts';
+import { closeFiles, PgliteEngine, type EngineLog, type EngineOptions } from './pglite-engine.ts';
 import type { DB } from './schema.ts';
 
 export type { DB } from './schema.ts';
@@ -192,21 +195,42 @@ export function readPrimaryAfterChanges(database: Database, cache: Pick<Cache<un
 export async function createPglite(dataDir: string): Promise<import('@electric-sql/pglite').PGlite> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  return PGlite.create({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
+  if (dataDir.startsWith('memory://')) return PGlite.create({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
+  mkdirSync(dataDir, { recursive: true });
+  const pg = new PGlite({ dataDir, extensions: { pg_trgm }, parsers: PARSERS });
+  try {
+    await pg.waitReady;
+    return pg;
+  } catch (err) {
+    // A failed start keeps the folder's files open; PGlite says only "failed to initialize", so
+    // the disk's state is named when it is the likely reason.
+    closeFiles(pg);
+    const disk = await diskState(dataDir).catch(() => undefined);
+    const why = disk?.fault === 'read_only' ? ': its disk is read-only' : disk?.fault === 'full' ? ': its disk is full' : '';
+    throw new Error(`could not open the embedded database in ${dataDir}${why} (${(err as Error).message})`, { cause: err });
+  }
 }
 
 /** Opens an embedded PGlite database. `dataDir` `memory://` keeps it in memory. */
-export async function openPglite(dataDir: string, schema = 'public'): Promise<Database> {
-  return wrapPglite(await createPglite(dataDir), schema, true);
+export async function openPglite(dataDir: string, schema = 'public', log?: EngineLog): Promise<Database> {
+  const reopen = dataDir.startsWith('memory://') ? undefined : () => createPglite(dataDir);
+  return wrapEngine(await createPglite(dataDir), schema, true, { reopen, dataDir, log });
 }
 
 /** Wraps an open PGlite instance; tests share one per file, a schema per suite. */
 export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema = 'public', owned = false): Promise<Database> {
-  await pglite.exec(`set time zone 'UTC'; set search_path to ${schema === 'public' ? 'public' : `${schema}, public`}`);
+  return wrapEngine(pglite, schema, owned, {});
+}
+
+async function wrapEngine(pglite: import('@electric-sql/pglite').PGlite, schema: string, owned: boolean, o: Omit<EngineOptions, 'prepare'>): Promise<Database> {
+  const prepare = async (pg: import('@electric-sql/pglite').PGlite) => {
+    await pg.exec(`set time zone 'UTC'; set search_path to ${schema === 'public' ? 'public' : `${schema}, public`}`);
+  };
+  await prepare(pglite);
+  const engine = new PgliteEngine(pglite, { ...o, prepare });
   const stats: QueryStats = { statements: 0, byTarget: {} };
   const statements = new StatementStats();
-  const db = new Kysely<DB>({ dialect: new PgliteDialect(pglite), log: counter(stats, statements, 'primary') });
+  const db = new Kysely<DB>({ dialect: new PgliteDialect(engine), log: counter(stats, statements, 'primary') });
   return {
     kind: 'pglite',
     schema,
@@ -220,7 +244,7 @@ export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, 
     },
     async close() {
       await db.destroy();
-      if (owned) await pglite.close();
+      if (owned) await engine.close();
     },
   };
 }
@@ -228,5 +252,6 @@ export async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, 
 export async function openDatabase(config: Config): Promise<Database> {
   if (config.database.url) return openPostgres(config);
   const dir = config.dataDir.startsWith('memory://') ? config.dataDir : join(config.dataDir, 'pglite');
-  return openPglite(dir, config.database.schema);
+  // The request log is not made yet; the embedded database's own events are logged alike.
+  return openPglite(dir, config.database.schema, pino({ level: config.logLevel }).child({ component: 'database' }));
 }

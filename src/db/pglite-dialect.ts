@@ -1,7 +1,7 @@
 // Kysely dialect for PGlite. Written here because the published one does not support PGlite 0.5.
 // PGlite is one connection, so a transaction must own it: every query takes a mutex, and a
 // transaction holds it from BEGIN to COMMIT, so other requests' statements never land inside it.
-import type { PGlite } from '@electric-sql/pglite';
+// Statements go to whichever instance the engine has open (pglite-engine.ts replaces a stopped one).
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -13,6 +13,7 @@ import {
   type Kysely,
   type QueryResult,
 } from 'kysely';
+import type { PgliteEngine } from './pglite-engine.ts';
 
 class Mutex {
   #tail: Promise<void> = Promise.resolve();
@@ -27,17 +28,31 @@ class Mutex {
 }
 
 class PgliteConnection implements DatabaseConnection {
-  constructor(private readonly pg: PGlite) {}
+  /** The engine's generation when the open transaction began; undefined outside one. */
+  transaction: number | undefined;
+
+  constructor(private readonly engine: PgliteEngine) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    // A raw statement without parameters may be a whole script (a migration): run it with the
-    // simple protocol, as node-postgres does, so both drivers accept the same SQL.
-    if (query.parameters.length === 0 && query.query.kind === 'RawNode') {
-      const results = await this.pg.exec(query.sql);
-      const last = results[results.length - 1];
-      return { rows: (last?.rows ?? []) as R[], numAffectedRows: BigInt(last?.affectedRows ?? 0) };
+    // Inside a transaction only the instance it began on will do: its other statements are gone
+    // with a stopped instance, and the rest must not commit on their own on the next one.
+    const pg = await this.engine.instance(this.transaction);
+    try {
+      // A raw statement without parameters may be a whole script (a migration): run it with the
+      // simple protocol, as node-postgres does, so both drivers accept the same SQL.
+      if (query.parameters.length === 0 && query.query.kind === 'RawNode') {
+        const results = await pg.exec(query.sql);
+        const last = results[results.length - 1];
+        return { rows: (last?.rows ?? []) as R[], numAffectedRows: BigInt(last?.affectedRows ?? 0) };
+      }
+      return this.#result(query, await pg.query<R>(query.sql, query.parameters as unknown[]));
+    } catch (err) {
+      this.engine.failed(err);
+      throw err;
     }
-    const res = await this.pg.query<R>(query.sql, query.parameters as unknown[]);
+  }
+
+  #result<R>(query: CompiledQuery, res: { rows: R[]; affectedRows?: number }): QueryResult<R> {
     const kind = query.query.kind;
     // Raw statements may write too (sql`update …`): their count is kept, as node-postgres keeps it.
     const changes = kind === 'InsertQueryNode' || kind === 'UpdateQueryNode' || kind === 'DeleteQueryNode' || kind === 'MergeQueryNode' || kind === 'RawNode';
@@ -55,13 +70,11 @@ class PgliteDriver implements Driver {
   readonly #conn: PgliteConnection;
   #release: (() => void) | undefined;
 
-  constructor(private readonly pg: PGlite) {
-    this.#conn = new PgliteConnection(pg);
+  constructor(private readonly engine: PgliteEngine) {
+    this.#conn = new PgliteConnection(engine);
   }
 
-  async init(): Promise<void> {
-    await this.pg.waitReady;
-  }
+  async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
     const release = await this.#mutex.lock();
@@ -71,13 +84,22 @@ class PgliteDriver implements Driver {
 
   async beginTransaction(conn: DatabaseConnection): Promise<void> {
     await conn.executeQuery(CompiledQuery.raw('begin'));
+    this.#conn.transaction = this.engine.generation;
   }
 
   async commitTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw('commit'));
+    try {
+      await conn.executeQuery(CompiledQuery.raw('commit'));
+    } finally {
+      this.#conn.transaction = undefined;
+    }
   }
 
   async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+    const began = this.#conn.transaction;
+    this.#conn.transaction = undefined;
+    // The instance it began on is gone, and its transaction with it: nothing to roll back.
+    if (began !== undefined && (this.engine.down || began !== this.engine.generation)) return;
     await conn.executeQuery(CompiledQuery.raw('rollback'));
   }
 
@@ -93,12 +115,12 @@ class PgliteDriver implements Driver {
 }
 
 export class PgliteDialect implements Dialect {
-  constructor(private readonly pg: PGlite) {}
+  constructor(private readonly engine: PgliteEngine) {}
   createAdapter() {
     return new PostgresAdapter();
   }
   createDriver(): Driver {
-    return new PgliteDriver(this.pg);
+    return new PgliteDriver(this.engine);
   }
   createIntrospector(db: Kysely<unknown>) {
     return new PostgresIntrospector(db);
