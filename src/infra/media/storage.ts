@@ -3,7 +3,8 @@
 // `products/42/3fa9c1d2e4b5a6f7-600.webp`; every name carries its content's hash, so an object
 // never changes once written and is cached forever (IMMUTABLE).
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
@@ -69,7 +70,14 @@ export class LocalStorage implements MediaStorage {
 
   async put(key: string, body: Buffer): Promise<void> {
     const path = this.path(key);
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true }).catch(async (err: NodeJS.ErrnoException) => {
+      // Node's recursive mkdir reports a read-only disk as ENOENT: the nearest folder that exists
+      // gives the real reason (EROFS), which the error handler turns into a clear 503.
+      let at = dirname(path);
+      while (err.code === 'ENOENT' && at !== dirname(at) && !(await stat(at).catch(() => undefined))) at = dirname(at);
+      if (err.code === 'ENOENT') await access(at, constants.W_OK);
+      throw err;
+    });
     const temp = `${path}.${randomUUID()}.part`;
     try {
       await writeFile(temp, body);
@@ -100,6 +108,10 @@ export class LocalStorage implements MediaStorage {
 
   async delete(keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((key) => rm(this.path(key), { force: true })));
+    // Each upload has a folder of its own: once its files are gone, so is the folder (rmdir
+    // leaves one that still holds something). Its parents are shared with other uploads: kept.
+    const folders = new Set(keys.map((key) => dirname(this.path(key))));
+    await Promise.all([...folders].map((dir) => rmdir(dir).catch(() => undefined)));
   }
 
   async list(prefix: string): Promise<string[]> {

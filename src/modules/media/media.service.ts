@@ -79,12 +79,15 @@ async function prepare(deps: MediaDeps, owner: string, bytes: Buffer): Promise<P
   return { key, original, width: info.width, height: info.height, variants, files };
 }
 
-/** Writes every file or none: when one write fails, those that succeeded are removed again. */
+/**
+ * Writes every file or none: when one write fails, the others are removed again (all of them:
+ * removing a file that is not there is no error, and a local folder goes once it is empty).
+ */
 async function store(deps: MediaDeps, files: Prepared['files']): Promise<void> {
   const results = await Promise.allSettled(files.map((f) => deps.storage.put(f.key, f.bytes, contentTypeOf(f.key))));
   const failed = results.find((r) => r.status === 'rejected');
   if (!failed) return;
-  await deps.storage.delete(files.filter((_, i) => results[i]!.status === 'fulfilled').map((f) => f.key)).catch(() => undefined);
+  await deps.storage.delete(files.map((f) => f.key)).catch(() => undefined);
   throw failed.reason;
 }
 
