@@ -7,6 +7,7 @@ import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
+import { diskState } from '../disk.ts';
 
 export type Status = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -60,7 +61,12 @@ async function diskCheck(path: string): Promise<Check> {
     const total = s.blocks * s.bsize;
     const free = s.bavail * s.bsize;
     const share = total ? free / total : 1;
-    return { status: share < DISK_LOW ? 'degraded' : 'healthy', path, free_bytes: free, total_bytes: total, free_percent: Math.round(share * 1000) / 10 };
+    // statfs cannot tell a read-only disk, nor can access(2) one that ext4 made read-only after an
+    // error (the mount still says rw): a one-byte write can, in the folder itself (never in a
+    // parent that stands in for a folder not made yet).
+    const readOnly = at === resolve(path) && (await diskState(at).catch(() => undefined))?.fault === 'read_only';
+    const low = share < DISK_LOW;
+    return { status: low || readOnly ? 'degraded' : 'healthy', path, read_only: readOnly, free_bytes: free, total_bytes: total, free_percent: Math.round(share * 1000) / 10 };
   } catch (err) {
     return { status: 'degraded', path, error: (err as Error).message };
   }
