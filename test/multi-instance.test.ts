@@ -18,7 +18,7 @@ import { seedCatalog } from '../src/db/seed.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
 import { postgresEnv, uniqueSchema } from './helpers/db.ts';
 import { TEST_REDIS_URL, uniquePrefix } from './helpers/redis.ts';
-import { startProc, stopProc, type Proc } from './chaos/harness.ts';
+import { startProc, stopProc, waitFor, type Proc } from './chaos/harness.ts';
 
 const STAFF = { email: 'owner@multi.test', password: 'Owner-Pass-2026' };
 const SEARCH_LIMIT = 40;
@@ -225,9 +225,14 @@ describe('several API instances on one PostgreSQL and Redis', { timeout: 120_000
   });
 
   test(`each tick of a schedule runs once, though both instances run a scheduler and workers (every ${TICK_S} s here)`, async () => {
-    // Let a few more ticks pass than the tests above took, then stop both (running jobs finish)
-    // so that the runs counted below are all the runs there were.
-    await sleep(3 * TICK_S * 1000);
+    // Let at least four ticks complete (however long the tests above took on a busy machine),
+    // then stop both (running jobs finish) so that the runs counted below are all there were.
+    const watcher = new Redis(redisDatabase(TEST_REDIS_URL, 0));
+    try {
+      await waitFor('four ticks completed', async () => (await watcher.zrange(`${prefix}bull:default:completed`, '0', '-1')).filter((id) => id.includes('trim_jobs')).length >= 4, 60_000);
+    } finally {
+      watcher.disconnect();
+    }
     await Promise.all([stopProc(a!), stopProc(b!)]);
 
     // What the workers did: the handler's log line, from either process.
