@@ -88,9 +88,9 @@ test('Redis: near the limit nothing is leased, and a lease never outlives its wi
   assert.equal(calls.length, 18);
   assert.equal(await client.get('t:small:a'), '18');
 
-  const short = [{ prefix: 't:short:', durationMs: 150, points: 10_000 }];
+  const short = [{ prefix: 't:short:', durationMs: 150, points: 100_000 }];
   assert.equal((await counter.hit(short, 'a'))[0]!.count, 1);
-  assert.equal(await client.get('t:short:a'), '257', 'a full lease of 256');
+  assert.equal(await client.get('t:short:a'), '1025', 'a full lease of 1024');
   const local = counter.hit(short, 'a');
   assert.ok(Array.isArray(local) && local[0]!.count === 2);
   await sleep(200);

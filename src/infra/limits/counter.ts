@@ -7,7 +7,7 @@
 // - Batching: every window of every request that arrived in the same turn of the event loop goes
 //   to Redis in one script call (atomic per key: INCRBY in a Lua script), same-key hits as one.
 // - Leases: while a window is far from its limit, the script also reserves a few more hits for
-//   this instance (at most 1/16 of what remains, at most 256), counted in Redis at once; the
+//   this instance (at most 1/16 of what remains, at most 1024), counted in Redis at once; the
 //   instance hands them to its next requests without a round trip until they run out or the
 //   window resets. A reserved hit is a counted hit, so no mix of instances can ever let more
 //   than the limit through. The cost is fairness at the edge: near the limit another instance
@@ -73,7 +73,7 @@ export class MemoryCounter {
 }
 
 /** Most hits one lease reserves, and the share of what remains of the window it may take. */
-const LEASE_MAX = 256;
+const LEASE_MAX = 1024;
 const LEASE_SHARE = 16;
 
 // Per key (ARGV: duration, limit, hits, for each): count the batch's hits, reserve a lease when the
