@@ -235,6 +235,16 @@ forEachBackend('tasks and email', ({ db }) => {
     assert.equal(c.status, 'expired');
   });
 
+  test('password reset requests are told apart by the ref made when queued, not by the job id (a new Redis numbers jobs afresh)', async () => {
+    const user = await signedIn(app, db(), { first_name: 'Reno' });
+    const reset = (ref: string) => (handlers.send_password_reset as (j: unknown) => Promise<void>)({ id: '7', name: 'send_password_reset', queue: 'default', payload: { email: user.email, ref }, attempt: 1 });
+    const mine = () => sink.inbox.filter((m) => m.to.includes(user.email)).length;
+    await reset('first-request');
+    await reset('second-request');
+    await reset('second-request');
+    assert.equal(mine(), 2, 'one link per request, however its job was numbered');
+  });
+
   test('password reset: the same answer for any email; one link by email; single use; the new password signs in', async () => {
     const user = await signedIn(app, db(), { first_name: 'Rita' });
     const jobsOf = () => d().selectFrom('jobs').selectAll().where('name', '=', 'send_password_reset').orderBy('id').execute();

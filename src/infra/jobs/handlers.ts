@@ -1,6 +1,7 @@
 // What each task does. Handlers run in a worker (or inside the embedded server) with the app's
-// database, caches and mailer; each is safe to run twice: an email is sent once per key
-// (effects.ts), deletions and releases find nothing left to do the second time.
+// database, caches and mailer; each is safe to run twice: an email is sent once per key, again
+// only after a crash cut its send off (effects.ts), deletions and releases find nothing left to
+// do the second time.
 import { domainToASCII } from 'node:url';
 import { sql } from 'kysely';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
