@@ -131,6 +131,15 @@ function send(reply: FastifyReply, code: ErrorCode, message: string, status: num
   return reply.code(status).type('application/json').send(wrappedBody(code, message, status, errors));
 }
 
+/**
+ * An error that says a part the server needs is away (the database, a store, a disk that is full
+ * or read-only), not that this request failed: the error handler answers it 503/507, so routes
+ * that turn their own failures into a message of their own let it through.
+ */
+export function isOutage(err: unknown): boolean {
+  return isConnectionError(err) || err instanceof StoreUnavailableError || diskFault(err) !== undefined;
+}
+
 export function registerErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { validation?: AjvError[]; validationContext?: string }, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {

@@ -2,11 +2,9 @@
 // the Stripe webhook, and the test provider's hosted page.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { isConnectionError } from '../../db/database.ts';
 import type { CheckoutAddress } from '../../db/schema.ts';
-import { diskFault } from '../../infra/disk.ts';
 import { ctxOf } from '../../infra/http/context.ts';
-import { AppError } from '../../infra/http/errors.ts';
+import { AppError, isOutage } from '../../infra/http/errors.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { AdHocError, MixedErrorBody } from '../../infra/http/schema.ts';
 import { requestOrigin } from '../../infra/http/urls.ts';
@@ -116,9 +114,9 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         idempotencyKey,
         origin: requestOrigin(request),
       }).catch((err: unknown) => {
-        // A database out of reach or a disk that cannot take the checkout is the server's state,
-        // not this checkout's failure: answered 503/507 as any other write is then.
-        if (err instanceof AppError || isConnectionError(err) || diskFault(err)) throw err;
+        // The database, the session store or the disk away is the server's state, not this
+        // checkout's failure: answered 503/507 as any other write is then.
+        if (err instanceof AppError || isOutage(err)) throw err;
         request.log.error({ err }, 'checkout failed');
         throw new AppError('internal', { body: { error: 'Failed to create checkout session. Please try again.' } });
       });
