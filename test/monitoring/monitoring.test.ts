@@ -273,4 +273,14 @@ describe('monitoring with the database out of reach', () => {
     assert.equal(system.body.code, 'service_unavailable');
     assert.equal((await getJson(app, '/health/')).status, 200, 'liveness stays up');
   });
+
+  test('checkout routes, whose own 503 is the provider\'s {"error": …}, answer the wrapped 503 whole', async () => {
+    const checkout = await getJson(app, '/api/payments/create-checkout-session/', { method: 'POST', payload: { email: 'a@example.com' } });
+    const verify = await getJson(app, '/api/payments/verify-checkout-session/?session_id=cs_test_1');
+    for (const r of [checkout, verify]) {
+      assert.equal(r.status, 503);
+      assert.equal(r.body.code, 'service_unavailable', JSON.stringify(r.body));
+      assert.equal(r.body.error, true);
+    }
+  });
 });

@@ -6,7 +6,7 @@ import type { CheckoutAddress } from '../../db/schema.ts';
 import { ctxOf } from '../../infra/http/context.ts';
 import { AppError, isOutage } from '../../infra/http/errors.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
-import { AdHocError, MixedErrorBody } from '../../infra/http/schema.ts';
+import { AdHocError, ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
 import { requestOrigin } from '../../infra/http/urls.ts';
 import { rateLimit, unlimited } from '../../infra/limits/plugin.ts';
 import { currentUser } from '../accounts/auth.ts';
@@ -79,6 +79,13 @@ async function addressFor(request: FastifyRequest, given: CheckoutBody['shipping
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/**
+ * The payment provider's outage is the contract's `{"error": …}`; the database, session store or
+ * disk away is the wrapped error every route gives: each must go out as it is (a typed 503 cut
+ * the wrapped one down to `{"error":"true"}`).
+ */
+const Unavailable = MixedErrorBody('`{"error": …}` when the payment provider fails; the wrapped error (`service_unavailable`, `storage_read_only`) when the database, session store or disk is away');
+
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   privateResponses(app);
 
@@ -89,7 +96,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: "Check out the current cart: prices it, holds its stock and promotion code, and opens the provider's payment page",
       description: 'Send an `Idempotency-Key` header to make retries safe: the same key returns the same session and never a second order or charge.',
       body: CheckoutBody,
-      response: { 200: CheckoutSession, 400: MixedErrorBody('{"error": "Cart is empty"} and other refusals'), 409: AdHocError, 500: AdHocError, 503: AdHocError },
+      response: { 200: CheckoutSession, 400: MixedErrorBody('{"error": "Cart is empty"} and other refusals'), 409: AdHocError, 500: MixedErrorBody('`{"error": …}` when the checkout could not be made; the wrapped `internal` error for any other fault'), 503: Unavailable, 507: ErrorBody },
     },
     handler: async (request, reply) => {
       const body = request.body ?? {};
@@ -124,7 +131,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/payments/verify-checkout-session/', {
-    schema: { tags, summary: 'Where a checkout stands: success (with the order), pending, or failed', querystring: VerifyQuery, response: { 200: Verification, 400: VerifyRefused, 503: AdHocError } },
+    schema: { tags, summary: 'Where a checkout stands: success (with the order), pending, or failed', querystring: VerifyQuery, response: { 200: Verification, 400: VerifyRefused, 503: Unavailable, 507: ErrorBody } },
     handler: async (request, reply) => {
       const id = request.query.session_id?.trim();
       if (!id) throw adHoc(400, 'Session ID is required');
