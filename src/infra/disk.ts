@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 export type DiskFault = 'full' | 'read_only';
 
-const FULL = /No space left on device|Disk quota exceeded|Quota exceeded/;
+const FULL = /No space left on device|Disk quota exceeded/;
 const READ_ONLY = /Read-only file system/;
 
 /** Whether an error says the disk it wrote to is full or read-only; undefined for any other error. */
