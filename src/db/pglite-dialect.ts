@@ -36,7 +36,7 @@ class PgliteConnection implements DatabaseConnection {
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     // Inside a transaction only the instance it began on will do: its other statements are gone
     // with a stopped instance, and the rest must not commit on their own on the next one.
-    const pg = await this.engine.instance(this.transaction);
+    const pg = this.engine.current(this.transaction) ?? (await this.engine.instance(this.transaction));
     try {
       // A raw statement without parameters may be a whole script (a migration): run it with the
       // simple protocol, as node-postgres does, so both drivers accept the same SQL.

@@ -69,6 +69,11 @@ export class PgliteEngine {
     return this.#generation;
   }
 
+  /** The instance in use, when it is up (and `generation`'s, if given): no promise on the common path. */
+  current(generation?: number): PGlite | undefined {
+    return generation === undefined || generation === this.#generation ? this.#pg : undefined;
+  }
+
   /** The instance to run a statement on. While down: a reopen if one is due, else an error at once. */
   async instance(generation?: number): Promise<PGlite> {
     if (!this.#pg && this.o.reopen) await this.#tryReopen();
@@ -150,11 +155,14 @@ export class PgliteEngine {
  * (seen: a PANIC in an UPDATE with a 60 kB parameter left the process at 100% CPU, answering
  * nothing, for good). Emscripten calls Module.onAbort before it unwinds; from then on every way back
  * into the WebAssembly that loop takes throws or does nothing, so the statement fails at once and
- * the instance is stopped. These are PGlite's internals (checked on 0.5.16): test/chaos/disk.test.ts
- * fails, rather than hangs for ever, if an upgrade changes them.
+ * the instance is stopped. These are PGlite's internals (checked on 0.5.16, the pinned version): their names are checked
+ * here at start, and test/chaos/disk.test.ts fails, rather than hangs for ever, if their behaviour changes.
  */
 function guardAbort(pg: PGlite, stopped: (err: Error) => void): void {
   const mod = pg.Module as unknown as Record<string, unknown>;
+  // The version is pinned in package.json; an upgrade that renames these fails every suite here.
+  const missing = ['_PostgresMainLoopOnce', 'stackRestore', '_pq_buffer_remaining_data', '_PostgresSendReadyForQueryIfNecessary', '_pgl_pq_flush'].filter((name) => typeof mod[name] !== 'function');
+  if (missing.length) throw new Error(`this PGlite lacks what the abort guard replaces (${missing.join(', ')}): check pglite-engine.ts against it`);
   mod.onAbort = () => {
     const err = new EmbeddedDatabaseDown(new Error('PostgreSQL aborted (a PANIC)'));
     const fail = () => {
