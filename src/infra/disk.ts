@@ -3,8 +3,8 @@
 // 53100; PGlite, which is PostgreSQL writing through Node's fs, reports the C library's text for
 // the errno (a read-only disk comes back as 42501, "permission denied", with that text).
 import { randomBytes } from 'node:crypto';
-import { rm, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 export type DiskFault = 'full' | 'read_only';
 
@@ -43,4 +43,11 @@ export async function diskState(dir: string): Promise<DiskState> {
   }
   const s = await statfs(dir);
   return { fault, freeBytes: s.bavail * s.bsize };
+}
+
+/** The folder nearest `path` that exists: `path` itself, or the parent a folder not made yet will be in. */
+export async function nearestFolder(path: string): Promise<string> {
+  let at = resolve(path);
+  while (!(await stat(at).catch(() => undefined)) && dirname(at) !== at) at = dirname(at);
+  return at;
 }

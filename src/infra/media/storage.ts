@@ -3,11 +3,11 @@
 // `products/42/3fa9c1d2e4b5a6f7-600.webp`; every name carries its content's hash, so an object
 // never changes once written and is cached forever (IMMUTABLE).
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { diskState, nearestFolder } from '../disk.ts';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -71,11 +71,10 @@ export class LocalStorage implements MediaStorage {
   async put(key: string, body: Buffer): Promise<void> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true }).catch(async (err: NodeJS.ErrnoException) => {
-      // Node's recursive mkdir reports a read-only disk as ENOENT: the nearest folder that exists
-      // gives the real reason (EROFS), which the error handler turns into a clear 503.
-      let at = dirname(path);
-      while (err.code === 'ENOENT' && at !== dirname(at) && !(await stat(at).catch(() => undefined))) at = dirname(at);
-      if (err.code === 'ENOENT') await access(at, constants.W_OK);
+      if (err.code !== 'ENOENT') throw err;
+      // Node's recursive mkdir reports a read-only disk as ENOENT: a write in the nearest folder
+      // that exists gives the real reason (EROFS), which the error handler turns into a clear 503.
+      if ((await diskState(await nearestFolder(dirname(path))).catch(() => undefined))?.fault === 'read_only') throw Object.assign(new Error(`media disk is read-only (${err.message})`), { code: 'EROFS' });
       throw err;
     });
     const temp = `${path}.${randomUUID()}.part`;

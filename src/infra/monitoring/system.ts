@@ -1,13 +1,13 @@
 // The server's health, part by part (the seed's system check): database, each cache store, the
 // job queues and the disk, then CPU, memory and event-loop delay. Healthy, degraded (a part the
 // shop can run without is down or short) or unhealthy (the database is out of reach).
-import { stat, statfs } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { statfs } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
-import { diskState } from '../disk.ts';
+import { diskState, nearestFolder } from '../disk.ts';
 
 export type Status = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -55,8 +55,7 @@ export async function databaseCheck(app: FastifyInstance): Promise<Check> {
 /** The disk a path is on; a folder not made yet (no upload so far) is on its parent's disk. */
 async function diskCheck(path: string): Promise<Check> {
   try {
-    let at = resolve(path);
-    while (!(await stat(at).catch(() => undefined)) && dirname(at) !== at) at = dirname(at);
+    const at = await nearestFolder(path);
     const s = await statfs(at);
     const total = s.blocks * s.bsize;
     const free = s.bavail * s.bsize;
