@@ -2,8 +2,8 @@
 // outbox) gives ENOSPC, EDQUOT or EROFS; a PostgreSQL server whose disk is full answers SQLSTATE
 // 53100; PGlite, which is PostgreSQL writing through Node's fs, reports the C library's text for
 // the errno (a read-only disk comes back as 42501, "permission denied", with that text).
-import { randomBytes } from 'node:crypto';
-import { rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
 export type DiskFault = 'full' | 'read_only';
@@ -50,4 +50,19 @@ export async function nearestFolder(path: string): Promise<string> {
   let at = resolve(path);
   while (!(await stat(at).catch(() => undefined)) && dirname(at) !== at) at = dirname(at);
   return at;
+}
+
+/**
+ * Writes `path` whole or not at all: to a temporary name beside it, then renamed into place, so a
+ * reader never sees half a file and a full disk leaves nothing behind.
+ */
+export async function writeWhole(path: string, body: Buffer): Promise<void> {
+  const temp = `${path}.${randomUUID()}.part`;
+  try {
+    await writeFile(temp, body);
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }

@@ -2,9 +2,10 @@
 // outbox folder of .eml files (DATA_DIR/outbox) plus a log line, so a shop without a mail server
 // still sees every message it would have sent.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer, { type Transporter } from 'nodemailer';
+import { writeWhole } from '../disk.ts';
 
 export interface Mail {
   to: string | string[];
@@ -79,16 +80,8 @@ export class OutboxMailer implements Mailer {
     const info = (await this.transport.sendMail({ from: this.from, ...mail })) as { message: Buffer };
     await mkdir(this.dir, { recursive: true });
     const file = join(this.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}.eml`);
-    // Written aside and renamed into place, so a full disk leaves no empty or cut-off message in
-    // the outbox (the job retries and writes it whole).
-    const part = `${file}.part`;
-    try {
-      await writeFile(part, info.message);
-      await rename(part, file);
-    } catch (err) {
-      await rm(part, { force: true }).catch(() => undefined);
-      throw err;
-    }
+    // Whole or not at all: a full disk leaves no empty or cut-off message (the job retries).
+    await writeWhole(file, info.message);
     this.log?.info({ to: mail.to, subject: mail.subject, file }, 'email written to the outbox');
   }
 

@@ -2,12 +2,11 @@
 // S3 (or any S3-compatible service) in production. Keys are relative paths such as
 // `products/42/3fa9c1d2e4b5a6f7-600.webp`; every name carries its content's hash, so an object
 // never changes once written and is cached forever (IMMUTABLE).
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
-import { diskState, nearestFolder } from '../disk.ts';
+import { diskState, nearestFolder, writeWhole } from '../disk.ts';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -77,14 +76,7 @@ export class LocalStorage implements MediaStorage {
       if ((await diskState(await nearestFolder(dirname(path))).catch(() => undefined))?.fault === 'read_only') throw Object.assign(new Error(`media disk is read-only (${err.message})`), { code: 'EROFS' });
       throw err;
     });
-    const temp = `${path}.${randomUUID()}.part`;
-    try {
-      await writeFile(temp, body);
-      await rename(temp, path);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
+    await writeWhole(path, body);
   }
 
   async get(key: string): Promise<MediaObject | undefined> {
