@@ -5,6 +5,7 @@ import { sql, type Expression, type Insertable, type RawBuilder, type SqlBool, t
 import type { Db } from '../../db/database.ts';
 import type { CategoriesTable, MediaVariant, ProductsTable } from '../../db/schema.ts';
 import type { ReviewRowLike } from '../reviews/reviews.mapper.ts';
+import type { ParsedSearch } from '../search/search.text.ts';
 
 export type StockFilter = 'in_stock' | 'low_stock' | 'out_of_stock';
 export type ProductSort =
@@ -22,10 +23,11 @@ export type ProductSort =
 
 /**
  * How free text matches: `fts` is the weighted full-text search with prefix matching; `trigram`
- * is the typo fallback (word similarity on the name), used when `fts` finds nothing.
+ * is the typo fallback (word similarity on the name), used when `fts` finds nothing. The text is
+ * the search tokenizer's (search.text.ts parseSearch): never the shopper's text itself.
  */
 export interface TextMatch {
-  query: string;
+  query: ParsedSearch;
   mode: 'fts' | 'trigram';
 }
 
@@ -44,12 +46,12 @@ export interface ProductFilter {
 }
 
 /**
- * websearch_to_tsquery keeps the shopper's syntax ("quoted phrases", or, -exclusions); each of
- * its lexemes is then made a prefix (`'minia':*`), so `minia` finds miniatures and `drag`
- * dragons. The caller strips quotes from lexemes (see normaliseSearch), so the rewrite is safe.
+ * The tokenizer's query (quoted words made prefixes, so `minia` finds miniatures and `drag`
+ * dragons), stemmed as the document is. Built from words alone, with a bounded number of
+ * operators, so PostgreSQL's query parser cannot be made to fail by what a shopper types.
  */
-function prefixTsQuery(query: string) {
-  return sql<string>`regexp_replace(websearch_to_tsquery('english', ${query})::text, '''([^'']+)''', '''\\1'':*', 'g')::tsquery`;
+function prefixTsQuery(query: ParsedSearch) {
+  return sql<string>`to_tsquery('english', ${query.tsquery})`;
 }
 
 /** The WHERE condition for a filter, over products aliased `p`. */
@@ -67,14 +69,14 @@ export function productCondition(f: ProductFilter): Expression<SqlBool> {
   if (f.maxWeight !== undefined) c.push(sql`p.weight <= ${f.maxWeight}`);
   if (f.maxPrintTime !== undefined) c.push(sql`p.print_time <= ${f.maxPrintTime}`);
   if (f.minRating !== undefined) c.push(sql`p.average_rating >= ${f.minRating}`);
-  if (f.text) c.push(f.text.mode === 'fts' ? sql`p.search_vector @@ ${prefixTsQuery(f.text.query)}` : sql`${f.text.query} <% p.name`);
+  if (f.text) c.push(f.text.mode === 'fts' ? sql`p.search_vector @@ ${prefixTsQuery(f.text.query)}` : sql`${f.text.query.plain} <% p.name`);
   return sql<SqlBool>`${sql.join(c, sql` and `)}`;
 }
 
 function rankExpression(text: TextMatch): Expression<number> {
   return text.mode === 'fts'
     ? sql<number>`ts_rank(p.search_vector, ${prefixTsQuery(text.query)})`
-    : sql<number>`word_similarity(${text.query}, p.name)`;
+    : sql<number>`word_similarity(${text.query.plain}, p.name)`;
 }
 
 export async function countProducts(db: Db, filter: ProductFilter): Promise<number> {

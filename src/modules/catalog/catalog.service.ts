@@ -3,7 +3,7 @@ import { CacheKeys, Tags } from '../../infra/cache/keys.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
-import { normaliseSearch } from '../search/search.text.ts';
+import { parseSearch } from '../search/search.text.ts';
 import * as repo from './catalog.repository.ts';
 import { toCategory, toProductCard, toProductDetail } from './catalog.mapper.ts';
 import type { Category, ProductCard, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
@@ -54,7 +54,8 @@ async function categoryIds(ctx: Ctx, raw: string[] | undefined): Promise<number[
 export async function withTextFallback(ctx: Ctx, filter: repo.ProductFilter): Promise<{ filter: repo.ProductFilter; count?: number }> {
   if (!filter.text) return { filter };
   const count = await ctx.database.read((db) => repo.countProducts(db, filter));
-  if (count > 0) return { filter, count };
+  // Nothing to be similar to when every word was an exclusion.
+  if (count > 0 || !filter.text.query.plain) return { filter, count };
   return { filter: { ...filter, text: { query: filter.text.query, mode: 'trigram' } } };
 }
 
@@ -72,7 +73,7 @@ export async function pageOfCards(ctx: Ctx, filter: repo.ProductFilter, sort: re
 }
 
 export async function listProducts(ctx: Ctx, q: ProductListQuery): Promise<PageResult<ProductCard>> {
-  const text = normaliseSearch(q.search);
+  const text = parseSearch(q.search);
   const filter: repo.ProductFilter = {
     categoryIds: await categoryIds(ctx, q.category),
     featured: flag(q.is_featured),

@@ -7,18 +7,19 @@ import { toProductCard } from '../catalog/catalog.mapper.ts';
 import type { ProductCard } from '../catalog/catalog.schemas.ts';
 import { facets } from './search.repository.ts';
 import type { AdvancedSearchQuery, Facets } from './search.schemas.ts';
-import { normaliseSearch } from './search.text.ts';
+import { parseSearch } from './search.text.ts';
 
 const QUICK_LIMIT = 10;
 
 /** The search box: up to 10 best matches; `count` is how many are returned (the contract's). */
 export async function quickSearch(ctx: Ctx, q: string | undefined): Promise<{ results: ProductCard[]; count: number }> {
-  const text = normaliseSearch(q);
-  if (text.length < 2) return { results: [], count: 0 };
+  // The contract: under two characters finds nothing.
+  const text = (q ?? '').trim().length < 2 ? undefined : parseSearch(q);
+  if (!text) return { results: [], count: 0 };
   const run = (mode: 'fts' | 'trigram') =>
     ctx.database.read((db) => catalogRepo.listProductCards(db, { text: { query: text, mode } }, 'relevance', QUICK_LIMIT, 0));
   let rows = await run('fts');
-  if (rows.length === 0) rows = await run('trigram');
+  if (rows.length === 0 && text.plain) rows = await run('trigram');
   const results = rows.map((r) => toProductCard(r, ctx.media));
   return { results, count: results.length };
 }
@@ -41,7 +42,7 @@ export async function advancedSearch(ctx: Ctx, q: AdvancedSearchQuery) {
   if (q.min_price !== undefined && q.max_price !== undefined && q.min_price > q.max_price) {
     throw new AppError('bad_request', { errors: { max_price: ['Ensure max_price is greater than or equal to min_price.'] } });
   }
-  const text = normaliseSearch(q.q);
+  const text = parseSearch(q.q);
   let base: catalogRepo.ProductFilter = {
     featured: q.featured?.toLowerCase() === 'true' ? true : undefined,
     minPrice: q.min_price,
@@ -56,7 +57,7 @@ export async function advancedSearch(ctx: Ctx, q: AdvancedSearchQuery) {
   const categoryIds = [...(q['category[]'] ?? []), ...(q.category ?? [])];
   const materials = [...(q['material[]'] ?? []), ...(q.material ?? [])];
   let f = await ctx.database.read((db) => facets(db, base, { categoryIds, materials }));
-  if (f.total === 0 && base.text) {
+  if (f.total === 0 && text?.plain) {
     base = { ...base, text: { query: text, mode: 'trigram' } };
     f = await ctx.database.read((db) => facets(db, base, { categoryIds, materials }));
   }
