@@ -136,3 +136,13 @@ export async function mergeItems(db: Db, fromCartId: number, intoCartId: number)
              (select s.stock_quantity from products s where s.id = excluded.product_id))),
            updated_at = now()`.execute(db);
 }
+
+/**
+ * Every checkout of a cart, locked in id order: deleting a cart (a merge) sets their cart_id null
+ * and deletes its lines, and a payment locks its checkout before it removes the lines it bought,
+ * so the checkouts are taken first (the lock order in payments.repository.ts: carts, checkouts,
+ * then lines), never after the lines.
+ */
+export async function lockCheckoutsOfCart(db: Db, cartId: number): Promise<void> {
+  await db.selectFrom('checkouts').select('id').where('cart_id', '=', cartId).orderBy('id').forNoKeyUpdate().execute();
+}

@@ -114,6 +114,7 @@ export async function mergeGuestCart(ctx: Ctx, sessionKey: string, userId: numbe
   const merged = await ctx.database.db.transaction().execute(async (trx) => {
     const fromId = await lockGuestList(trx, 'carts', sessionKey);
     if (fromId === undefined) return false;
+    await repo.lockCheckoutsOfCart(trx, fromId);
     await repo.mergeItems(trx, fromId, intoId);
     await deleteList(trx, 'carts', fromId);
     return true;

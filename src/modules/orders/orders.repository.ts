@@ -49,8 +49,12 @@ export async function insertOrder(trx: Db, o: NewOrder): Promise<number> {
   return id;
 }
 
+/**
+ * Lock order 4 (see payments.repository.ts): after the payment, before the products it restocks.
+ * NO KEY UPDATE: history rows and payments inserted meanwhile (KEY SHARE on the order) do not wait.
+ */
 export async function lockOrder(trx: Db, id: number): Promise<OrderRow | undefined> {
-  return trx.selectFrom('orders').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  return trx.selectFrom('orders').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
 export async function orderItems(db: Db, orderId: number): Promise<{ product_id: number | null; quantity: number }[]> {
@@ -99,7 +103,8 @@ export async function addHistory(trx: Db, orderId: number, status: OrderStatus, 
  * the payment is marked failed and the order cancelled, its stock restored (§4.15).
  */
 export async function failPayment(trx: Db, publish: Publish, provider: string, paymentIntent: string): Promise<void> {
-  const payment = await trx.selectFrom('payments').select(['id', 'order_id', 'status']).where('provider', '=', provider).where('payment_intent', '=', paymentIntent).forUpdate().executeTakeFirst();
+  // Lock order (payments.repository.ts): the payment, then its order, then the products restocked.
+  const payment = await trx.selectFrom('payments').select(['id', 'order_id', 'status']).where('provider', '=', provider).where('payment_intent', '=', paymentIntent).forNoKeyUpdate().executeTakeFirst();
   // A declined card is retried on the same payment intent: a failure reported for a payment that
   // has since succeeded (events arrive in any order) changes nothing.
   if (!payment || payment.status === 'completed') return;

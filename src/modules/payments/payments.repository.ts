@@ -2,6 +2,27 @@
 // checks it (so two checkouts can never both take the last print), rows are always locked in
 // product-id order (so concurrent checkouts cannot deadlock), and released stock goes back the
 // same way.
+//
+// LOCK ORDER. Every write path of carts, checkouts, payments, orders, products (stock) and
+// promotion codes takes its row locks in this one order, and never the other way round:
+//
+//   1. carts            the buyer's cart (checkout; a sign-in merge locks the guest cart)
+//   2. checkouts        the cart's open checkouts, the paid one, or a lapsed one (each alone)
+//   3. payments         the payment a provider reports as failed
+//   4. orders           the order a status change or a failed payment moves
+//   5. products         stock, always in product-id order (lockProducts, takeStock, giveStock)
+//   6. promotion_codes  the code a checkout holds a use of (lockByCode)
+//   then only rows the transaction made itself or that no one else locks (reservations, usages,
+//   order items, history, cart lines).
+//
+// LOCK STRENGTH. Rows other tables point at are locked FOR NO KEY UPDATE (what a plain UPDATE
+// takes), never FOR UPDATE: inserting an order takes FOR KEY SHARE on its promotion code, user
+// and checkout, its items on their products, and a cart line on its cart and product; those
+// foreign-key checks do not conflict with FOR NO KEY UPDATE, so paying, adding to a cart and
+// checking out never wait on each other's locks (with FOR UPDATE, checkout's products → code
+// against payment's code → products deadlocked in a flash sale; issue 20). Only a DELETE (a
+// staff deletion, a cart merged away) takes the key lock, after the rows it cascades to.
+// PostgreSQL may still pick a victim in some path not foreseen here: inTransaction runs it again.
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutLine, CheckoutsTable } from '../../db/schema.ts';
@@ -30,13 +51,18 @@ export async function cartLines(db: Db, cartId: number): Promise<CartLine[]> {
 
 /** Serialises checkouts of one cart (a double click starts one checkout at a time). */
 export async function lockCart(db: Db, cartId: number): Promise<boolean> {
-  return (await db.selectFrom('carts').select('id').where('id', '=', cartId).forUpdate().executeTakeFirst()) !== undefined;
+  // Lock order 1. NO KEY UPDATE: a cart line added meanwhile (its foreign key's KEY SHARE) does not wait.
+  return (await db.selectFrom('carts').select('id').where('id', '=', cartId).forNoKeyUpdate().executeTakeFirst()) !== undefined;
 }
 
-/** Locks these products' rows in id order, so the stock moves that follow cannot deadlock. */
+/**
+ * Lock order 5: these products' rows in id order, so the stock moves that follow cannot deadlock.
+ * NO KEY UPDATE, as the stock UPDATE itself takes: an order item or cart line inserted meanwhile
+ * checks its foreign key with KEY SHARE, which this does not block.
+ */
 export async function lockProducts(db: Db, ids: number[]): Promise<void> {
   const unique = [...new Set(ids)].sort((a, b) => a - b);
-  if (unique.length) await db.selectFrom('products').select('id').where('id', 'in', unique).orderBy('id').forUpdate().execute();
+  if (unique.length) await db.selectFrom('products').select('id').where('id', 'in', unique).orderBy('id').forNoKeyUpdate().execute();
 }
 
 export async function findByIdempotencyKey(db: Db, ownerKey: string, key: string): Promise<CheckoutRow | undefined> {
@@ -45,16 +71,17 @@ export async function findByIdempotencyKey(db: Db, ownerKey: string, key: string
 
 export async function findByPublicId(db: Db, publicId: string, lock = false): Promise<CheckoutRow | undefined> {
   const q = db.selectFrom('checkouts').selectAll().where('public_id', '=', publicId);
-  return (lock ? q.forUpdate() : q).executeTakeFirst();
+  // Lock order 2.
+  return (lock ? q.forNoKeyUpdate() : q).executeTakeFirst();
 }
 
 export async function lockById(db: Db, id: number): Promise<CheckoutRow | undefined> {
-  return db.selectFrom('checkouts').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  return db.selectFrom('checkouts').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
-/** Open checkouts of a cart, locked: a new checkout of the same cart replaces them. */
+/** Open checkouts of a cart, locked (order 2, after the cart): a new checkout of the same cart replaces them. */
 export async function openCheckoutsOfCart(db: Db, cartId: number): Promise<CheckoutRow[]> {
-  return db.selectFrom('checkouts').selectAll().where('cart_id', '=', cartId).where('status', '=', 'open').orderBy('id').forUpdate().execute();
+  return db.selectFrom('checkouts').selectAll().where('cart_id', '=', cartId).where('status', '=', 'open').orderBy('id').forNoKeyUpdate().execute();
 }
 
 /** Whether the owner's cart has any line (the contract checks this before anything else). */
@@ -71,7 +98,7 @@ export async function lapsedCheckouts(db: Db, limit: number): Promise<CheckoutRo
     .where('expires_at', '<', sql<string>`now()`)
     .orderBy('expires_at')
     .limit(limit)
-    .forUpdate()
+    .forNoKeyUpdate()
     .skipLocked()
     .execute();
 }

@@ -85,6 +85,9 @@ export interface LockedPromotion extends PromotionRow {
 /**
  * The code's row, locked until the transaction ends, with the ids it is restricted to. Every hold
  * of one code queues here, so the usages each one counts include those committed before it.
+ * Lock order 6 (after the products, see payments.repository.ts), FOR NO KEY UPDATE: holds still
+ * queue on each other, but a payment inserting its order (whose foreign key takes KEY SHARE on the
+ * code) never waits on a checkout holding the code, so the two cannot deadlock.
  */
 export async function lockByCode(db: Db, code: string): Promise<LockedPromotion | undefined> {
   const { rows } = await sql<LockedPromotion>`
@@ -93,7 +96,7 @@ export async function lockByCode(db: Db, code: string): Promise<LockedPromotion 
            coalesce((select json_agg(pcat.category_id) from promotion_categories pcat where pcat.promotion_id = pc.id), '[]') as category_ids
       from promotion_codes pc
      where upper(pc.code) = upper(${code}::text)
-       for update of pc`.execute(db);
+       for no key update of pc`.execute(db);
   return rows[0];
 }
 
@@ -130,8 +133,9 @@ export async function insertUsage(db: Db, u: { promotionId: number; userId: numb
 export type NewPromotion = Insertable<PromotionCodesTable>;
 export type PromotionUpdate = Updateable<PromotionCodesTable>;
 
+/** A staff edit's lock: NO KEY UPDATE (the code is not a foreign key's target column), so orders paid meanwhile do not wait. */
 export async function lockPromotion(db: Db, id: number): Promise<PromotionRow | undefined> {
-  return db.selectFrom('promotion_codes').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  return db.selectFrom('promotion_codes').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
 export async function codeTaken(db: Db, code: string, exceptId?: number): Promise<boolean> {
@@ -147,6 +151,17 @@ export async function insertPromotion(db: Db, values: NewPromotion): Promise<num
 /** Applies `changes` and bumps updated_at. */
 export async function updatePromotion(db: Db, id: number, changes: PromotionUpdate): Promise<void> {
   await db.updateTable('promotion_codes').set({ ...changes, updated_at: sql<string>`now()` }).where('id', '=', id).execute();
+}
+
+/**
+ * Before a code is deleted: the checkouts and orders that point at it (their promotion_id is set
+ * null by the delete) are locked first, in id order, as every other write path takes checkouts and
+ * orders before a promotion code (payments.repository.ts). Without this, the delete held the code
+ * while waiting for a checkout a payment held, and the payment waited for the code.
+ */
+export async function lockReferencesOf(db: Db, id: number): Promise<void> {
+  await db.selectFrom('checkouts').select('id').where('promotion_id', '=', id).orderBy('id').forNoKeyUpdate().execute();
+  await db.selectFrom('orders').select('id').where('promotion_id', '=', id).orderBy('id').forNoKeyUpdate().execute();
 }
 
 /** Deletes the code (its usages, links and campaign memberships go with it); false when there is none. */
@@ -213,7 +228,7 @@ export async function findCampaign(db: Db, id: number): Promise<CampaignJson | u
 }
 
 export async function lockCampaign(db: Db, id: number): Promise<CampaignRow | undefined> {
-  return db.selectFrom('campaigns').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+  return db.selectFrom('campaigns').selectAll().where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
 export async function insertCampaign(db: Db, values: NewCampaign): Promise<number> {

@@ -3,7 +3,7 @@
 // campaigns and usage analytics. Money is integer cents throughout (infra/money.ts).
 import { randomInt } from 'node:crypto';
 import type { Db } from '../../db/database.ts';
-import type { Ctx } from '../../infra/http/context.ts';
+import { inTransaction as retryingTransaction, type Ctx } from '../../infra/http/context.ts';
 import { AppError, uniqueFieldError, type FieldErrors } from '../../infra/http/errors.ts';
 import { DEFAULT_PAGE_SIZE, paginate, type PageQuery, type PageResult } from '../../infra/http/pagination.ts';
 import { fromCents, percentOf, toCents } from '../../infra/money.ts';
@@ -268,9 +268,10 @@ function throwIfAny(errors: FieldErrors): void {
   if (Object.keys(errors).length) throw new AppError('bad_request', { errors });
 }
 
+/** Staff writes: one transaction (run again if PostgreSQL picks it as a deadlock victim), a unique violation as its field error. */
 async function inTransaction<T>(ctx: Ctx, fn: (trx: Db) => Promise<T>): Promise<T> {
   try {
-    return await ctx.database.db.transaction().execute(fn);
+    return await retryingTransaction(ctx, (trx) => fn(trx));
   } catch (err) {
     throw uniqueFieldError(err, UNIQUE) ?? err;
   }
@@ -488,7 +489,11 @@ export async function updatePromotion(ctx: Ctx, id: number, body: PromotionChang
 
 /** Deletes the code with its usage history; orders and checkouts that used it keep their amounts. */
 export async function deletePromotion(ctx: Ctx, id: number): Promise<void> {
-  if (!(await repo.deletePromotion(ctx.database.db, id))) throw new AppError('not_found');
+  const deleted = await inTransaction(ctx, async (trx) => {
+    await repo.lockReferencesOf(trx, id);
+    return repo.deletePromotion(trx, id);
+  });
+  if (!deleted) throw new AppError('not_found');
   await ctx.events.emit('promotion.deleted', { id });
 }
 
