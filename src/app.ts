@@ -1,6 +1,5 @@
 // buildApp(config): composes plugins and routes into a Fastify instance. It never listens;
 // server.ts does that, tests use app.inject().
-import cors from '@fastify/cors';
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -13,6 +12,7 @@ import { registerResponseCache } from './infra/cache/response-cache.ts';
 import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.ts';
 import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
+import { cors } from './infra/http/cors.ts';
 import { ERRORS, registerErrorHandlers, registerNotFound, wrappedBody } from './infra/http/errors.ts';
 import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards, SECURITY_HEADERS } from './infra/http/hooks.ts';
 import { docsRoutes } from './infra/http/docs.routes.ts';
@@ -21,7 +21,7 @@ import { rootRoutes } from './infra/http/root.routes.ts';
 import { registerStatic } from './infra/http/static.ts';
 import { openLimits } from './infra/limits/open.ts';
 import type { Limits } from './infra/limits/limits.ts';
-import { registerIpGuard, registerRateLimits } from './infra/limits/plugin.ts';
+import { registerIpGuard, registerRateLimits, unlimited } from './infra/limits/plugin.ts';
 import { limitRoutes } from './modules/limits/limits.routes.ts';
 import { registerAuth } from './modules/accounts/auth.ts';
 import { GuestSessions } from './modules/accounts/session.ts';
@@ -85,6 +85,7 @@ export interface AppDeps {
 const CORS_HEADERS = ['accept', 'accept-encoding', 'authorization', 'content-type', 'dnt', 'origin', 'user-agent', 'x-csrftoken', 'x-requested-with', 'idempotency-key', 'x-request-id'];
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const corsPolicy = cors({ origins: config.corsOrigins, allowedHeaders: CORS_HEADERS, methods: ['DELETE', 'GET', 'OPTIONS', 'PATCH', 'POST', 'PUT'], maxAge: 86_400 });
   const app = Fastify({
     logger: { level: config.logLevel, ...(deps.logStream ? { stream: deps.logStream } : {}), redact: ['req.headers.authorization', 'req.headers.cookie', '*.headers.authorization', '*.headers.cookie'] },
     genReqId: genRequestId,
@@ -99,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const reply = res as FastifyReply;
       // No hook runs for these: the headers every response carries are set here.
       reply.headers(SECURITY_HEADERS).header('x-request-id', request.id).header('x-response-time', responseTime(reply.elapsedTime));
+      corsPolicy.headers(request, reply);
       if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
       return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
     },
@@ -143,7 +145,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // The request's context for services, made on first use (ctxOf).
   app.decorateRequest('ctx', undefined);
   registerErrorHandlers(app);
-  registerHttpHooks(app);
+  registerHttpHooks(app, corsPolicy);
   // Timing, request patterns and the per-request tally of SQL and cache work: first, so it sees
   // everything after it.
   const requestStats = new RequestStats();
@@ -165,13 +167,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // After the Bearer check and the rate limits: a cached answer never skips them.
   if (config.cache.enabled) registerResponseCache(app, caches.api, { maxAge: config.cache.maxAge, compressThreshold: config.cache.compressThreshold });
 
-  await app.register(cors, {
-    origin: [...config.corsOrigins],
-    credentials: true,
-    allowedHeaders: CORS_HEADERS,
-    methods: ['DELETE', 'GET', 'OPTIONS', 'PATCH', 'POST', 'PUT'],
-    maxAge: 86_400,
-  });
+  // Preflights are answered by the first hook (hooks.ts); this route only lets OPTIONS reach it.
+  app.options('*', { config: unlimited, schema: { hide: true } }, (_request, reply) => reply.callNotFound());
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import helmet from 'helmet';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
+import { dropOriginCors, type Cors } from './cors.ts';
 import { AppError } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -82,15 +83,24 @@ function headersHook(headers: Record<string, string>) {
   };
 }
 
-export function registerHttpHooks(app: FastifyInstance): void {
+/**
+ * The first onRequest hook of all, so every answer that passes a hook carries what it sets: the
+ * security headers, the request id and CORS (a hook after it that fails still answers with them;
+ * Fastify's own errors, which run no hook, set them in app.ts). It also answers preflights, before
+ * the IP guard, the Bearer check and the limits.
+ */
+export function registerHttpHooks(app: FastifyInstance, cors: Cors): void {
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', request.id);
-    done();
+    cors.headers(request, reply);
+    if (!cors.preflight(request, reply)) done();
   });
   const docsHeaders = headersHook(pageHeaders(app.config.cdnUrl));
   const staticHeaders = headersHook(STATIC_HEADERS);
   app.addHook('onRoute', (route: RouteOptions) => {
+    // Before the static headers, which set the `*` it must not remove.
+    if ((route.config as { cors?: false } | undefined)?.cors === false) addRouteHook(route, 'onRequest', dropOriginCors);
     if (route.url.startsWith('/api/docs')) addRouteHook(route, 'onRequest', docsHeaders);
     if (route.url.startsWith('/static/')) addRouteHook(route, 'onRequest', staticHeaders);
     if (route.url.endsWith('/') && [route.method].flat().some((m) => m === 'GET' || m === 'HEAD')) addRouteHook(route, 'onRequest', slashRedirect);

@@ -27,7 +27,7 @@ declare module 'fastify' {
     renderTemplate(template: string): string;
   }
   interface FastifyContextConfig {
-    /** false: @fastify/cors leaves the route alone. */
+    /** false: any origin may read the route's answers; the per-origin CORS headers are left off (cors.ts). */
     cors?: false;
   }
 }
@@ -185,8 +185,8 @@ export async function registerStatic(app: FastifyInstance): Promise<void> {
   });
   app.decorate('renderTemplate', (template: string) => renderTemplate(readFileSync(join(PUBLIC_DIR, template), 'utf8'), app.staticUrl));
 
-  // The static headers (CORP cross-origin, any origin may read) are set in hooks.ts; @fastify/cors
-  // would only add its per-origin answer on top.
+  // The static headers (CORP cross-origin, any origin may read) are set in hooks.ts, in place of
+  // the per-origin CORS answer.
   app.get('/static/*', { config: { cors: false }, schema: { hide: true } }, (request, reply) => {
     const found = assets.get((request.params as { '*': string })['*']);
     if (!found) return reply.callNotFound();
