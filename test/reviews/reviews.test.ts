@@ -210,6 +210,41 @@ forEachBackend('review writes', ({ db }) => {
     assert.equal(again.status, 201, 'after deleting, the user may review the product again');
   });
 
+  test('a deactivated product’s reviews are listed nowhere public, also not from the cache; reactivated, they are back', async () => {
+    const staff = await signedIn(app, db(), { staff: true });
+    const p = await f.product(d());
+    await call('POST', `/api/products/${p.id}/reviews/`, ann, { rating: 4, review_text: 'Sturdy print' });
+    const listed = await getJson(app, `/api/products/${p.id}/reviews/`);
+    assert.equal(listed.body.count, 1);
+    assert.equal((await getJson(app, `/api/products/${p.id}/reviews/`)).headers['x-cache'], 'HIT', 'the list is cached, so the test shows the cache follows');
+
+    assert.equal((await call('DELETE', `/api/products/${p.id}/`, staff)).status, 204);
+    const hidden = await getJson(app, `/api/products/${p.id}/reviews/`);
+    assert.equal(hidden.status, 200);
+    assert.deepEqual([hidden.body.count, hidden.body.results], [0, []], 'as an unknown product: none');
+    assert.equal((await getJson(app, `/api/products/${p.id}/`)).status, 404);
+    const top = await getJson(app, '/api/products/?ordering=-average_rating&page_size=100');
+    assert.ok(!top.body.results.some((c: { id: number }) => c.id === p.id), 'not in the top rated');
+    const rated = await getJson(app, '/api/products/advanced-search/?sort=rating&min_rating=1&per_page=100');
+    assert.ok(!rated.body.results.some((c: { id: number }) => c.id === p.id), 'not in advanced search by rating');
+
+    assert.equal((await call('PATCH', `/api/products/${p.id}/`, staff, { is_active: true })).status, 200);
+    assert.equal((await getJson(app, `/api/products/${p.id}/reviews/`)).body.count, 1);
+  });
+
+  test('reviews by a deactivated account are not shown: not in the list, not on the product page', async () => {
+    const p = await f.product(d());
+    const gone = await signedIn(app, db(), { first_name: 'Gone', last_name: 'Away' });
+    await call('POST', `/api/products/${p.id}/reviews/`, gone, { rating: 1, review_text: 'Closed my account' });
+    await call('POST', `/api/products/${p.id}/reviews/`, bob, { rating: 5, review_text: 'Lovely' });
+    await d().updateTable('users').set({ is_active: false }).where('id', '=', gone.id).execute();
+    const list = (await getJson(app, `/api/products/${p.id}/reviews/`)).body;
+    assert.deepEqual([list.count, list.results.map((r: { user_name: string }) => r.user_name)], [1, ['Bob']]);
+    const page = (await getJson(app, `/api/products/${p.id}/`)).body;
+    assert.deepEqual(page.reviews.map((r: { user_name: string }) => r.user_name), ['Bob']);
+    for (const r of [...list.results, ...page.reviews]) assert.deepEqual(Object.keys(r).sort(), REVIEW_KEYS, 'no email or other account data');
+  });
+
   test('the OpenAPI document lists the review routes', async () => {
     const spec = (await getJson(app, '/api/docs/json')).body;
     assert.deepEqual(spec.paths['/api/products/{id}/reviews/'].post.security, [{ bearerAuth: [] }]);

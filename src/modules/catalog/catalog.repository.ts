@@ -235,7 +235,8 @@ export interface ProductDetailRow {
 
 /**
  * The whole product page (product, category, images, reviews) in one statement. Inactive
- * products only when `activeOnly` is false (staff writes).
+ * products only when `activeOnly` is false (staff writes). Reviews by deactivated accounts are
+ * left out, as in the review list.
  */
 export async function findProductDetail(db: Db, id: number, activeOnly = true): Promise<ProductDetailRow | undefined> {
   const { rows } = await sql<ProductDetailRow>`
@@ -257,7 +258,7 @@ export async function findProductDetail(db: Db, id: number, activeOnly = true): 
                'created_at', r.created_at, 'updated_at', r.updated_at, 'product', r.product_id,
                'user', r.user_id)
                order by r.created_at desc, r.id desc)
-             from reviews r join users u on u.id = r.user_id where r.product_id = p.id), '[]') as reviews
+             from reviews r join users u on u.id = r.user_id and u.is_active where r.product_id = p.id), '[]') as reviews
       from products p
       join categories c on c.id = p.category_id
      where p.id = ${id} ${activeOnly ? sql`and p.is_active` : sql``}`.execute(db);

@@ -4,19 +4,25 @@ import { sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { ReviewRowLike } from './reviews.mapper.ts';
 
+/**
+ * What the public may see of a product's reviews: none while the product is inactive (as for a
+ * product that does not exist), and none written by a deactivated account.
+ */
+function publicReviews(db: Db, productId: number) {
+  return db
+    .selectFrom('reviews as r')
+    .innerJoin('products as p', (j) => j.onRef('p.id', '=', 'r.product_id').on('p.is_active', '=', true))
+    .innerJoin('users as u', (j) => j.onRef('u.id', '=', 'r.user_id').on('u.is_active', '=', true))
+    .where('r.product_id', '=', productId);
+}
+
 export async function countForProduct(db: Db, productId: number): Promise<number> {
-  const row = await db
-    .selectFrom('reviews')
-    .select(sql<number>`count(*)::int`.as('n'))
-    .where('product_id', '=', productId)
-    .executeTakeFirstOrThrow();
+  const row = await publicReviews(db, productId).select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
   return row.n;
 }
 
 export async function listForProduct(db: Db, productId: number, limit: number, offset: number): Promise<ReviewRowLike[]> {
-  return db
-    .selectFrom('reviews as r')
-    .innerJoin('users as u', 'u.id', 'r.user_id')
+  return publicReviews(db, productId)
     .select([
       'r.id',
       'u.first_name',
@@ -29,7 +35,6 @@ export async function listForProduct(db: Db, productId: number, limit: number, o
       'r.product_id as product',
       'r.user_id as user',
     ])
-    .where('r.product_id', '=', productId)
     .orderBy('r.created_at', 'desc')
     .orderBy('r.id', 'desc')
     .limit(limit)
