@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
 import { getJson, testApp } from '../helpers/app.ts';
+import { signedIn } from '../helpers/auth.ts';
 import { forEachBackend } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
 
@@ -123,7 +124,9 @@ forEachBackend('payments through Stripe', ({ db }) => {
     assert.equal(sent.form.get('success_url'), 'http://localhost:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}');
     assert.equal(sent.form.get('shipping_address_collection[allowed_countries][0]'), 'US');
     assert.ok(Number(sent.form.get('expires_at')) > Date.now() / 1000 + 3500);
-    assert.match(sent.idempotencyKey ?? '', /^pasargad-checkout-\d+$/);
+    // Unique beyond this database: another deployment (or test schema) on the same Stripe account
+    // has its own checkout 1, and Stripe keeps a key for 24 hours.
+    assert.match(sent.idempotencyKey ?? '', /^pasargad-checkout-\d+-[0-9a-f]{16}$/);
     assert.equal(fake.sessions.get(r.body.checkout_session_id)!.amount_total, 4548);
     assert.equal(await stock(p.id), 3);
   });
@@ -223,5 +226,47 @@ forEachBackend('payments through Stripe', ({ db }) => {
     } finally {
       fake.fail(undefined);
     }
+  });
+
+  test('a paid amount that differs from the checkout total: the payment records what was paid, the order keeps its arithmetic and is held for staff', async () => {
+    const staff = await signedIn(app, db(), { staff: true });
+    const p = await f.product(d(), { price: '20.00', stock_quantity: 5 });
+    const r = await checkout(p.id, 1);
+    const s = fake.sessions.get(r.body.checkout_session_id)!;
+    const short = { ...paid(s, 'pi_test_short'), amount_total: s.amount_total - 700 };
+    assert.equal((await deliver(event('checkout.session.completed', short))).statusCode, 200);
+    const o = await d().selectFrom('orders').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
+    assert.deepEqual([o.subtotal, o.discount_amount, o.shipping_cost, o.tax_amount, o.total_amount], ['20.00', '0.00', '5.50', '0.00', '25.50'], 'the order is what was bought');
+    const pay = await d().selectFrom('payments').select(['amount', 'status']).where('order_id', '=', o.id).executeTakeFirstOrThrow();
+    assert.deepEqual([pay.amount, pay.status], ['18.50', 'completed'], 'the payment is what was paid');
+    assert.equal(o.status, 'pending', 'not processed until staff look at it');
+    const held = await getJson(app, '/api/orders/?on_hold=true', { headers: staff.headers });
+    assert.equal(held.status, 200, JSON.stringify(held.body));
+    assert.deepEqual(held.body.results.map((x: { id: number }) => x.id), [o.id]);
+    assert.equal(held.body.results[0].on_hold, true);
+    const detail = await getJson(app, `/api/orders/${o.id}/`, { headers: staff.headers });
+    assert.deepEqual([detail.body.on_hold, detail.body.amount_paid, detail.body.total_amount], [true, '18.50', '25.50']);
+    assert.match(detail.body.status_history[0].notes, /18\.50.*25\.50/);
+    const clear = await getJson(app, '/api/orders/?on_hold=false', { headers: staff.headers });
+    assert.ok(!clear.body.results.some((x: { id: number }) => x.id === o.id));
+    // Staff review it and move it on: no longer held.
+    assert.equal((await getJson(app, `/api/orders/${o.id}/status/`, { method: 'PATCH', payload: { status: 'processing', notes: 'Customer paid the rest by phone' }, headers: staff.headers })).status, 200);
+    assert.equal((await getJson(app, '/api/orders/?on_hold=true', { headers: staff.headers })).body.count, 0);
+  });
+
+  test('webhooks: a timestamp too far in the future is refused like one too far in the past', async () => {
+    const p = await f.product(d(), { stock_quantity: 5 });
+    const r = await checkout(p.id, 1);
+    const payload = event('checkout.session.completed', paid(fake.sessions.get(r.body.checkout_session_id)!, 'pi_test_future'));
+    const before = (await orders()).length;
+    const now = Math.floor(Date.now() / 1000);
+    for (const timestamp of [now + 3600, now - 3600]) {
+      const x = await deliver(payload, signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp }));
+      assert.equal(x.statusCode, 400, `timestamp ${timestamp - now} s from now`);
+    }
+    assert.equal((await orders()).length, before);
+    // Within the tolerance (clocks a little apart) it is taken.
+    assert.equal((await deliver(payload, signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp: now + 60 }))).statusCode, 200);
+    assert.equal((await orders()).length, before + 1);
   });
 });
