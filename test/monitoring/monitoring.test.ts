@@ -221,12 +221,20 @@ forEachBackend('monitoring', ({ db }) => {
     assert.match(text, /pasargad_process_cpu_seconds_total/);
     const proxied = await app.inject({ url: '/metrics', headers: { 'x-forwarded-for': '203.0.113.5' } });
     assert.equal(proxied.statusCode, 403, 'forwarded by an untrusted proxy on this host: not loopback');
+    // Every way a proxy names the client it forwards for, not only X-Forwarded-For (issue 20).
+    for (const headers of [{ 'x-real-ip': '203.0.113.5' }, { forwarded: 'for=203.0.113.5;proto=https' }, { forwarded: 'for="[2001:db8::1]"' }]) {
+      assert.equal((await app.inject({ url: '/metrics', headers })).statusCode, 403, `forwarded (${JSON.stringify(headers)}) by an untrusted proxy on this host`);
+    }
     // With a trusted proxy configured, another peer on this host still does not vouch for a client.
     const behindProxy = await testApp(db(), { TRUSTED_PROXIES: '10.0.0.0/8', METRICS_ALLOW: '127.0.0.1/32,192.0.2.7/32' });
     try {
       assert.equal((await behindProxy.inject({ url: '/metrics', headers: { 'x-forwarded-for': '203.0.113.5' } })).statusCode, 403, 'forwarded by an untrusted peer');
       assert.equal((await behindProxy.inject({ url: '/metrics', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.7' } })).statusCode, 200, 'an allowed client through the trusted proxy');
       assert.equal((await behindProxy.inject({ url: '/metrics', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '203.0.113.5' } })).statusCode, 403, 'another client through the trusted proxy');
+      // A trusted proxy that names its client only in X-Real-IP or Forwarded: the client is not known, so not let in by address.
+      for (const headers of [{ 'x-real-ip': '192.0.2.7' }, { forwarded: 'for=192.0.2.7' }]) {
+        assert.equal((await behindProxy.inject({ url: '/metrics', remoteAddress: '192.0.2.7', headers })).statusCode, 403, `an allowed peer forwarding for someone (${JSON.stringify(headers)})`);
+      }
     } finally {
       await behindProxy.close();
     }

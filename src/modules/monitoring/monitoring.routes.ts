@@ -8,6 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { pendingMigrations } from '../../db/migrate.ts';
 import { AppError } from '../../infra/http/errors.ts';
+import { isForwarded } from '../../infra/http/proxy.ts';
 import { ErrorBody } from '../../infra/http/schema.ts';
 import { IpRanges } from '../../infra/limits/ip.ts';
 import { unlimited } from '../../infra/limits/plugin.ts';
@@ -186,8 +187,9 @@ export const monitoringRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const token = config.monitoring.metricsToken;
       // A forwarded request from a proxy we do not trust (on this host, its address is loopback)
       // is somebody else's: an allowed address alone does not let it in. From a trusted proxy the
-      // client's address has replaced the peer's (TRUSTED_PROXIES); from any other peer it has not.
-      const forwardedByStranger = request.headers['x-forwarded-for'] !== undefined && request.ip === request.socket.remoteAddress;
+      // client's address has replaced the peer's (TRUSTED_PROXIES, X-Forwarded-For); from any
+      // other peer, or named only in X-Real-IP or Forwarded (which Fastify does not read), it has not.
+      const forwardedByStranger = isForwarded(request.headers) && request.ip === request.socket.remoteAddress;
       const byAddress = allowed.has(request.clientIp) && !forwardedByStranger;
       if (!byAddress && !(token && tokenMatches(request.headers.authorization, token))) throw new AppError('permission_denied');
       const body = await app.metrics.registry.metrics();
