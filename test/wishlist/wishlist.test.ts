@@ -27,7 +27,7 @@ forEachBackend('wishlist', ({ db }) => {
     assert.equal(added.status, 201);
     assert.equal(added.body.message, 'Product added to wishlist');
     assert.equal(added.body.item.product.id, p1.id);
-    assert.deepEqual(Object.keys(added.body.item).sort(), ['created_at', 'id', 'product']);
+    assert.deepEqual(Object.keys(added.body.item).sort(), ['added_at', 'created_at', 'id', 'product']);
     const dup = await call('POST', '/api/wishlist/add/', { product_id: p1.id });
     assert.equal(dup.status, 200);
     assert.deepEqual(dup.body, { message: 'Product already in wishlist' });
@@ -97,6 +97,52 @@ forEachBackend('wishlist', ({ db }) => {
     const cleared = await getJson(app, '/api/wishlist/', { method: 'DELETE', headers: u.headers });
     assert.deepEqual(cleared.body, { message: 'Wishlist cleared' });
     assert.equal((await getJson(app, '/api/wishlist/', { headers: u.headers })).body.total_items, 0);
+  });
+
+  test('every item carries added_at: when it was added (ISO), on the wishlist, add/ and items/ answers', async () => {
+    const u = await signedIn(app, db());
+    const [p1, p2] = [await f.product(db().db), await f.product(db().db)];
+    const t0 = Date.now();
+    const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+    const check = (item: { added_at?: unknown; created_at: string }, what: string) => {
+      assert.equal(typeof item.added_at, 'string', `${what}: added_at`);
+      assert.match(item.added_at as string, iso, what);
+      assert.equal(item.added_at, item.created_at, `${what}: the row's creation time`);
+      const at = Date.parse(item.added_at as string);
+      assert.ok(at >= t0 - 5_000 && at <= Date.now() + 5_000, `${what}: ${String(item.added_at)} is now`);
+    };
+    const added = await getJson(app, '/api/wishlist/add/', { method: 'POST', headers: u.headers, payload: { product_id: p1.id } });
+    check(added.body.item, 'add/');
+    const created = await getJson(app, '/api/wishlist/items/', { method: 'POST', headers: u.headers, payload: { product_id: p2.id } });
+    assert.equal(created.status, 201);
+    check(created.body, 'items/ 201');
+    const again = await getJson(app, '/api/wishlist/items/', { method: 'POST', headers: u.headers, payload: { product_id: p1.id } });
+    assert.equal(again.status, 200);
+    check(again.body, 'items/ 200');
+    assert.equal(again.body.added_at, added.body.item.added_at, 'the first time it was added, not now');
+    const list = (await getJson(app, '/api/wishlist/', { headers: u.headers })).body;
+    assert.equal(list.items.length, 2);
+    for (const item of list.items) {
+      assert.deepEqual(Object.keys(item).sort(), ['added_at', 'created_at', 'id', 'product']);
+      check(item, 'GET wishlist');
+    }
+  });
+
+  test('a deactivated product leaves every wishlist it is on, and comes back when reactivated', async () => {
+    const staff = await signedIn(app, db(), { staff: true });
+    const [a, b] = [await signedIn(app, db()), await signedIn(app, db())];
+    const [kept, retired] = [await f.product(db().db), await f.product(db().db)];
+    for (const u of [a, b]) {
+      for (const p of [kept, retired]) await getJson(app, '/api/wishlist/add/', { method: 'POST', headers: u.headers, payload: { product_id: p.id } });
+    }
+    assert.equal((await getJson(app, `/api/products/${retired.id}/`, { method: 'DELETE', headers: staff.headers })).status, 204);
+    for (const u of [a, b]) {
+      const w = (await getJson(app, '/api/wishlist/', { headers: u.headers })).body;
+      assert.deepEqual(w.items.map((i: { product: { id: number } }) => i.product.id), [kept.id]);
+      assert.equal(w.total_items, 1);
+    }
+    assert.equal((await getJson(app, `/api/products/${retired.id}/`, { method: 'PATCH', headers: staff.headers, payload: { is_active: true } })).status, 200);
+    assert.equal((await getJson(app, '/api/wishlist/', { headers: a.headers })).body.total_items, 2);
   });
 
   test('one user can never see or change another user’s wishlist', async () => {

@@ -5,7 +5,8 @@ import type { WishlistItemJson, WishlistRow } from './wishlist.repository.ts';
 import type { Wishlist, WishlistItem } from './wishlist.schemas.ts';
 
 export function toWishlistItem(i: WishlistItemJson, media: MediaUrl): WishlistItem {
-  return { id: i.id, product: toProductCard(i.product, media), created_at: apiTime(i.created_at) };
+  const created = apiTime(i.created_at);
+  return { id: i.id, product: toProductCard(i.product, media), created_at: created, added_at: created };
 }
 
 export function toWishlist(w: WishlistRow, media: MediaUrl): Wishlist {

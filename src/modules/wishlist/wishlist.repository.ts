@@ -23,14 +23,18 @@ const ITEM_JOINS = sql`join products p on p.id = wi.product_id
       join categories cat on cat.id = p.category_id
       left join product_images mi on mi.product_id = p.id and mi.is_main`;
 
-/** The wishlist with its items, newest first: one statement. */
+/**
+ * The wishlist with its items, newest first: one statement. A product the staff deactivated is
+ * left out (its item stays, and shows again if the product comes back), as every public list does.
+ */
 export async function readWishlist(db: Db, wishlistId: number): Promise<WishlistRow | undefined> {
   const { rows } = await sql<WishlistRow>`
     select w.id, w.created_at, w.updated_at,
-           (select count(*)::int from wishlist_items x where x.wishlist_id = w.id) as total_items,
+           (select count(*)::int from wishlist_items x join products xp on xp.id = x.product_id and xp.is_active
+             where x.wishlist_id = w.id) as total_items,
            coalesce((select json_agg(${ITEM_JSON} order by wi.created_at desc, wi.id desc)
                        from wishlist_items wi ${ITEM_JOINS}
-                      where wi.wishlist_id = w.id), '[]') as items
+                      where wi.wishlist_id = w.id and p.is_active), '[]') as items
       from wishlists w
      where w.id = ${wishlistId}`.execute(db);
   return rows[0];

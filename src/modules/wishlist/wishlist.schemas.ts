@@ -3,13 +3,14 @@ import { Type, type Static } from 'typebox';
 import { DateTime } from '../../infra/http/schema.ts';
 import { ProductCard } from '../catalog/catalog.schemas.ts';
 
-export const WishlistItem = Type.Object({ id: Type.Integer(), product: ProductCard, created_at: DateTime });
+/** `added_at` (what the storefront reads) is `created_at`: when the product was first added. */
+export const WishlistItem = Type.Object({ id: Type.Integer(), product: ProductCard, created_at: DateTime, added_at: DateTime });
 export type WishlistItem = Static<typeof WishlistItem>;
 
 export const Wishlist = Type.Object({
   id: Type.Integer(),
-  items: Type.Array(WishlistItem, { description: 'Newest first' }),
-  total_items: Type.Integer(),
+  items: Type.Array(WishlistItem, { description: 'Newest first; active products only' }),
+  total_items: Type.Integer({ description: 'Items of active products' }),
   created_at: DateTime,
   updated_at: DateTime,
 });
