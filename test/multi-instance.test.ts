@@ -32,7 +32,8 @@ const json = { 'content-type': 'application/json' };
  */
 const ORIGIN = { 'x-forwarded-host': 'shop.test', 'x-forwarded-proto': 'https' };
 function call(base: string, path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
-  return fetch(base + path, { ...init, headers: { ...ORIGIN, ...init.headers } });
+  // Bounded: an instance that accepts and never answers fails the test with the path, not hangs it.
+  return fetch(base + path, { signal: AbortSignal.timeout(30_000), ...init, headers: { ...ORIGIN, ...init.headers } });
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { photo } from './helpers/images.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort, within } from './helpers/net.ts';
+
+/** Every request of this test gives up after 30 s (a server that accepts and never answers would hang it). */
+const fetch = (input: string, init: RequestInit = {}) => globalThis.fetch(input, { signal: AbortSignal.timeout(30_000), ...init });
 
 test('npm start serves the demo shop over HTTP, takes an order and mails it, takes a photo and makes its AVIF, and stops cleanly on SIGTERM', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-smoke-'));
@@ -101,7 +104,11 @@ test('npm start serves the demo shop over HTTP, takes an order and mails it, tak
     }
   } finally {
     child.kill('SIGTERM');
-    const code = await exited;
+    // A graceful stop that never ends fails the test (and the process is killed), not hangs it.
+    const code = await within('the server to exit after SIGTERM', exited, 30_000).catch((err: Error) => {
+      child.kill('SIGKILL');
+      return `${err.message}`;
+    });
     rmSync(dataDir, { recursive: true, force: true });
     assert.equal(code, 0, output.slice(-2000));
   }

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Cache, jsonCodec } from '../../src/infra/cache/cache.ts';
 import { RemoteStore } from '../../src/infra/cache/remote.ts';
-import { waitFor } from '../helpers/net.ts';
+import { waitFor, within } from '../helpers/net.ts';
 import { dropPrefix, uniquePrefix } from '../helpers/redis.ts';
 import { tcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -160,7 +160,7 @@ describe('several instances sharing Redis', () => {
     await a.set('shared:1', { v: 1 }, { ttl: 60, tags: ['product:9'] });
     assert.deepEqual(await b.get('shared:1'), { v: 1 });
     assert.deepEqual(b.peek('shared:1'), { v: 1 }, 'now held in b’s own memory');
-    const heard = new Promise<void>((resolve) => b.onInvalidation(() => resolve()));
+    const heard = within('b to hear a’s invalidation', new Promise<void>((resolve) => b.onInvalidation(() => resolve())), 10_000);
     await a.invalidateTags(['product:9']);
     await heard;
     assert.equal(b.peek('shared:1'), undefined);

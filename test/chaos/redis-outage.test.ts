@@ -56,7 +56,7 @@ const shopper = (i: number) => ({ 'x-forwarded-for': `10.9.${(i >> 8) & 255}.${i
 test('Redis stopped for 10 s and restarted under the shopper mix: no 5xx on catalog reads, limits in process meanwhile, each job run once, caches heal', async () => {
   const base = api!.base;
   const paths = await shopperPaths(base);
-  const products = ((await (await fetch(`${base}/api/products/?in_stock=true&page_size=30`)).json()) as { results: { id: number }[] }).results.map((p) => p.id);
+  const products = ((await (await fetch(`${base}/api/products/?in_stock=true&page_size=30`, { signal: AbortSignal.timeout(30_000) })).json()) as { results: { id: number }[] }).results.map((p) => p.id);
   const stockBefore = await stockSnapshot(database.db);
   const buys = tally();
   const bought: Purchase[] = [];
@@ -64,7 +64,7 @@ test('Redis stopped for 10 s and restarted under the shopper mix: no 5xx on cata
   const buy = async () => bought.push(await purchase(base, products[n % products.length]!, `redis-outage-${n++}@example.com`, buys));
 
   // Warm: the reads cached in Redis and in process, two orders paid (emails queued in Redis).
-  for (const p of paths.slice(0, 30)) await fetch(base + p, { headers: shopper(0) }).then((r) => r.arrayBuffer());
+  for (const p of paths.slice(0, 30)) await fetch(base + p, { headers: shopper(0), signal: AbortSignal.timeout(30_000) }).then((r) => r.arrayBuffer());
   await buy();
   await buy();
 
@@ -84,7 +84,7 @@ test('Redis stopped for 10 s and restarted under the shopper mix: no 5xx on cata
   const downAt = Date.now();
   // One client searching past its limit, which the in-process insurance counter must still refuse.
   const limited = tally();
-  for (let k = 0; k < SEARCH_LIMIT + 10; k++) await record(limited, () => fetch(`${base}/api/products/search/?q=dragon`, { headers: { 'x-forwarded-for': '198.51.100.9' } }));
+  for (let k = 0; k < SEARCH_LIMIT + 10; k++) await record(limited, () => fetch(`${base}/api/products/search/?q=dragon`, { headers: { 'x-forwarded-for': '198.51.100.9' }, signal: AbortSignal.timeout(30_000) }));
   const duringOutage: Purchase[] = [];
   for (const c of open) {
     duringOutage.push(await pay(c, buys));
@@ -105,8 +105,8 @@ test('Redis stopped for 10 s and restarted under the shopper mix: no 5xx on cata
   // Caches heal: a read answered twice is a hit the second time (memory and Redis both filled).
   const probe = paths[1]!;
   await waitFor('a cache hit after the restart', async () => {
-    await fetch(base + probe, { headers: shopper(1) }).then((r) => r.arrayBuffer());
-    const again = await fetch(base + probe, { headers: shopper(1) });
+    await fetch(base + probe, { headers: shopper(1), signal: AbortSignal.timeout(10_000) }).then((r) => r.arrayBuffer());
+    const again = await fetch(base + probe, { headers: shopper(1), signal: AbortSignal.timeout(10_000) });
     await again.arrayBuffer();
     return again.headers.get('x-cache') === 'HIT';
   }, 20_000);

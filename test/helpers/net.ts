@@ -25,3 +25,17 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await sleep(everyMs);
   }
 }
+
+/**
+ * `promise`, or a failure naming `what` once `ms` have passed: for waits on an event (a message, a
+ * process's exit, a subscription) that would otherwise hang until the test runner's own timeout
+ * and say nothing of what never came. The timer does not keep the process alive.
+ */
+export function within<T>(what: string, promise: Promise<T>, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { waitFor } from './net.ts';
+import { waitFor, within } from './net.ts';
 
 const run = promisify(execFile);
 
@@ -37,7 +37,8 @@ function portFree(port: number): Promise<boolean> {
 /** Free loopback ports whose cluster-bus twin (port + 10000) is free too. */
 async function freePorts(n: number): Promise<number[]> {
   const out: number[] = [];
-  while (out.length < n) {
+  for (let tries = 0; out.length < n; tries++) {
+    if (tries >= 1_000) throw new Error(`no ${n} free loopback ports (with their cluster-bus twins) found in 1000 tries`);
     const p = 20_000 + Math.floor(Math.random() * 10_000);
     if (!out.includes(p) && (await portFree(p)) && (await portFree(p + 10_000))) out.push(p);
   }
@@ -183,7 +184,11 @@ export async function startRestartableRedis(): Promise<RestartableRedis> {
     child = undefined;
     const exited = new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve())));
     await cli(port!, 'SHUTDOWN').catch(() => undefined);
-    await exited;
+    // A server that did not take the SHUTDOWN (busy, stopped) is killed; its exit then follows.
+    await within(`redis-server on ${port} to exit after SHUTDOWN`, exited, 15_000).catch(async () => {
+      c.kill('SIGKILL');
+      await within(`redis-server on ${port} to exit after SIGKILL`, exited, 5_000);
+    });
   };
   return {
     port: port!,

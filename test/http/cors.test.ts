@@ -14,6 +14,9 @@ import { testApp } from '../helpers/app.ts';
 import { signedIn, type TestUser } from '../helpers/auth.ts';
 import type { Database } from '../../src/db/database.ts';
 
+/** Bounded: a server that accepts and never answers fails the test, not hangs it. */
+const fetch = (input: string, init: RequestInit = {}) => globalThis.fetch(input, { signal: AbortSignal.timeout(10_000), ...init });
+
 const STOREFRONT = 'http://localhost:3000';
 const EVIL = 'https://evil.test';
 

@@ -16,6 +16,7 @@ import { testApp, getJson } from '../helpers/app.ts';
 import { signedIn } from '../helpers/auth.ts';
 import { openTestDatabase, TEST_SECRET } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
+import { within } from '../helpers/net.ts';
 import { failover, startRedisCluster, startRedisSentinel, type RedisServers } from '../helpers/redis-servers.ts';
 import { assertWriteShowsOnOther, heardFromOther } from '../helpers/two-instances.ts';
 
@@ -147,7 +148,7 @@ describe('on a Redis Cluster of three masters', () => {
     before(async () => {
       const limited = loadConfig({ SECRET_KEY: TEST_SECRET, REDIS_CLUSTER_NODES: cluster.addresses.join(','), RATE_LIMIT_ANON: '100/hour', RATE_LIMIT_BURST: '10000/minute', RATE_LIMIT_SUSTAINED: '10000/day', LOGIN_FREE_FAILURES: '2' });
       [x, y] = [openLimits(limited), openLimits(limited)];
-      await Promise.all([x.ready, y.ready]);
+      await within('both limiters to be ready on the Cluster', Promise.all([x.ready, y.ready]), 30_000);
     });
     after(async () => {
       await Promise.all([x?.close(), y?.close()]);
@@ -195,7 +196,7 @@ describe('on a Redis Cluster of three masters', () => {
     try {
       await qa.add('check_low_stock', {}, { jobId: 'once' });
       await qb.add('check_low_stock', {}, { jobId: 'once' });
-      await done;
+      await within('the job to run on one of the two workers', done, 30_000);
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(ran, ['once']);
       const keys = (await keysPerNode('{q1:bull}:products:*')).flat();
