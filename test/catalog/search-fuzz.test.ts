@@ -13,7 +13,7 @@ import { sql } from 'kysely';
 import { forEachBackend } from '../helpers/db.ts';
 import { getJson, testApp } from '../helpers/app.ts';
 import * as f from '../helpers/factories.ts';
-import { MAX_TERMS, parseSearch } from '../../src/modules/search/search.text.ts';
+import { MAX_TERMS, MAX_WORDS, parseSearch } from '../../src/modules/search/search.text.ts';
 
 const RUNS = Number(process.env.SEARCH_FUZZ_RUNS ?? 60);
 const SEED = Number(process.env.SEARCH_FUZZ_SEED ?? 20_261_207);
@@ -119,6 +119,23 @@ const KNOWN = [
   '-"' + 'moon lamp '.repeat(10) + '"',
 ];
 
+test('the tokenizer: words, phrases, OR, one negation per term; every other character separates; within its caps', () => {
+  assert.deepEqual(parseSearch('--vase "moon lamp" or t-shirt :* a'), {
+    tsquery: "(!'vase':* & ('moon':* <-> 'lamp':*)) | (('t' <-> 'shirt':*) & 'a')",
+    plain: 'moon lamp t shirt a',
+    terms: 4,
+    words: 6,
+  });
+  assert.equal(parseSearch("'dragon':* | !vase & (x <-> y)")!.tsquery, "('dragon':* & 'vase':* & 'x' & 'y')");
+  assert.equal(parseSearch('- - - -'), undefined);
+  assert.equal(parseSearch('!|&()<->:*\\\u0000'), undefined);
+  assert.equal(parseSearch('or')!.tsquery, "('or':*)", 'a lone or is a word');
+  assert.equal(parseSearch('lamp or')!.tsquery, "('lamp':* & 'or':*)", 'so is a trailing one');
+  assert.equal(parseSearch('x '.repeat(100))!.terms, MAX_TERMS);
+  assert.equal(parseSearch('"' + 'ab '.repeat(60) + '"')!.words, 8);
+  assert.equal(parseSearch(`"${'ab '.repeat(8)}" `.repeat(10))!.words, MAX_WORDS);
+});
+
 forEachBackend('search grammar fuzzed', ({ db, backend }) => {
   let app: FastifyInstance;
 
@@ -179,6 +196,7 @@ forEachBackend('search grammar fuzzed', ({ db, backend }) => {
         const parsed = parseSearch(text);
         if (!parsed) return;
         assert.ok(parsed.terms <= MAX_TERMS, `${parsed.terms} terms`);
+        assert.ok(parsed.words <= MAX_WORDS && (parsed.tsquery.match(/:\*/g) ?? []).length <= MAX_WORDS, `${parsed.words} words`);
         assert.match(parsed.tsquery, /^[\p{L}\p{M}\p{N}'!:*|&()<> -]+$/u);
         assert.ok(!parsed.plain.includes('\u0000'));
         await sql`select to_tsquery('english', ${parsed.tsquery})::text as q, word_similarity(${parsed.plain}, 'dragon') as s`.execute(db().db);

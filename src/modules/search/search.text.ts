@@ -2,14 +2,17 @@
 // text it makes. No shopper text ever reaches PostgreSQL's query parsers (websearch_to_tsquery,
 // to_tsquery): those keep a fixed operator stack, and 33 dashes ('-'.repeat(33)) or '- - - …'
 // overflow it ("tsquery stack too small", a 500). What reaches SQL is built here from words
-// alone, with a bounded shape: at most MAX_TERMS terms, one negation each, phrases of at most
-// MAX_PHRASE_WORDS words, words of at most MAX_WORD characters.
+// alone, with a bounded shape: at most MAX_TERMS terms and MAX_WORDS words, one negation each,
+// phrases of at most MAX_PHRASE_WORDS words, words of at most MAX_WORD characters. A word of
+// one character is matched whole, not as a prefix (a prefix of one letter is most of the index).
 
 /** Search text is read up to this many characters (the route schemas refuse more, 400). */
 export const MAX_TEXT = 200;
 /** Words and phrases kept, across every OR branch; the rest is dropped. */
 export const MAX_TERMS = 16;
 export const MAX_PHRASE_WORDS = 8;
+/** Words in all (each is a prefix scan of the index); the rest is dropped. */
+export const MAX_WORDS = 32;
 export const MAX_WORD = 50;
 
 /** A search the SQL can run: the prefix tsquery and the positive words for the typo fallback. */
@@ -20,6 +23,8 @@ export interface ParsedSearch {
   plain: string;
   /** Words and phrases kept. */
   terms: number;
+  /** Words kept, in all. */
+  words: number;
 }
 
 interface Term {
@@ -48,16 +53,19 @@ export function parseSearch(q: string | undefined): ParsedSearch | undefined {
   const text = [...q.slice(0, 2 * MAX_TEXT)].slice(0, MAX_TEXT).join('');
   const groups: Term[][] = [[]];
   let terms = 0;
+  let words = 0;
   let orPending = false;
   let i = 0;
-  const add = (words: string[], negated: boolean) => {
-    if (words.length === 0 || terms >= MAX_TERMS) return;
+  const add = (found: string[], negated: boolean) => {
+    const kept = found.slice(0, Math.min(MAX_PHRASE_WORDS, MAX_WORDS - words));
+    if (kept.length === 0 || terms >= MAX_TERMS) return;
     if (orPending && groups[groups.length - 1]!.length) groups.push([]);
     orPending = false;
-    groups[groups.length - 1]!.push({ words: words.slice(0, MAX_PHRASE_WORDS), negated });
+    groups[groups.length - 1]!.push({ words: kept, negated });
     terms++;
+    words += kept.length;
   };
-  while (i < text.length && terms < MAX_TERMS) {
+  while (i < text.length && terms < MAX_TERMS && words < MAX_WORDS) {
     const ch = text[i]!;
     // A term starts at a dash run, a quote or a word character; anything else separates.
     if (!(ch === '-' || ch === '"' || wordAt(text, i))) {
@@ -80,19 +88,19 @@ export function parseSearch(q: string | undefined): ParsedSearch | undefined {
     // A bare token: word characters joined by single dashes (t-shirt).
     const m = /^[\p{L}\p{M}\p{N}]+(?:-[\p{L}\p{M}\p{N}]+)*/u.exec(text.slice(i, i + MAX_TEXT))!;
     i += m[0].length;
-    const words = wordsOf(m[0]);
-    if (!negated && words.length === 1 && words[0]!.toLowerCase() === 'or') {
+    const bare = wordsOf(m[0]);
+    if (!negated && bare.length === 1 && bare[0]!.toLowerCase() === 'or') {
       // An OR between two terms; one that ends the text, or starts it, is just a word.
       if (terms > 0 && /[\p{L}\p{M}\p{N}"]/u.test(text.slice(i))) {
         orPending = true;
         continue;
       }
     }
-    add(words, negated);
+    add(bare, negated);
   }
   const kept = groups.filter((g) => g.length > 0);
   if (kept.length === 0) return undefined;
-  const lexeme = (w: string) => (w.length > 1 ? `'${w}':*` : `'${w}'`);
+  const lexeme = (w: string) => ([...w].length > 1 ? `'${w}':*` : `'${w}'`);
   const term = (t: Term) => `${t.negated ? '!' : ''}${t.words.length > 1 ? `(${t.words.map(lexeme).join(' <-> ')})` : lexeme(t.words[0]!)}`;
   const tsquery = kept.map((g) => `(${g.map(term).join(' & ')})`).join(' | ');
   const plain = kept
@@ -100,5 +108,5 @@ export function parseSearch(q: string | undefined): ParsedSearch | undefined {
     .filter((t) => !t.negated)
     .flatMap((t) => t.words)
     .join(' ');
-  return { tsquery, plain, terms };
+  return { tsquery, plain, terms, words };
 }
