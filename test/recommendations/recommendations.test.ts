@@ -319,4 +319,26 @@ forEachBackend('recommendations', ({ db }) => {
       await uncached.close();
     }
   });
+  test('a product deactivated after it was recommended leaves every list at once, cached or not', async () => {
+    await freshCaches();
+    const d = db().db;
+    const cat = await f.category(d);
+    const [page, star, seen] = [await f.product(d, { category_id: cat.id }), await f.product(d, { category_id: cat.id }), await f.product(d, { category_id: cat.id })];
+    assert.equal((await getJson(app, '/api/recommendations/relationships/', { method: 'POST', headers: staff.headers, payload: { product_id: page.id, related_product_id: star.id, relationship_type: 'similar' } })).status, 201);
+    await views(d, star.id, 1_000, { daysAgo: 1 });
+    await order(d, [[star.id, 50]], { daysAgo: 1 });
+    const shopper = await signedIn(app, db());
+    await views(d, seen.id, 3, { userId: shopper.id });
+    const lists = async () => ({
+      product: ids((await getJson(app, `/api/recommendations/product/${page.id}/`)).body),
+      trending: ids((await getJson(app, '/api/recommendations/trending/')).body),
+      personalized: ids((await getJson(app, '/api/recommendations/personalized/', { headers: shopper.headers })).body),
+      mostViewed: ids((await getJson(app, '/api/recommendations/personalized/')).body),
+    });
+    const before_ = await lists();
+    for (const [name, list] of Object.entries(before_)) assert.ok(list.includes(star.id), `${name} lists it while active`);
+    assert.equal((await getJson(app, `/api/products/${star.id}/`, { method: 'DELETE', headers: staff.headers })).status, 204);
+    const after_ = await lists();
+    for (const [name, list] of Object.entries(after_)) assert.ok(!list.includes(star.id), `${name} no longer lists it`);
+  });
 });
