@@ -240,7 +240,9 @@ export const CONFIG_VARIABLES = {
   PUBLIC_URL: httpUrl({ default: undefined, desc: 'The origin clients use (e.g. https://shop.example.com): the cache is warmed for it at start-up. Default http://localhost:PORT.' }),
   SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
   ACCESS_TOKEN_TTL: duration({ default: 3600, desc: 'Lifetime of a JWT access token (seconds, or 15m, 1h, 14d).' }),
-  REFRESH_TOKEN_TTL: duration({ default: 604_800, desc: 'Lifetime of a JWT refresh token; each refresh rotates it.' }),
+  REFRESH_TOKEN_TTL: duration({ default: 604_800, desc: 'Lifetime of a sign-in session: each refresh rotates the refresh token, and no rotated token outlives the sign-in.' }),
+  REFRESH_REUSE_DETECTION: flag({ default: false, desc: 'Strict refresh tokens, for clients that keep the rotated one: a refresh token used again after REFRESH_REUSE_GRACE revokes its whole session. Off: a refresh token works until its session ends, as the storefront expects.' }),
+  REFRESH_REUSE_GRACE: duration({ default: 10, desc: 'With REFRESH_REUSE_DETECTION: how long after its first use a refresh token may still be used (parallel refreshes).' }),
   SESSION_TTL: duration({ default: 1_209_600, desc: 'Guest session (`sessionid` cookie) lifetime, renewed on use.' }),
   PASSWORD_RESET_TTL: duration({ default: 3600, desc: 'How long a password reset link works (it works once).' }),
   STAFF_EMAIL: str({ default: undefined, desc: 'At start-up, creates this staff account if no user has the email (never overwrites).' }),
@@ -260,6 +262,7 @@ export const CONFIG_VARIABLES = {
   RATE_LIMIT_BLOCK_DURATION: duration({ default: 86_400, desc: 'How long a blocked IP gets 403 on every request.' }),
   LOGIN_FREE_FAILURES: num({ default: 5, desc: 'Failed sign-ins per IP and per account before each further failure doubles a wait (1 s, 2 s, 4 s…).' }),
   LOGIN_MAX_BACKOFF: duration({ default: 900, desc: 'Longest wait after failed sign-ins.' }),
+  LOGIN_ACCOUNT_FREE_FAILURES: num({ default: 100, desc: 'Failed sign-ins to one account from all addresses in a day before the wait applies account-wide (to addresses that have not signed in to it before).' }),
   RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
   RATE_LIMIT_REDIS_URL: redisUrl({ default: undefined, desc: 'Redis for limits and blocks, shared by every instance (default: the Redis of the `session` store). Unset without any Redis: in-process.' }),
   STRIPE_SECRET_KEY: str({ default: undefined, desc: 'Stripe secret key: checkout through Stripe Checkout. Unset: the built-in test payment provider (offline).' }),
@@ -352,6 +355,8 @@ export interface Config {
     readonly refreshTokenTtl: number;
     readonly sessionTtl: number;
     readonly passwordResetTtl: number;
+    readonly refreshReuseDetection: boolean;
+    readonly refreshReuseGrace: number;
   };
   readonly staff: { readonly email: string; readonly password: string } | undefined;
   readonly corsOrigins: readonly string[];
@@ -370,6 +375,7 @@ export interface Config {
     readonly blockDuration: number;
     readonly loginFreeFailures: number;
     readonly loginMaxBackoff: number;
+    readonly loginAccountFreeFailures: number;
     readonly redis: RedisTarget | undefined;
     readonly timeoutMs: number;
   };
@@ -482,7 +488,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('STAFF_EMAIL') && e.STAFF_EMAIL && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(e.STAFF_EMAIL)) problems.push('STAFF_EMAIL must be an email address');
   if (ok('JOBS_CONCURRENCY') && (!Number.isInteger(e.JOBS_CONCURRENCY) || e.JOBS_CONCURRENCY < 1)) problems.push('JOBS_CONCURRENCY must be a whole number of at least 1');
   if (ok('JOBS_ATTEMPTS') && (!Number.isInteger(e.JOBS_ATTEMPTS) || e.JOBS_ATTEMPTS < 1)) problems.push('JOBS_ATTEMPTS must be a whole number of at least 1');
-  for (const name of ['RATE_LIMIT_BLOCK_AFTER', 'LOGIN_FREE_FAILURES'] as const) {
+  for (const name of ['RATE_LIMIT_BLOCK_AFTER', 'LOGIN_FREE_FAILURES', 'LOGIN_ACCOUNT_FREE_FAILURES'] as const) {
     if (ok(name) && (!Number.isInteger(e[name]) || e[name] < 0)) problems.push(`${name} must be a whole number of at least 0`);
   }
   if (ok('STRIPE_SECRET_KEY') && ok('STRIPE_WEBHOOK_SECRET') && e.STRIPE_SECRET_KEY && !e.STRIPE_WEBHOOK_SECRET) problems.push('STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY');
@@ -547,7 +553,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAge: e.CACHE_MAX_AGE,
     }),
     publicUrl: e.PUBLIC_URL,
-    auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL, passwordResetTtl: e.PASSWORD_RESET_TTL }),
+    auth: Object.freeze({ accessTokenTtl: e.ACCESS_TOKEN_TTL, refreshTokenTtl: e.REFRESH_TOKEN_TTL, sessionTtl: e.SESSION_TTL, passwordResetTtl: e.PASSWORD_RESET_TTL, refreshReuseDetection: e.REFRESH_REUSE_DETECTION, refreshReuseGrace: e.REFRESH_REUSE_GRACE }),
     staff: e.STAFF_EMAIL && e.STAFF_PASSWORD ? Object.freeze({ email: e.STAFF_EMAIL, password: e.STAFF_PASSWORD }) : undefined,
     corsOrigins: Object.freeze([...e.CORS_ORIGINS]),
     trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]),
@@ -565,6 +571,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       blockDuration: e.RATE_LIMIT_BLOCK_DURATION,
       loginFreeFailures: e.LOGIN_FREE_FAILURES,
       loginMaxBackoff: e.LOGIN_MAX_BACKOFF,
+      loginAccountFreeFailures: e.LOGIN_ACCOUNT_FREE_FAILURES,
       redis: limitsRedis,
       timeoutMs: e.RATE_LIMIT_TIMEOUT_MS,
     }),

@@ -40,7 +40,7 @@ test('embedded: a guest cart outlives a restart of the server and its database',
   }
 });
 
-test('production: with REDIS_URL, sessions and revoked tokens live in Redis database 2 and outlive the app', async () => {
+test('production: with REDIS_URL, sessions and logged-out sign-in sessions live in Redis database 2 and outlive the app', async () => {
   const database = await openTestDatabase('postgres');
   const redis = new Redis('redis://127.0.0.1:6379/2');
   const keys: string[] = [];
@@ -57,9 +57,12 @@ test('production: with REDIS_URL, sessions and revoked tokens live in Redis data
     const user = await signedIn(app, database);
     const rotated = await getJson(app, '/api/users/auth/refresh/', { method: 'POST', payload: { refresh: user.refresh } });
     assert.equal(rotated.status, 200);
-    const jti = JSON.parse(Buffer.from(user.refresh.split('.')[1]!, 'base64url').toString()).jti;
-    keys.push(`revoked:${jti}`);
-    assert.equal(await redis.get(`revoked:${jti}`), '1');
+    assert.equal((await getJson(app, '/api/users/auth/logout/', { method: 'POST', payload: { refresh: rotated.body.refresh } })).status, 200);
+    const sid = JSON.parse(Buffer.from(user.refresh.split('.')[1]!, 'base64url').toString()).sid;
+    keys.push(`auth_session:${sid}:revoked`);
+    assert.equal(await redis.get(`auth_session:${sid}:revoked`), '1');
+    const left = await redis.ttl(`auth_session:${sid}:revoked`);
+    assert.ok(left > 604_000 && left <= 604_800, `kept until the session would have ended: ${left}`);
     await app.close();
 
     app = await testApp(database, env);

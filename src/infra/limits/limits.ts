@@ -21,6 +21,16 @@ export interface Caller {
 export interface RouteLimit {
   name: string;
   rate: Rate;
+  /**
+   * An anonymous flow (sign-in, sign-up, password reset): counted per client IP against the
+   * anonymous tiers whoever calls, so a customer token buys no window of its own.
+   */
+  anonymous?: boolean;
+  /**
+   * Also counted per target email (the body's `email`, normalised), from every address together:
+   * window `<name>_email`, at the route's own rate unless RATE_LIMIT_ROUTES names it.
+   */
+  perEmail?: boolean;
 }
 
 /** A window as counted: its rate, key prefix and the header texts, worked out once. */
@@ -147,6 +157,21 @@ export class Limits {
       rejectIfRedisNotReady: true,
       insuranceLimiter: new RateLimiterMemory(base),
     });
+  }
+
+  /** The per-email window of a route (see RouteLimit.perEmail). */
+  private emailTier(route: RouteLimit): Tier {
+    const name = `${route.name}_email`;
+    let own = this.routeTiers.get(name);
+    if (!own) this.routeTiers.set(name, (own = tier(name, this.config.routes[name] ?? this.config.routes[route.name] ?? route.rate)));
+    return own;
+  }
+
+  /** Counts a request of a per-email route against the window of the email it names. */
+  checkEmail(route: RouteLimit, email: string): Verdict | Promise<Verdict> {
+    const tiers = [this.emailTier(route)];
+    const counted = this.counter.hit(tiers, `email:${email.trim().toLowerCase()}`);
+    return Array.isArray(counted) ? shown(tiers, counted) : counted.then((counts) => shown(tiers, counts));
   }
 
   /** The windows this caller's request counts against, in the order they are reported. */

@@ -30,9 +30,13 @@ declare module 'fastify' {
   }
 }
 
-/** The seed's `@rate_limit('checkout', limit=10, period=3600)`, as route config: `rateLimit('checkout', '10/hour')`. RATE_LIMIT_ROUTES overrides by name. */
-export function rateLimit(name: string, rate: string): { rateLimit: RouteLimit } {
-  return { rateLimit: { name, rate: parseRate(rate) } };
+/**
+ * The seed's `@rate_limit('checkout', limit=10, period=3600)`, as route config: `rateLimit('checkout', '10/hour')`.
+ * RATE_LIMIT_ROUTES overrides by name. `anonymous`: counted per IP whoever calls (sign-in, sign-up,
+ * reset); `perEmail`: also per the email the body names (see RouteLimit).
+ */
+export function rateLimit(name: string, rate: string, o: { anonymous?: boolean; perEmail?: boolean } = {}): { rateLimit: RouteLimit } {
+  return { rateLimit: { name, rate: parseRate(rate), ...(o.anonymous ? { anonymous: true } : {}), ...(o.perEmail ? { perEmail: true } : {}) } };
 }
 
 /** Route config for what is never limited: health checks, static assets. */
@@ -115,7 +119,8 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
   };
   const hookFor = (route: RouteLimit | undefined): LimitHook => (request, reply, done) => {
     if (request.limitsExempt) return done();
-    const auth = request.auth;
+    // An anonymous flow is the address's whoever calls (its routes do not read the Bearer either).
+    const auth = route?.anonymous ? null : request.auth;
     const counted = limits.check({ ip: request.clientIp, userId: auth?.user_id ?? null, staff: auth?.is_staff === true }, route);
     if (!(counted instanceof Promise)) {
       // The usual path, with leases or in process: no promise, no closure.
@@ -134,9 +139,27 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
       },
     );
   };
+  // Per target email: once the body is parsed (before validation: a malformed body is counted too
+  // when it names an email), from every address together.
+  const emailHookFor = (route: RouteLimit): LimitHook => (request, reply, done) => {
+    const email = (request.body as { email?: unknown } | undefined)?.email;
+    if (request.limitsExempt || typeof email !== 'string' || !email.trim()) return done();
+    const answer = (shown: Verdict) => {
+      if (shown.allowed) return done();
+      rateHeaders(reply, shown);
+      refuse(request.clientIp, shown, done);
+    };
+    const counted = limits.checkEmail(route, email);
+    if (!(counted instanceof Promise)) return answer(counted);
+    counted.then(answer, (err: unknown) => {
+      request.log.error({ err }, 'rate limit check failed; request let through');
+      done();
+    });
+  };
   app.addHook('onRoute', (route: RouteOptions) => {
     const own = (route.config as { rateLimit?: RouteLimit | false } | undefined)?.rateLimit;
     if (own !== false) addRouteHook(route, 'onRequest', hookFor(own || undefined));
+    if (own && own.perEmail) addRouteHook(route, 'preValidation', emailHookFor(own));
   });
   // Unknown paths count too (the app gives this to the not-found route).
   return { notFound: hookFor(undefined) };

@@ -34,11 +34,31 @@ export function findUserById(db: Db, id: number): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
 }
 
+/**
+ * The user behind a token, with when its credentials last changed (tokens_valid_after, ms since
+ * the epoch, or null): sessions that signed in before then are over.
+ */
+export function findUserForToken(db: Db, id: number): Promise<(UserRow & { tokens_valid_after_ms: number | null }) | undefined> {
+  return db
+    .selectFrom('users')
+    .select([...USER_COLUMNS, sql<number | null>`round(extract(epoch from tokens_valid_after) * 1000)::float8`.as('tokens_valid_after_ms')])
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
 export function findLoginByEmail(db: Db, email: string): Promise<(UserRow & { password: string }) | undefined> {
   return db
     .selectFrom('users')
     .select([...USER_COLUMNS, 'password'])
     .where(sql`lower(email)`, '=', email.toLowerCase())
+    .executeTakeFirst();
+}
+
+export function findLoginById(db: Db, id: number): Promise<(UserRow & { password: string }) | undefined> {
+  return db
+    .selectFrom('users')
+    .select([...USER_COLUMNS, 'password'])
+    .where('id', '=', id)
     .executeTakeFirst();
 }
 
@@ -84,8 +104,14 @@ export async function findPassword(db: Db, id: number): Promise<string | undefin
   return (await db.selectFrom('users').select('password').where('id', '=', id).executeTakeFirst())?.password;
 }
 
-export async function setPassword(db: Db, id: number, passwordHash: string): Promise<void> {
-  await db.updateTable('users').set({ password: passwordHash, updated_at: sql<string>`now()` }).where('id', '=', id).execute();
+/**
+ * Replaces the password, only while it is still `currentHash` (of two changes or resets racing,
+ * one wins; false for the other), and ends every session that signed in before `atMs`.
+ */
+export async function setPassword(db: Db, id: number, currentHash: string, passwordHash: string, atMs: number): Promise<boolean> {
+  const r = await sql`update users set password = ${passwordHash}, tokens_valid_after = to_timestamp(${atMs}::float8 / 1000), updated_at = now()
+    where id = ${id} and password = ${currentHash}`.execute(db);
+  return Number(r.numAffectedRows ?? 0) > 0;
 }
 
 export async function touchLastLogin(db: Db, id: number): Promise<void> {

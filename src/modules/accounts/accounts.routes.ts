@@ -11,7 +11,7 @@ import { ErrorBody, IdParams, MixedErrorBody, NoContent, ThrottledBody } from '.
 import { rateLimit } from '../../infra/limits/plugin.ts';
 import { mergeGuestCart } from '../cart/cart.service.ts';
 import { mergeGuestWishlist } from '../wishlist/wishlist.service.ts';
-import { findUserById } from './accounts.repository.ts';
+import { findUserForToken } from './accounts.repository.ts';
 import {
   Address,
   AddressBody,
@@ -35,7 +35,7 @@ import {
 } from './accounts.schemas.ts';
 import { toUser } from './accounts.mapper.ts';
 import * as accounts from './accounts.service.ts';
-import { currentUser, requireUser, signedInOnly } from './auth.ts';
+import { bodyCredentials, currentUser, requireUser, signedInOnly } from './auth.ts';
 import { TokenError, type TokenProblem } from './tokens.ts';
 
 const tags = ['accounts'];
@@ -70,7 +70,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   privateResponses(app);
   app.post('/api/users/auth/login/', {
     schema: { tags, summary: 'Sign in with email and password: a JWT pair', body: LoginBody, response: { 200: TokenPair, 400: ErrorBody, 401: ErrorBody, 429: ThrottledBody } },
-    config: rateLimit('login', '10/hour'),
+    config: { ...bodyCredentials, ...rateLimit('login', '10/hour', { anonymous: true }) },
     handler: async (request, reply) => {
       const { email, password } = request.body;
       // Failed sign-ins back off exponentially per IP and per account (see Limits.loginFailed).
@@ -94,27 +94,31 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/api/users/auth/refresh/', {
-    schema: { tags, summary: 'Rotate a refresh token: a new pair; the old refresh token is revoked', body: RefreshBody, response: { 200: RefreshReply, 400: ErrorBody, 401: ErrorBody } },
+    schema: { tags, summary: 'A new pair of the same session (the refresh token keeps working until its session ends)', body: RefreshBody, response: { 200: RefreshReply, 400: ErrorBody, 401: ErrorBody } },
+    config: bodyCredentials,
     handler: async (request) => {
       const claims = await app.tokens.rotate(request.body.refresh).catch(refused);
-      const user = await findUserById(ctxOf(request).database.db, claims.user_id);
+      const user = await findUserForToken(ctxOf(request).database.db, claims.user_id);
       if (!user?.is_active) throw new AppError('authentication_failed', { message: 'No active account found for the given token.' });
-      return app.tokens.issue(user);
+      // Signed in before the password changed or was reset, or the account was disabled.
+      if (!(await app.tokens.current(claims, user.tokens_valid_after_ms))) refused(new TokenError('revoked'));
+      return app.tokens.issue(user, app.tokens.sessionOf(claims));
     },
   });
 
   app.post('/api/users/auth/logout/', {
-    schema: { tags, summary: 'Revoke a refresh token (idempotent)', body: RefreshBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+    schema: { tags, summary: 'End the session of a refresh token: it and every token rotated from its sign-in (idempotent)', body: RefreshBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody } },
+    config: bodyCredentials,
     handler: async (request) => {
       const claims = await app.tokens.verify(request.body.refresh, 'refresh').catch(refused);
-      await app.tokens.revoke(claims);
+      await app.tokens.endSession(claims);
       return { message: 'Successfully logged out' };
     },
   });
 
   app.post('/api/users/auth/register/', {
     schema: { tags, summary: 'Create a customer account; answers with the user and a JWT pair', body: RegisterBody, response: { 201: RegisterReply, 400: ErrorBody, 429: ThrottledBody } },
-    config: rateLimit('register', '5/hour'),
+    config: { ...bodyCredentials, ...rateLimit('register', '5/hour', { anonymous: true, perEmail: true }) },
     handler: async (request, reply) => {
       const user = await accounts.register(ctxOf(request), request.body);
       await adoptGuest(request, reply, user.id);
@@ -143,11 +147,12 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   for (const method of ['put', 'patch'] as const) {
     app[method]('/api/users/password/change/', {
-      schema: { tags, security, summary: 'Change the password (existing tokens stay valid)', body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody, 429: ThrottledBody } },
+      schema: { tags, security, summary: "Change the password: every other session ends; the caller's goes on", body: PasswordChangeBody, response: { 200: Message, 400: ErrorBody, 401: ErrorBody, 429: ThrottledBody } },
       config: rateLimit('password_change', '5/hour'),
       onRequest: signedInOnly,
       handler: async (request) => {
-        await accounts.changePassword(ctxOf(request), await requireUser(request), request.body);
+        const auth = request.auth!;
+        await accounts.changePassword(ctxOf(request), await requireUser(request), request.body, (at) => app.tokens.keepSession(auth, at));
         return { message: 'Password updated successfully' };
       },
     });
@@ -156,7 +161,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Reset by email: the same answer whether or not the address has an account.
   app.post('/api/users/password/reset/', {
     schema: { tags, summary: 'Email a password reset link (the answer is the same for any address)', body: PasswordResetBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
-    config: rateLimit('password_reset', '5/hour'),
+    config: { ...bodyCredentials, ...rateLimit('password_reset', '5/hour', { anonymous: true, perEmail: true }) },
     handler: async (request) => {
       // Always a job, whether or not the address has an account: the answer and its timing
       // tell nothing, and the token is made (and only its hash stored) by the job that mails it.
@@ -166,8 +171,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.post('/api/users/password/reset/confirm/', {
-    schema: { tags, summary: 'Set a new password with the token from the reset email (single use)', body: PasswordResetConfirmBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
-    config: rateLimit('password_reset', '5/hour'),
+    schema: { tags, summary: 'Set a new password with the token from the reset email (single use; every session ends)', body: PasswordResetConfirmBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
+    config: { ...bodyCredentials, ...rateLimit('password_reset', '5/hour', { anonymous: true }) },
     handler: async (request) => {
       await accounts.finishPasswordReset(ctxOf(request), app.sessions.store, request.body);
       return { message: 'Password has been reset' };

@@ -1,6 +1,6 @@
 // Accounts: registration, sign-in, profile, password, addresses, newsletter. Passwords are
 // argon2id; emails are stored lower-case and unique; sign-in failures all read the same.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database } from '../../db/database.ts';
 import type { KeyValueStore } from '../../infra/cache/store.ts';
 import type { Ctx } from '../../infra/http/context.ts';
@@ -102,20 +102,38 @@ export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: Profi
   }
 }
 
-export async function changePassword(ctx: Ctx, user: repo.UserRow, body: PasswordChangeBody): Promise<void> {
+/**
+ * Changes the password and ends every other session: their refresh and access tokens are refused
+ * from now on. The caller's own session (`keep`, before the change) goes on, so the storefront
+ * stays signed in with the tokens it holds.
+ */
+export async function changePassword(ctx: Ctx, user: repo.UserRow, body: PasswordChangeBody, keep?: (atMs: number) => Promise<void>): Promise<void> {
   const stored = await repo.findPassword(ctx.database.db, user.id);
   if (!(await verifyPassword(stored, body.old_password))) throw fieldError('old_password', 'Old password is incorrect');
   if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
   const problems = await passwordProblems(body.new_password, user);
   if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
-  await repo.setPassword(ctx.database.db, user.id, await hashPassword(body.new_password));
+  const hashed = await hashPassword(body.new_password);
+  const at = Date.now();
+  await keep?.(at);
+  // Changed meanwhile (another change or a reset): the old password checked above is no longer it.
+  if (!(await repo.setPassword(ctx.database.db, user.id, stored!, hashed, at))) throw fieldError('old_password', 'Old password is incorrect');
 }
 
 // Password reset: a single-use token, valid for PASSWORD_RESET_TTL, mailed as a link to the
 // storefront. Only its hash is stored (in the `session` store), and the request's answer never
-// says whether the email has an account.
+// says whether the email has an account. The stored entry is bound to the password the account
+// had when the link was made (an HMAC of its hash, keyed by the token, so the store alone cannot
+// check it): once the password changes, by this link, a newer one or a password change, every
+// older link is dead. A reset ends every session of the account.
 
 const resetKey = (token: string) => `password_reset:${createHash('sha256').update(token).digest('base64url')}`;
+const passwordFingerprint = (token: string, passwordHash: string) => createHmac('sha256', token).update(passwordHash).digest('base64url');
+
+function sameFingerprint(a: string, b: string): boolean {
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x.length === y.length && timingSafeEqual(x, y);
+}
 
 /**
  * Makes a reset token for the active account with this email (in the job that mails it, so the
@@ -125,22 +143,34 @@ export async function makePasswordResetToken(db: Database['db'], store: KeyValue
   const user = await repo.findLoginByEmail(db, email.trim());
   if (!user || !user.is_active) return undefined;
   const token = randomBytes(32).toString('base64url');
-  await store.set(resetKey(token), String(user.id), ttlSeconds);
-  return { user, token };
+  await store.set(resetKey(token), JSON.stringify({ u: user.id, f: passwordFingerprint(token, user.password) }), ttlSeconds);
+  const { password: _hash, ...row } = user;
+  return { user: row, token };
 }
 
 export async function finishPasswordReset(ctx: Ctx, store: KeyValueStore, body: PasswordResetConfirmBody): Promise<void> {
+  const invalid = () => fieldError('token', 'Invalid or expired token');
   const key = resetKey(body.token);
   const held = await store.get(key);
-  const user = held ? await repo.findUserById(ctx.database.db, Number(held)) : undefined;
-  if (!user || !user.is_active) throw fieldError('token', 'Invalid or expired token');
+  let link: { u?: unknown; f?: unknown } = {};
+  try {
+    link = held ? (JSON.parse(held) as typeof link) : {};
+  } catch {
+    // not ours: refused below
+  }
+  const login = typeof link.u === 'number' ? await repo.findLoginById(ctx.database.db, link.u) : undefined;
+  // An entry from before links were bound to the password (a bare user id) is refused too: it
+  // cannot say which password it was for. Links last PASSWORD_RESET_TTL, so those are soon gone.
+  if (!login || !login.is_active || typeof link.f !== 'string' || !sameFingerprint(link.f, passwordFingerprint(body.token, login.password))) throw invalid();
+  const { password: current, ...user } = login;
   if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
   const problems = await passwordProblems(body.new_password, user);
   if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
   // Single use, also when two requests bring the token at once: the first to mark it wins.
-  if (!(await store.add(`${key}:used`, '1', 3600))) throw fieldError('token', 'Invalid or expired token');
+  if (!(await store.add(`${key}:used`, '1', 3600))) throw invalid();
   await store.delete(key);
-  await repo.setPassword(ctx.database.db, user.id, await hashPassword(body.new_password));
+  // Two different links used at once: only the first to replace the password they were made for wins.
+  if (!(await repo.setPassword(ctx.database.db, user.id, current, await hashPassword(body.new_password), Date.now()))) throw invalid();
 }
 
 // Addresses: a user sees and changes only their own; another's id is simply not found.

@@ -1,14 +1,24 @@
-// Who is calling: the Bearer token (checked on every route, public ones included, as DRF does)
-// and the helpers routes use to require a user or staff. The user row is loaded once per
-// request, from the primary, and only by routes that need it.
+// Who is calling: the Bearer token (checked on every route, public ones included, as DRF does,
+// except the token endpoints, which answer on their body alone) and the helpers routes use to
+// require a user or staff. The user row is loaded once per request, from the primary, and only by
+// routes that need it; a token whose session signed in before the account's credentials changed
+// (password changed or reset, account disabled) is refused there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ctxOf } from '../../infra/http/context.ts';
 import { markPrivate } from '../../infra/http/hooks.ts';
 import { AppError } from '../../infra/http/errors.ts';
-import { findUserById, type UserRow } from './accounts.repository.ts';
+import { findUserForToken, type UserRow } from './accounts.repository.ts';
 import { TokenError, type TokenClaims, type TokenService } from './tokens.ts';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A token endpoint (sign-in, sign-up, refresh, logout, password reset): it answers on its body
+     * alone and never reads the Authorization header, so a stale Bearer the client still sends is
+     * not a 401 there, and the caller is anonymous for the limits. See `bodyCredentials`.
+     */
+    ignoreBearer?: boolean;
+  }
   interface FastifyInstance {
     tokens: TokenService;
   }
@@ -27,14 +37,21 @@ export function unauthenticated(code: 'not_authenticated' | 'token_not_valid' = 
   return new AppError(code, { ...(message ? { message } : {}), headers: CHALLENGE });
 }
 
+/** Route config of a token endpoint (see `ignoreBearer`). */
+export const bodyCredentials = { ignoreBearer: true } as const;
+
 export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
+  // REFRESH_REUSE_DETECTION, when the service was made without a policy of its own.
+  const auth = (app as { config?: { auth?: { refreshReuseDetection?: boolean; refreshReuseGrace?: number } } }).config?.auth;
+  if (auth?.refreshReuseDetection !== undefined) tokens.setReusePolicy({ detect: auth.refreshReuseDetection, graceSeconds: auth.refreshReuseGrace ?? 10 });
   app.decorate('tokens', tokens);
   app.decorateRequest('auth', null);
   app.decorateRequest('authUser', undefined);
   // Callback style: most requests carry no token, and they pass without a promise or a tick.
   app.addHook('onRequest', (request, _reply, done) => {
     const header = request.headers.authorization;
-    if (!header || request.is404) return done();
+    // The route's config is read only when a header came: verifying the token costs far more.
+    if (!header || request.is404 || request.routeOptions.config.ignoreBearer) return done();
     const parts = header.trim().split(/\s+/);
     // Other schemes (Basic…) are not ours to judge: the caller is anonymous, as in DRF.
     if (parts[0]?.toLowerCase() !== 'bearer') return done();
@@ -54,9 +71,11 @@ export async function currentUser(request: FastifyRequest): Promise<UserRow | nu
   if (request.authUser !== undefined) return request.authUser;
   if (!request.auth) return (request.authUser = null);
   // Through the request's context, so the statement is in its tally (the slow-request log).
-  const user = await findUserById(ctxOf(request).database.db, request.auth.user_id);
-  if (!user) throw unauthenticated('token_not_valid', 'User not found');
+  const found = await findUserForToken(ctxOf(request).database.db, request.auth.user_id);
+  if (!found) throw unauthenticated('token_not_valid', 'User not found');
+  const { tokens_valid_after_ms: validAfter, ...user } = found;
   if (!user.is_active) throw unauthenticated('token_not_valid', 'User is inactive');
+  if (!(await request.server.tokens.current(request.auth, validAfter))) throw unauthenticated('token_not_valid');
   return (request.authUser = user);
 }
 

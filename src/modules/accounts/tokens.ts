@@ -1,6 +1,20 @@
 // JWT access and refresh tokens as SimpleJWT makes them (API-CONTRACT.md §1.3): HS256 signed with
-// SECRET_KEY, payload {token_type, exp, iat, jti, user_id}. Refresh tokens rotate; a used or
-// logged-out refresh token is revoked in the `session` store until it would have expired.
+// SECRET_KEY, payload {token_type, exp, iat, jti, user_id}, plus the sign-in session they belong to
+// (`sid`, and `sat`, when it signed in, in ms).
+//
+// Sessions (issue 20). A sign-in starts a session; every refresh returns a new pair of the same
+// session, whose refresh token keeps the sign-in's `exp`: no rotated token outlives the sign-in
+// (REFRESH_TOKEN_TTL is an absolute lifetime). By default a refresh token keeps working until its
+// session ends, as the original did and the storefront relies on (it keeps only the refresh token
+// from sign-in and refreshes with it, several requests at once). A session ends:
+// - at its expiry;
+// - on logout (one key in the `session` store, read on every refresh, so every instance sees it);
+// - when the password changes or is reset, or the account is disabled: the user row's
+//   tokens_valid_after, compared with `sat` (the session that changed the password is carried
+//   past it: `since` below);
+// - with REFRESH_REUSE_DETECTION, when one of its refresh tokens is used again more than
+//   REFRESH_REUSE_GRACE after its first use (parallel refreshes inside the grace all succeed).
+// Refreshing in the default mode writes nothing: only a logout or a reuse past the grace does.
 import { randomBytes } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { KeyValueStore } from '../../infra/cache/store.ts';
@@ -15,6 +29,12 @@ export interface TokenClaims {
   user_id: number;
   /** Staff status when the token was issued: picks the staff rate-limit tier (permissions read the database). */
   is_staff?: boolean;
+  /** The sign-in session: its id (a token from before sessions: its own jti). */
+  sid: string;
+  /** When the session signed in, ms since the epoch (older tokens: their iat). */
+  sat: number;
+  /** Whether the token came without a session (issued before sessions existed). */
+  legacy?: true;
 }
 
 /** Whom a token pair is for. */
@@ -28,6 +48,15 @@ export interface TokenPair {
   refresh: string;
 }
 
+/** A sign-in session, as the tokens carry it. */
+export interface Session {
+  sid: string;
+  /** Signed in at, ms since the epoch. */
+  sat: number;
+  /** The session's end (the sign-in refresh token's exp), seconds since the epoch. */
+  exp: number;
+}
+
 /** Why a token was refused, in SimpleJWT's words. */
 export type TokenProblem = 'invalid' | 'wrong_type' | 'revoked';
 
@@ -38,30 +67,60 @@ export class TokenError extends Error {
   }
 }
 
+export interface ReusePolicy {
+  /** Revoke a session whose refresh token is used again after `graceSeconds`. */
+  detect: boolean;
+  graceSeconds: number;
+}
+
 export interface TokenOptions {
   secret: string;
   accessTtl: number;
   refreshTtl: number;
-  /** Holds revoked refresh token ids until they expire. */
+  /** Holds ended sessions (and, in strict mode, first uses of refresh tokens) until they expire. */
   store: KeyValueStore;
+  /** Default: reuse allowed (the contract's behaviour). */
+  reuse?: ReusePolicy;
 }
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const revokedKey = (sid: string) => `auth_session:${sid}:revoked`;
+const sinceKey = (sid: string) => `auth_session:${sid}:since`;
+const usedKey = (jti: string) => `refresh_used:${jti}`;
 
 export class TokenService {
   private readonly key: Uint8Array;
+  private reuse: ReusePolicy;
 
   constructor(private readonly opts: TokenOptions) {
     this.key = new TextEncoder().encode(opts.secret);
+    this.reuse = opts.reuse ?? { detect: false, graceSeconds: 10 };
   }
 
-  private sign(type: TokenType, user: TokenSubject, ttl: number): Promise<string> {
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ token_type: type, exp: now + ttl, iat: now, jti: randomBytes(16).toString('hex'), user_id: user.id, ...(user.is_staff ? { is_staff: true } : {}) })
+  /** The reuse policy (registerAuth applies the configured one when the service was made without it). */
+  setReusePolicy(policy: ReusePolicy): void {
+    this.reuse = policy;
+  }
+
+  get reusePolicy(): ReusePolicy {
+    return this.reuse;
+  }
+
+  private sign(type: TokenType, user: TokenSubject, exp: number, session: Session): Promise<string> {
+    const now = nowSeconds();
+    return new SignJWT({ token_type: type, exp, iat: now, jti: randomBytes(16).toString('hex'), user_id: user.id, ...(user.is_staff ? { is_staff: true } : {}), sid: session.sid, sat: session.sat })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .sign(this.key);
   }
 
-  async issue(user: TokenSubject): Promise<TokenPair> {
-    const [access, refresh] = await Promise.all([this.sign('access', user, this.opts.accessTtl), this.sign('refresh', user, this.opts.refreshTtl)]);
+  /**
+   * A new pair: for a new session (a sign-in) or, with `session`, the next pair of that session.
+   * Neither token outlives the session.
+   */
+  async issue(user: TokenSubject, session?: Session): Promise<TokenPair> {
+    const now = nowSeconds();
+    const s = session ?? { sid: randomBytes(16).toString('hex'), sat: Date.now(), exp: now + this.opts.refreshTtl };
+    const [access, refresh] = await Promise.all([this.sign('access', user, Math.min(now + this.opts.accessTtl, s.exp), s), this.sign('refresh', user, s.exp, s)]);
     return { access, refresh };
   }
 
@@ -74,25 +133,83 @@ export class TokenService {
       if (err instanceof joseErrors.JOSEError || err instanceof TypeError) throw new TokenError('invalid');
       throw err;
     }
-    const { token_type, user_id, jti, exp, iat, is_staff } = payload;
+    const { token_type, user_id, jti, exp, iat, is_staff, sid, sat } = payload;
     if (typeof user_id !== 'number' || !Number.isSafeInteger(user_id) || typeof jti !== 'string' || typeof exp !== 'number') throw new TokenError('invalid');
     if (token_type !== type) throw new TokenError('wrong_type');
-    return { token_type: type, exp, iat: typeof iat === 'number' ? iat : 0, jti, user_id, ...(is_staff === true ? { is_staff: true } : {}) };
+    const issuedAt = typeof iat === 'number' ? iat : 0;
+    const hasSession = typeof sid === 'string' && /^[0-9a-f]{32}$/.test(sid) && typeof sat === 'number' && Number.isFinite(sat);
+    return {
+      token_type: type,
+      exp,
+      iat: issuedAt,
+      jti,
+      user_id,
+      ...(is_staff === true ? { is_staff: true } : {}),
+      ...(hasSession ? { sid, sat } : { sid: jti, sat: issuedAt * 1000, legacy: true as const }),
+    };
+  }
+
+  /** The session a verified token belongs to. */
+  sessionOf(claims: TokenClaims): Session {
+    return { sid: claims.sid, sat: claims.sat, exp: claims.exp };
+  }
+
+  /** Ends a session (logout): every refresh token of it is refused from now on, on every instance. */
+  async endSession(claims: TokenClaims): Promise<void> {
+    const ttl = Math.max(1, claims.exp - nowSeconds());
+    await this.opts.store.set(revokedKey(claims.sid), '1', ttl);
+  }
+
+  private async ended(claims: TokenClaims): Promise<boolean> {
+    const store = this.opts.store;
+    // A token from before sessions was revoked by its own id (the older `revoked:<jti>` key).
+    const [ended, legacy] = await Promise.all([store.get(revokedKey(claims.sid)), claims.legacy ? store.get(`revoked:${claims.jti}`) : null]);
+    return ended !== null || legacy !== null;
   }
 
   /**
-   * Revokes a verified refresh token until its expiry. Returns false when it was already revoked:
-   * of two concurrent uses of one token, exactly one gets true.
+   * Refresh, first half: the refresh token is verified and its session checked (not ended; in
+   * strict mode, not reused past the grace, which ends the session). The caller checks the account
+   * (`current`) and issues the next pair of the session.
    */
-  revoke(claims: TokenClaims): Promise<boolean> {
-    const ttl = Math.max(1, claims.exp - Math.floor(Date.now() / 1000));
-    return this.opts.store.add(`revoked:${claims.jti}`, '1', ttl);
-  }
-
-  /** Rotation, first half: the refresh token is verified and revoked (once); the caller issues the new pair. */
   async rotate(refreshToken: string): Promise<TokenClaims> {
     const claims = await this.verify(refreshToken, 'refresh');
-    if (!(await this.revoke(claims))) throw new TokenError('revoked');
+    if (await this.ended(claims)) throw new TokenError('revoked');
+    if (this.reuse.detect) {
+      const store = this.opts.store;
+      const now = Date.now();
+      const ttl = Math.max(1, claims.exp - nowSeconds());
+      if (!(await store.add(usedKey(claims.jti), String(now), ttl))) {
+        const first = Number(await store.get(usedKey(claims.jti)));
+        if (!(now - first <= this.reuse.graceSeconds * 1000)) {
+          await this.endSession(claims);
+          throw new TokenError('revoked');
+        }
+      }
+    }
     return claims;
+  }
+
+  /**
+   * Whether a token's session is still good for the account's credentials: it signed in after
+   * they last changed (`validAfterMs`, the user row's tokens_valid_after), or it is the session
+   * that changed the password (carried past the change by `keepSession`).
+   */
+  async current(claims: TokenClaims, validAfterMs: number | null): Promise<boolean> {
+    if (validAfterMs === null || claims.sat >= validAfterMs) return true;
+    const since = Number(await this.opts.store.get(sinceKey(claims.sid)));
+    return since >= validAfterMs;
+  }
+
+  /**
+   * Carries the caller's session past a credential change made at `atMs` (its own password
+   * change): its tokens keep working while every other session ends. Written before the change.
+   */
+  async keepSession(claims: TokenClaims, atMs: number): Promise<void> {
+    const ttl = Math.max(1, claims.exp - nowSeconds());
+    if (claims.token_type === 'access') {
+      // An access token's exp is not the session's end: hold the mark for a whole refresh lifetime.
+      await this.opts.store.set(sinceKey(claims.sid), String(atMs), Math.max(ttl, this.opts.refreshTtl));
+    } else await this.opts.store.set(sinceKey(claims.sid), String(atMs), ttl);
   }
 }
