@@ -200,35 +200,70 @@ forEachBackend('rate limits', ({ backend, db }) => {
     assert.equal((await call(app, '10.9.0.1', '/api/products/', { headers: { 'x-forwarded-for': freshIp() } })).statusCode, 200);
   });
 
-  test('failed sign-ins back off exponentially per account and per address; a success clears the account', async () => {
-    const app = await limitedApp({ LOGIN_FREE_FAILURES: '2', RATE_LIMIT_ROUTES: 'login=100/hour', RATE_LIMIT_BURST: '100/minute' });
+  test('failed sign-ins back off per account and address together: a stranger cannot lock the owner out; an address guessing at many accounts waits; past the account-wide ceiling only addresses new to the account wait', async () => {
+    const app = await limitedApp({ LOGIN_FREE_FAILURES: '2', LOGIN_ACCOUNT_FREE_FAILURES: '6', RATE_LIMIT_ROUTES: 'login=100/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '0' });
     const user = await signedIn(app, db());
-    const ip = freshIp();
-    const login = (password: string, from = ip, email = user.email) => call(app, from, '/api/users/auth/login/', { method: 'POST', payload: { email, password } });
-    assert.equal((await login('wrong-1')).statusCode, 401);
-    assert.equal((await login('wrong-2')).statusCode, 401);
-    assert.equal((await login('wrong-3')).statusCode, 401, 'the third failure is answered, and starts a 1 s wait');
-    const waiting = await login(user.password);
-    assert.equal(waiting.statusCode, 429, 'even the right password waits');
+    const login = (password: string, from: string, email = user.email) => call(app, from, '/api/users/auth/login/', { method: 'POST', payload: { email, password } });
+    const owner = freshIp();
+    assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner signs in from home');
+    const attacker = freshIp();
+    for (let i = 1; i <= 3; i++) assert.equal((await login(`wrong-${i}`, attacker)).statusCode, 401);
+    const waiting = await login(user.password, attacker);
+    assert.equal(waiting.statusCode, 429, 'the guessing address waits, even with the right password');
     assert.equal(waiting.headers['retry-after'], '1');
     assert.equal(waiting.json().limit, 'login_failures');
-    // The account waits from another address too.
-    assert.equal((await login(user.password, freshIp())).statusCode, 429);
+    assert.equal(waiting.json().status_code, 429);
+    // The stranger's failures are not the owner's: from home or from anywhere new, the owner gets in.
+    assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner at home');
+    assert.equal((await login(user.password, freshIp())).statusCode, 200, 'the owner somewhere new');
     await new Promise((r) => setTimeout(r, 1100));
-    assert.equal((await login('wrong-4')).statusCode, 401);
-    const longer = await login(user.password);
+    assert.equal((await login('wrong-4', attacker)).statusCode, 401);
+    const longer = await login(user.password, attacker);
     assert.equal(longer.statusCode, 429);
     assert.equal(longer.headers['retry-after'], '2', 'the wait doubles');
-    await new Promise((r) => setTimeout(r, 2100));
-    assert.equal((await login(user.password, freshIp())).statusCode, 200);
-    // The account's count is cleared: one more failure is free again (from a clean address).
-    const other = freshIp();
-    assert.equal((await login('wrong-5', other)).statusCode, 401);
-    assert.equal((await login(user.password, other)).statusCode, 200);
-    // The address keeps its count across accounts: guessing at many accounts from one address.
+    // Guessing spread over many addresses: past LOGIN_ACCOUNT_FREE_FAILURES (6 here; 4 above, 3 now) failures to the
+    // account in a day, addresses that never signed in to it wait too; the owner's do not.
+    for (let i = 0; i < 3; i++) assert.equal((await login(`spread-${i}`, freshIp())).statusCode, 401);
+    const spread = await login(user.password, freshIp());
+    assert.equal(spread.statusCode, 429, 'an address new to the account, past the account-wide ceiling');
+    assert.equal(spread.json().limit, 'login_failures');
+    assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner’s own address is never locked by others');
+    // One address guessing at many accounts waits across them.
     const guesser = freshIp();
-    for (let i = 0; i < 3; i++) assert.equal((await login('x', guesser, `nobody-${i}-${ip}@example.com`)).statusCode, 401);
-    assert.equal((await login('x', guesser, `nobody-9-${ip}@example.com`)).statusCode, 429);
+    for (let i = 0; i < 3; i++) assert.equal((await login('x', guesser, `nobody-${i}-${guesser}@example.com`)).statusCode, 401);
+    assert.equal((await login('x', guesser, `nobody-9-${guesser}@example.com`)).statusCode, 429);
+  });
+
+  test('anonymous flows are limited per address whoever calls (a customer token buys no window of its own), and reset and sign-up per target email from any address', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ROUTES: 'login=2/hour,register=2/hour,password_reset=2/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '0' });
+    const [a, b] = [await signedIn(app, db()), await signedIn(app, db())];
+    const post = (from: string, url: string, payload: object, token?: string) =>
+      call(app, from, url, { method: 'POST', payload, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const ip = freshIp();
+    for (let i = 0; i < 2; i++) assert.equal((await post(ip, '/api/users/auth/login/', { email: a.email, password: 'wrong' })).statusCode, 401);
+    for (const token of [a.access, b.access]) {
+      const r = await post(ip, '/api/users/auth/login/', { email: a.email, password: 'wrong' }, token);
+      assert.equal(r.statusCode, 429, 'sign-in: a token does not open a new window');
+      assert.equal(r.json().limit, 'login');
+    }
+    const ip2 = freshIp();
+    for (let i = 0; i < 2; i++) assert.equal((await post(ip2, '/api/users/password/reset/', { email: `someone-${i}-${ip2}@example.com` })).statusCode, 200);
+    assert.equal((await post(ip2, '/api/users/password/reset/', { email: `someone-9-${ip2}@example.com` }, a.access)).statusCode, 429, 'reset: the same');
+    const ip3 = freshIp();
+    const reg = (i: number, token?: string) => post(ip3, '/api/users/auth/register/', { email: `new-${i}-${ip3}@example.com`, username: `n${i}-${ip3}`, first_name: 'N', last_name: 'U', password: 'Str0ng-Pass-2026', password_confirm: 'Str0ng-Pass-2026' }, token);
+    for (let i = 0; i < 2; i++) {
+      const r = await reg(i);
+      assert.equal(r.statusCode, 201, r.body);
+    }
+    assert.equal((await reg(3, b.access)).statusCode, 429, 'sign-up: the same');
+    // One victim's address from many addresses: the reset emails stop at the per-email window.
+    const victim = `victim-${ip}@example.com`;
+    for (let i = 0; i < 2; i++) assert.equal((await post(freshIp(), '/api/users/password/reset/', { email: victim })).statusCode, 200);
+    const flood = await post(freshIp(), '/api/users/password/reset/', { email: ` ${victim.toUpperCase()} ` });
+    assert.equal(flood.statusCode, 429, 'the same email, however written, from a new address');
+    assert.equal(flood.json().limit, 'password_reset_email');
+    assert.ok(Number(flood.headers['retry-after']) > 3500);
+    assert.equal((await post(freshIp(), '/api/users/password/reset/', { email: `other-${ip}@example.com` })).statusCode, 200, 'another email is not limited by it');
   });
 
   if (backend !== 'postgres') return;

@@ -10,6 +10,12 @@ import { MemoryCounter, RedisCounter, type Count } from './counter.ts';
 
 type LimitsConfig = Config['limits'];
 
+/**
+ * How long an address stays known to an account after a sign-in from it. (Under 24.8 days: the
+ * in-process limiter expires keys with a timer, which fires at once beyond 2^31 ms.)
+ */
+const KNOWN_FOR = 14 * 86_400;
+
 /** Who is asking: the client IP, and the user when a valid token came with the request. */
 export interface Caller {
   ip: string;
@@ -103,6 +109,7 @@ export class Limits {
   private readonly violations: RateLimiterAbstract;
   private readonly loginFailures: RateLimiterAbstract;
   private readonly loginWaits: RateLimiterAbstract;
+  private readonly loginKnown: RateLimiterAbstract;
   private redisDown = false;
 
   constructor(
@@ -119,6 +126,8 @@ export class Limits {
     this.violations = this.make('violations', { points: Number.MAX_SAFE_INTEGER, duration: config.blockWindow });
     this.loginFailures = this.make('login_failures', { points: Number.MAX_SAFE_INTEGER, duration: 86_400 });
     this.loginWaits = this.make('login_wait', { points: 1, duration: config.loginMaxBackoff });
+    // Addresses an account signed in from in the last 14 days: the account-wide wait spares them.
+    this.loginKnown = this.make('login_known', { points: Number.MAX_SAFE_INTEGER, duration: KNOWN_FOR });
     const client = o.client;
     if (client) {
       // Log once per outage, not per request: the insurance limiters answer meanwhile.
@@ -210,37 +219,66 @@ export class Limits {
     return this.blocks.unblock(ip);
   }
 
-  // Failed sign-ins back off exponentially, per IP and per account: after LOGIN_FREE_FAILURES, the
-  // n-th further failure makes the next attempt wait 2^(n-1) s (at most LOGIN_MAX_BACKOFF). A
-  // success clears the account's count, never the IP's (a thief with one good account would
-  // otherwise reset it between guesses).
-  private loginKeys(ip: string, email: string): string[] {
-    return [`ip:${ip}`, `acct:${email.trim().toLowerCase()}`];
+  // Failed sign-ins back off exponentially (issue 20): after a number of free failures in a day,
+  // the n-th further one makes the next attempt wait 2^(n-1) s (at most LOGIN_MAX_BACKOFF). Three
+  // counts, so that slowing a guesser never hands strangers the power to lock an account:
+  // - per account and address together (LOGIN_FREE_FAILURES): a guesser waits, the owner elsewhere
+  //   does not; a success there clears it;
+  // - per address, across accounts (LOGIN_FREE_FAILURES): one address guessing at many accounts;
+  //   never cleared by a success (a thief with one good account would reset it between guesses);
+  // - per account, from every address (LOGIN_ACCOUNT_FREE_FAILURES, far higher): guessing spread
+  //   over many addresses. Its wait spares addresses the account signed in from in the last 14
+  //   days, so the owner is not locked out by others; a success does not clear it either (each
+  //   sign-in of the owner would buy the guessers a fresh allowance).
+  private loginKeys(ip: string, email: string): { key: string; free: number; spareKnown?: true }[] {
+    const account = email.trim().toLowerCase();
+    return [
+      { key: `pair:${ip}|${account}`, free: this.config.loginFreeFailures },
+      { key: `ip:${ip}`, free: this.config.loginFreeFailures },
+      { key: `acct:${account}`, free: this.config.loginAccountFreeFailures, spareKnown: true },
+    ];
+  }
+
+  private knownKey(ip: string, email: string): string {
+    return `${email.trim().toLowerCase()}|${ip}`;
   }
 
   /** Seconds the caller must still wait before another sign-in attempt (0: go ahead). */
   async loginWait(ip: string, email: string): Promise<number> {
-    const waits = await Promise.all(this.loginKeys(ip, email).map((k) => this.loginWaits.get(k).catch(() => null)));
-    const ms = Math.max(0, ...waits.map((r) => (r && r.consumedPoints > 1 ? r.msBeforeNext : 0)));
+    const keys = this.loginKeys(ip, email);
+    const waits = await Promise.all(keys.map((k) => this.loginWaits.get(k.key).catch(() => null)));
+    let ms = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const r = waits[i];
+      const left = r && r.consumedPoints > 1 ? r.msBeforeNext : 0;
+      if (left <= ms) continue;
+      // Asked only when the account-wide wait is on, which is rare.
+      if (keys[i]!.spareKnown && (await this.loginKnown.get(this.knownKey(ip, email)).catch(() => null))) continue;
+      ms = left;
+    }
     return Math.ceil(ms / 1000);
   }
 
   async loginFailed(ip: string, email: string): Promise<void> {
-    const free = this.config.loginFreeFailures;
     await Promise.all(
-      this.loginKeys(ip, email).map(async (k) => {
-        const res = await this.loginFailures.consume(k).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
+      this.loginKeys(ip, email).map(async ({ key, free }) => {
+        const res = await this.loginFailures.consume(key).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
         const over = (res?.consumedPoints ?? 0) - free;
         if (over <= 0) return;
         const seconds = Math.min(this.config.loginMaxBackoff, 2 ** Math.min(over - 1, 30));
-        await this.loginWaits.block(k, seconds).catch(() => undefined);
+        await this.loginWaits.block(key, seconds).catch(() => undefined);
       }),
     );
   }
 
-  async loginSucceeded(email: string): Promise<void> {
-    const key = `acct:${email.trim().toLowerCase()}`;
-    await Promise.all([this.loginFailures.delete(key).catch(() => undefined), this.loginWaits.delete(key).catch(() => undefined)]);
+  /** A success clears the count of this account from this address, and makes the address known to the account. */
+  async loginSucceeded(ip: string, email: string): Promise<void> {
+    const pair = this.loginKeys(ip, email)[0]!.key;
+    await Promise.all([
+      this.loginFailures.delete(pair).catch(() => undefined),
+      this.loginWaits.delete(pair).catch(() => undefined),
+      this.loginKnown.delete(this.knownKey(ip, email)).then(() => this.loginKnown.consume(this.knownKey(ip, email))).catch(() => undefined),
+    ]);
   }
 
   async close(): Promise<void> {

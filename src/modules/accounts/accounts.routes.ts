@@ -73,7 +73,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { ...bodyCredentials, ...rateLimit('login', '10/hour', { anonymous: true }) },
     handler: async (request, reply) => {
       const { email, password } = request.body;
-      // Failed sign-ins back off exponentially per IP and per account (see Limits.loginFailed).
+      // Failed sign-ins back off exponentially per account and address together, per address, and
+      // past a far higher ceiling per account (see Limits.loginFailed): a stranger cannot lock it.
       const limits = request.limitsExempt ? undefined : app.limits;
       const wait = (await limits?.loginWait(request.clientIp, email)) ?? 0;
       if (wait > 0) {
@@ -87,7 +88,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         if (err instanceof AppError && err.code === 'authentication_failed') await limits?.loginFailed(request.clientIp, email);
         throw err;
       }
-      await limits?.loginSucceeded(email);
+      await limits?.loginSucceeded(request.clientIp, email);
       await adoptGuest(request, reply, user.id);
       return app.tokens.issue(user);
     },
