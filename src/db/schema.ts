@@ -247,6 +247,8 @@ export interface CheckoutsTable {
   checkout_url: Generated<string>;
   payment_intent: string | null;
   idempotency_key: string | null;
+  /** sha256 of the request that made the checkout (migration 013); null on older rows. */
+  request_fingerprint: string | null;
   owner_key: string;
   order_id: number | null;
   expires_at: string;
@@ -298,6 +300,10 @@ export interface OrdersTable {
   updated_at: Timestamp;
   shipped_at: string | null;
   delivered_at: string | null;
+  /** What the provider charged (migration 013); null on older orders. */
+  amount_paid: string | null;
+  /** Held for staff: the amount paid differs from the total (migration 013). */
+  on_hold: Generated<boolean>;
 }
 
 export interface OrderItemsTable {

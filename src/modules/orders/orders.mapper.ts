@@ -29,14 +29,19 @@ export function toOrderSummary(r: OrderSummaryRow): OrderSummary {
   };
 }
 
-/** "First Last" of the staff member who made a change, else their email, else "System". */
-function byName(h: OrderDetailRow['history'][number]): string {
+/**
+ * Who made a change: "System" for the shop itself, else the staff member's "First Last". A
+ * customer never sees a staff member's email (a blank name shows as "Staff"); staff see it, to
+ * tell colleagues apart.
+ */
+function byName(h: OrderDetailRow['history'][number], viewerIsStaff: boolean): string {
   if (h.created_by === null) return 'System';
   const full = [h.first_name, h.last_name].filter(Boolean).join(' ').trim();
-  return full || h.email || '';
+  return full || (viewerIsStaff && h.email) || 'Staff';
 }
 
-export function toOrderDetail(r: OrderDetailRow, media: MediaUrl): OrderDetail {
+/** `viewerIsStaff`: the order is shown to staff (else to its customer, who sees no staff emails). */
+export function toOrderDetail(r: OrderDetailRow, media: MediaUrl, viewerIsStaff: boolean): OrderDetail {
   return {
     id: Number(r.id),
     order_number: r.order_number,
@@ -81,11 +86,12 @@ export function toOrderDetail(r: OrderDetailRow, media: MediaUrl): OrderDetail {
       total_price: i.total_price,
       total_weight: i.total_weight,
     })),
-    status_history: r.history.map((h) => ({ id: h.id, status: h.status, notes: h.notes, created_at: apiTime(h.created_at), created_by: h.created_by, created_by_name: byName(h) })),
+    status_history: r.history.map((h) => ({ id: h.id, status: h.status, notes: h.notes, created_at: apiTime(h.created_at), created_by: h.created_by, created_by_name: byName(h, viewerIsStaff) })),
     created_at: apiTime(r.created_at),
     updated_at: apiTime(r.updated_at),
     shipped_at: apiTime(r.shipped_at),
     delivered_at: apiTime(r.delivered_at),
+    ...(viewerIsStaff ? { amount_paid: r.amount_paid, on_hold: r.on_hold } : {}),
   };
 }
 

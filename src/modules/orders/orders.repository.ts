@@ -129,6 +129,8 @@ export interface OrderFilter {
   min_total?: string;
   max_total?: string;
   search?: string;
+  /** Held for staff (the amount paid differs from the total). */
+  on_hold?: boolean;
   ordering?: { column: 'created_at' | 'total_amount' | 'status'; desc: boolean };
 }
 
@@ -141,6 +143,7 @@ function filtered(db: Db, f: OrderFilter) {
   if (f.tracking_contains) q = q.where(sql<boolean>`o.tracking_number ilike ${`%${escapeLike(f.tracking_contains)}%`}`);
   if (f.created_after) q = q.where('o.created_at', '>=', f.created_after);
   if (f.created_before) q = q.where('o.created_at', '<=', f.created_before);
+  if (f.on_hold !== undefined) q = q.where('o.on_hold', '=', f.on_hold);
   if (f.min_total) q = q.where('o.total_amount', '>=', f.min_total);
   if (f.max_total) q = q.where('o.total_amount', '<=', f.max_total);
   if (f.search) {
@@ -209,7 +212,8 @@ export interface HistoryJson {
   email: string | null;
 }
 
-export type OrderDetailRow = Omit<OrderRow, 'subtotal' | 'discount_amount' | 'tax_amount' | 'shipping_cost' | 'total_amount'> & {
+export type OrderDetailRow = Omit<OrderRow, 'subtotal' | 'discount_amount' | 'tax_amount' | 'shipping_cost' | 'total_amount' | 'amount_paid'> & {
+  amount_paid: string | null;
   subtotal: string;
   discount_amount: string;
   tax_amount: string;
@@ -233,6 +237,7 @@ export async function orderDetail(db: Db, where: { id: number } | { tracking_num
   const { rows } = await sql<OrderDetailRow>`
     select o.*, o.subtotal::text as subtotal, o.discount_amount::text as discount_amount, o.tax_amount::text as tax_amount,
            o.shipping_cost::text as shipping_cost, o.total_amount::text as total_amount, o.estimated_delivery::text as estimated_delivery,
+           o.amount_paid::text as amount_paid,
            coalesce((select sum(quantity)::int from order_items where order_id = o.id), 0) as total_items,
            coalesce((select sum(total_weight)::text from order_items where order_id = o.id), '0') as total_weight,
            coalesce((select json_agg(json_build_object(

@@ -87,6 +87,10 @@ export const OrderDetail = Type.Object({
   updated_at: DateTime,
   shipped_at: Nullable(DateTime),
   delivered_at: Nullable(DateTime),
+  // Staff only (customers get the contract's shape exactly): what the provider charged (null on
+  // older orders), and whether the order is held for review because that differs from the total.
+  amount_paid: Type.Optional(Nullable(Decimal2)),
+  on_hold: Type.Optional(Type.Boolean()),
 });
 export type OrderDetail = Static<typeof OrderDetail>;
 
@@ -118,6 +122,7 @@ export const OrderListQuery = Type.Object({
   ordering: Type.Optional(Type.String()),
   page: Type.Optional(Type.String()),
   page_size: Type.Optional(Type.String({ description: 'Orders per page, 1-100 (default 10)' })),
+  on_hold: Type.Optional(Type.String({ description: '`true`: only orders held for staff (paid amount differs from the total); `false`: none of them' })),
 });
 export type OrderListQuery = Static<typeof OrderListQuery>;
 

@@ -47,6 +47,16 @@ function amount(raw: string | undefined, field: string, errors: FieldErrors): st
   return errors[field] ? undefined : raw.trim();
 }
 
+/** django-filter's BooleanFilter: true/false (any case) or 1/0; blank is no filter. */
+function flag(raw: string | undefined, field: string, errors: FieldErrors): boolean | undefined {
+  const v = raw?.trim().toLowerCase();
+  if (!v) return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  errors[field] = ['Select a valid choice.'];
+  return undefined;
+}
+
 const ORDERINGS = new Set(['created_at', 'total_amount', 'status']);
 
 export async function listOrders(ctx: Ctx, user: UserRow, q: OrderListQuery): Promise<PageResult<OrderSummary> & { size: number }> {
@@ -70,6 +80,7 @@ export async function listOrders(ctx: Ctx, user: UserRow, q: OrderListQuery): Pr
     min_total: amount(q.min_total, 'min_total', errors),
     max_total: amount(q.max_total, 'max_total', errors),
     search: q.search?.trim() || undefined,
+    on_hold: flag(q.on_hold, 'on_hold', errors),
   };
   if (Object.keys(errors).length) throw new AppError('bad_request', { errors });
   // DRF's OrderingFilter ignores fields it does not know.
@@ -95,7 +106,7 @@ async function detail(ctx: Ctx, id: number): Promise<repo.OrderDetailRow> {
 export async function getOrder(ctx: Ctx, user: UserRow, id: number): Promise<OrderDetail> {
   const row = await detail(ctx, id);
   if (!user.is_staff && row.user_id !== user.id) throw new AppError('permission_denied');
-  return toOrderDetail(row, ctx.media);
+  return toOrderDetail(row, ctx.media, user.is_staff);
 }
 
 /**
@@ -134,6 +145,8 @@ export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: S
       .set({
         ...extra,
         status: to,
+        // A staff member moved it: the hold for review (paid amount differs) is over.
+        on_hold: false,
         updated_at: now,
         ...(to === 'shipped' && order.shipped_at === null ? { shipped_at: now } : {}),
         ...(to === 'delivered' && order.delivered_at === null ? { delivered_at: now } : {}),
@@ -143,7 +156,7 @@ export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: S
     await repo.addHistory(trx, id, to, body.notes ?? '', staff.id);
     publish('order.status_changed', { id, userId: order.user_id, from, to });
   });
-  return toOrderDetail(await detail(ctx, id), ctx.media);
+  return toOrderDetail(await detail(ctx, id), ctx.media, true);
 }
 
 export async function trackByNumber(ctx: Ctx, trackingNumber: string): Promise<OrderTracking> {
