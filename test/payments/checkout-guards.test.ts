@@ -145,7 +145,7 @@ forEachBackend('checkout guards', ({ db }) => {
     const row = await d().selectFrom('checkouts').select(['success_url', 'cancel_url']).where('public_id', '=', r.body.checkout_session_id).executeTakeFirstOrThrow();
     assert.equal(row.success_url, 'http://localhost:3000/danke/%C3%BC?x=%E2%82%AC&s={CHECKOUT_SESSION_ID}');
     assert.equal(row.cancel_url, 'http://localhost:3000/zur%C3%BCck');
-    const paid = await g.pay(r.body.checkout_session_id);
+    const paid = await g.pay(r.body.checkout_session_id, 'outcome=paid&email=a%40example.com');
     assert.equal(paid.statusCode, 303, paid.body);
     assert.equal(paid.headers.location, `http://localhost:3000/danke/%C3%BC?x=%E2%82%AC&s=${r.body.checkout_session_id}`);
 
@@ -154,7 +154,7 @@ forEachBackend('checkout guards', ({ db }) => {
     await h.add(item.id, 1);
     const old = await h.checkout();
     await d().updateTable('checkouts').set({ success_url: 'http://localhost:3000/ok\r\nX: ü?session_id={CHECKOUT_SESSION_ID}' }).where('public_id', '=', old.body.checkout_session_id).execute();
-    const redirected = await h.pay(old.body.checkout_session_id);
+    const redirected = await h.pay(old.body.checkout_session_id, 'outcome=paid&email=a%40example.com');
     assert.equal(redirected.statusCode, 303, redirected.body);
     assert.doesNotMatch(String(redirected.headers.location), /[\r\n\u0080-\uffff]/);
     assert.equal((await d().selectFrom('checkouts').select('status').where('public_id', '=', old.body.checkout_session_id).executeTakeFirstOrThrow()).status, 'complete');

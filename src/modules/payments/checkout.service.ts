@@ -39,6 +39,8 @@ export interface CheckoutInput {
   successUrl: string;
   cancelUrl: string;
   idempotencyKey?: string;
+  /** sha256 of the request (body and caller): a key reused for another request is refused. */
+  fingerprint?: string;
   /** This server's origin (the test provider's page lives here). */
   origin: string;
 }
@@ -50,7 +52,12 @@ export interface CheckoutSession {
 
 const answer = (c: repo.CheckoutRow): CheckoutSession => ({ checkout_session_id: c.public_id!, checkout_url: c.checkout_url });
 
-function replayed(c: repo.CheckoutRow): CheckoutSession {
+/** An Idempotency-Key seen before: the same request gets the same session; another request is refused (422, as Stripe does). */
+function replayed(c: repo.CheckoutRow, fingerprint: string | undefined): CheckoutSession {
+  // Rows from before fingerprints (null) replay as they always did.
+  if (c.request_fingerprint && fingerprint && c.request_fingerprint !== fingerprint) {
+    throw new AppError('bad_request', { status: 422, body: { error: 'This Idempotency-Key was already used for a different request. Use a new key for a new checkout.' } });
+  }
   if (c.public_id) return answer(c);
   if (c.status !== 'open') throw adHoc(409, 'The checkout for this Idempotency-Key could not be created. Use a new key.');
   throw adHoc(409, 'A checkout with this Idempotency-Key is still being created. Retry shortly.');
@@ -96,7 +103,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
   const key = ownerKey(input.owner);
   if (input.idempotencyKey) {
     const seen = await repo.findByIdempotencyKey(db, key, input.idempotencyKey);
-    if (seen) return replayed(seen);
+    if (seen) return replayed(seen, input.fingerprint);
   }
   const cartId = await findListId(db, 'carts', input.owner);
   if (cartId === undefined) throw adHoc(400, 'Cart is empty');
@@ -141,6 +148,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
           success_url: input.successUrl,
           cancel_url: input.cancelUrl,
           idempotency_key: input.idempotencyKey ?? null,
+          request_fingerprint: input.fingerprint ?? null,
           owner_key: key,
           expires_at: expiresAt.toISOString(),
         })
@@ -186,7 +194,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
     // Two requests with one Idempotency-Key: the second waited on the first's row and lost.
     if ((err as { code?: string }).code === '23505' && input.idempotencyKey) {
       const seen = await repo.findByIdempotencyKey(db, key, input.idempotencyKey);
-      if (seen) return replayed(seen);
+      if (seen) return replayed(seen, input.fingerprint);
     }
     throw err;
   }
@@ -221,22 +229,29 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
       origin: input.origin,
     });
   } catch (err) {
-    await inTransaction(ctx, async (trx, publish) => {
-      const c = await repo.lockById(trx, checkout.id);
-      if (c) await releaseIn(trx, publish, c, 'failed');
-    });
+    await releaseUnopened(ctx, checkout.id);
     if (err instanceof ProviderError) {
       throw adHoc(503, err.configuration ? 'Payment configuration error. Please contact support.' : 'Payment service error. Please try again later.');
     }
     throw err;
   }
-  const opened = await db
-    .updateTable('checkouts')
-    .set({ public_id: session.id, checkout_url: session.url, updated_at: new Date().toISOString() })
-    .where('id', '=', checkout.id)
-    .where('status', '=', 'open')
-    .returningAll()
-    .executeTakeFirst();
+  let opened: repo.CheckoutRow | undefined;
+  try {
+    opened = await db
+      .updateTable('checkouts')
+      .set({ public_id: session.id, checkout_url: session.url, updated_at: new Date().toISOString() })
+      .where('id', '=', checkout.id)
+      .where('status', '=', 'open')
+      .returningAll()
+      .executeTakeFirst();
+  } catch (err) {
+    // The hold committed but the session id could not be saved (the database went away, or
+    // the id clashed): nobody can pay this checkout, so its stock and code use go back now,
+    // not at CHECKOUT_TTL. Should the release fail too, the sweep takes it (releaseLapsed).
+    void deps.provider.expire(session.id).catch(() => undefined);
+    await releaseUnopened(ctx, checkout.id);
+    throw err;
+  }
   if (!opened) {
     // Replaced while the provider was opening it (a second click): never hand out a payable
     // session for a checkout that holds nothing.
@@ -244,6 +259,14 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
     throw adHoc(409, 'This checkout was replaced by a newer one from the same cart.');
   }
   return answer(opened);
+}
+
+/** Gives back what a checkout whose session never opened holds; best effort (the sweep catches what this misses). */
+async function releaseUnopened(ctx: Ctx, checkoutId: number): Promise<void> {
+  await inTransaction(ctx, async (trx, publish) => {
+    const c = await repo.lockById(trx, checkoutId);
+    if (c) await releaseIn(trx, publish, c, 'failed');
+  }).catch(() => undefined); // the database is away: the sweep releases it once it is back
 }
 
 export interface Payment {
@@ -274,8 +297,13 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
     if (soldOut) await repo.giveStock(trx, taken);
     else publish('stock.changed', { productIds: taken.map((t) => t.product_id) });
   }
-  // The order records what the provider actually charged.
-  const charged = payment.amountTotal;
+  // The order's amounts are what was bought and always add up; what the provider charged is
+  // recorded beside them (the payment's amount, the order's amount_paid). A charge that differs
+  // from the total (a tampered or misconfigured session, a currency slip) holds the order for
+  // staff: it stays pending, flagged on_hold, until someone looks at it.
+  const paid = payment.amountTotal ?? toCents(c.total_amount);
+  const mismatch = !soldOut && paid !== toCents(c.total_amount);
+  const mismatchNote = `Order placed; paid ${fromCents(paid)} against a total of ${c.total_amount} (${c.provider} ${payment.paymentIntent}): held for staff review`;
   const to = { ...(c.address ?? {}), ...Object.fromEntries(Object.entries(payment.details ?? {}).filter(([, v]) => v)) } as Partial<CheckoutAddress>;
   const email = to.email || c.email;
   const orderId = await orders.insertOrder(trx, {
@@ -283,13 +311,15 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
       user_id: c.user_id,
       session_key: c.session_key,
       checkout_id: c.id,
-      status: soldOut ? 'cancelled' : 'processing',
+      status: soldOut ? 'cancelled' : mismatch ? 'pending' : 'processing',
       fulfillment_method: c.fulfillment_method,
       subtotal: c.subtotal,
       discount_amount: c.discount_amount,
       tax_amount: c.tax_amount,
       shipping_cost: c.shipping_cost,
-      total_amount: charged !== null ? fromCents(charged) : c.total_amount,
+      total_amount: c.total_amount,
+      amount_paid: fromCents(paid),
+      on_hold: mismatch,
       promotion_id: soldOut ? null : c.promotion_id,
       shipping_name: to.name ?? '',
       shipping_email: email,
@@ -308,16 +338,18 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
       billing_country: to.country ?? '',
     },
     lines: c.lines,
-    history: [
+    history: mismatch
+      ? [{ status: 'pending', notes: mismatchNote }]
+      : [
       { status: 'pending', notes: 'Order placed' },
       soldOut
         ? { status: 'cancelled', notes: 'Paid after the checkout lapsed and the stock was gone: refund due' }
         : { status: 'processing', notes: `Payment received (${c.provider} ${payment.paymentIntent})` },
-    ],
+      ],
   });
   await trx
     .insertInto('payments')
-    .values({ order_id: orderId, provider: c.provider, payment_intent: payment.paymentIntent, amount: charged !== null ? fromCents(charged) : c.total_amount, currency: deps.payments.currency, status: 'completed' })
+    .values({ order_id: orderId, provider: c.provider, payment_intent: payment.paymentIntent, amount: fromCents(paid), currency: deps.payments.currency, status: 'completed' })
     .execute();
   await trx.deleteFrom('stock_reservations').where('checkout_id', '=', c.id).execute();
   if (soldOut) await trx.deleteFrom('promotion_usages').where('checkout_id', '=', c.id).execute();
@@ -438,10 +470,32 @@ export async function testCheckout(ctx: Ctx, deps: PaymentsDeps, publicId: strin
   return c;
 }
 
+/** Whether the payment page must ask who pays (as Stripe Checkout does when no customer_email was given). */
+export const needsEmail = (c: repo.CheckoutRow): boolean => !c.email && !c.address?.email;
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/**
+ * A Location header that cannot fail: the URL re-serialised by the WHATWG parser (which drops
+ * tabs and line breaks and percent-encodes the rest) and kept only if it is plain printable
+ * ASCII on http(s). Return URLs are checked when the checkout is made; this covers rows stored
+ * before that check.
+ */
+export function safeRedirect(url: string, fallback: string): string {
+  try {
+    const u = new URL(url);
+    if ((u.protocol === 'http:' || u.protocol === 'https:') && /^[\x21-\x7e]+$/.test(u.href)) return u.href;
+  } catch {
+    /* not a URL: the fallback */
+  }
+  return fallback;
+}
+
 /** The test provider's "Pay" and "Decline" buttons. Returns where the shopper goes next. */
-export async function testPay(ctx: Ctx, deps: PaymentsDeps, publicId: string, outcome: 'paid' | 'failed'): Promise<string> {
+export async function testPay(ctx: Ctx, deps: PaymentsDeps, publicId: string, outcome: 'paid' | 'failed', givenEmail?: string): Promise<string> {
   const c = await testCheckout(ctx, deps, publicId);
-  const success = c.success_url.replaceAll('{CHECKOUT_SESSION_ID}', encodeURIComponent(publicId));
+  const storefront = deps.payments.storefrontUrl;
+  const success = safeRedirect(c.success_url.replaceAll('{CHECKOUT_SESSION_ID}', encodeURIComponent(publicId)), `${storefront}/checkout/success?session_id=${encodeURIComponent(publicId)}`);
   if (c.status === 'complete') {
     if (outcome === 'paid') return success;
     throw adHoc(400, 'This checkout is already paid');
@@ -452,8 +506,15 @@ export async function testPay(ctx: Ctx, deps: PaymentsDeps, publicId: string, ou
   }
   if (outcome === 'failed') {
     await release(ctx, publicId, 'failed');
-    return c.cancel_url;
+    return safeRedirect(c.cancel_url, `${storefront}/checkout/cancel`);
   }
-  await fulfil(ctx, deps, publicId, { paymentIntent: `pi_test_${randomBytes(12).toString('hex')}`, amountTotal: toCents(c.total_amount), details: null });
+  // A guest who gave no email gives it here, so the order can be tracked and confirmed.
+  let details: Payment['details'] = null;
+  if (needsEmail(c)) {
+    const email = (givenEmail ?? '').trim();
+    if (!email || email.length > 254 || !EMAIL.test(email)) throw adHoc(400, 'Enter a valid email address.');
+    details = { email };
+  }
+  await fulfil(ctx, deps, publicId, { paymentIntent: `pi_test_${randomBytes(12).toString('hex')}`, amountTotal: toCents(c.total_amount), details });
   return success;
 }

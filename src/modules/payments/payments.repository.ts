@@ -89,13 +89,28 @@ export async function cartHasItems(db: Db, cartId: number): Promise<boolean> {
   return (await db.selectFrom('cart_items').select('id').where('cart_id', '=', cartId).limit(1).executeTakeFirst()) !== undefined;
 }
 
-/** Open checkouts past their expiry, locked, skipping any another request is already handling. */
+/**
+ * How long a checkout may stay without its provider session before the sweep gives its hold back:
+ * opening a session takes at most about a minute (Stripe: 20 s, retried twice), so an open
+ * checkout older than this with no session id lost it (its process died, or saving it failed).
+ */
+export const UNSAVED_AFTER_S = 300;
+
+/**
+ * Open checkouts past their expiry, or that never got their provider session, locked, skipping
+ * any another request is already handling.
+ */
 export async function lapsedCheckouts(db: Db, limit: number): Promise<CheckoutRow[]> {
   return db
     .selectFrom('checkouts')
     .selectAll()
     .where('status', '=', 'open')
-    .where('expires_at', '<', sql<string>`now()`)
+    .where((eb) =>
+      eb.or([
+        eb('expires_at', '<', sql<string>`now()`),
+        eb.and([eb('public_id', 'is', null), eb('created_at', '<', sql<string>`now() - make_interval(secs => ${UNSAVED_AFTER_S})`)]),
+      ]),
+    )
     .orderBy('expires_at')
     .limit(limit)
     .forNoKeyUpdate()

@@ -1,10 +1,11 @@
 // /api/payments/ (API-CONTRACT.md §2.5, §4.4–5, §4.16): checkout sessions, their verification,
 // the Stripe webhook, and the test provider's hosted page.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CheckoutAddress } from '../../db/schema.ts';
 import { ctxOf } from '../../infra/http/context.ts';
-import { AppError, isOutage } from '../../infra/http/errors.ts';
+import { AppError, fieldError, isOutage } from '../../infra/http/errors.ts';
 import { privateResponses } from '../../infra/http/hooks.ts';
 import { AdHocError, ErrorBody, MixedErrorBody } from '../../infra/http/schema.ts';
 import { requestOrigin } from '../../infra/http/urls.ts';
@@ -13,7 +14,7 @@ import { currentUser } from '../accounts/auth.ts';
 import { findListId } from '../accounts/owner.repository.ts';
 import { ownerOf } from '../accounts/session.ts';
 import { cartHasItems } from './payments.repository.ts';
-import { adHoc, handleEvent, startCheckout, testCheckout, testPay, verify, type PaymentsDeps } from './checkout.service.ts';
+import { adHoc, handleEvent, needsEmail, startCheckout, testCheckout, testPay, verify, type PaymentsDeps } from './checkout.service.ts';
 import { CheckoutBody, CheckoutSession, PayBody, SessionParams, Verification, VerifyQuery, VerifyRefused } from './payments.schemas.ts';
 import { SignatureError } from './providers.ts';
 
@@ -26,21 +27,39 @@ declare module 'fastify' {
 const tags = ['payments'];
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
-/** Returns go only to the storefront (an open redirect otherwise); the session id is always in the success URL. */
+const SESSION_PLACEHOLDER = '{CHECKOUT_SESSION_ID}';
+
+/**
+ * Returns go only to the storefront (an open redirect otherwise); the session id is always in the
+ * success URL. A URL is stored as the WHATWG parser writes it (non-ASCII percent-encoded, no
+ * credentials), so the Location header of the redirect after paying, and Stripe, always take it;
+ * control characters (CR/LF: a header injection) are refused rather than silently dropped.
+ */
 function returnUrl(app: FastifyInstance, given: string | undefined, fallback: string, field: string, withSession: boolean): string {
   const allowed = new Set([new URL(app.config.payments.storefrontUrl).origin, ...app.config.corsOrigins]);
   let url = fallback;
-  if (given !== undefined && given !== '') {
+  if (given !== undefined && given.trim() !== '') {
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(given)) throw fieldError(field, 'Enter a valid URL: control characters such as line breaks are not allowed.');
     let parsed: URL;
     try {
-      parsed = new URL(given);
+      parsed = new URL(given.trim());
     } catch {
-      throw adHoc(400, `${field} is not a valid URL`);
+      throw fieldError(field, 'Enter a valid URL.');
     }
-    if (!allowed.has(parsed.origin)) throw adHoc(400, `${field} must be on the storefront's origin`);
-    url = given;
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw fieldError(field, 'Enter a valid URL.');
+    if (!allowed.has(parsed.origin)) throw fieldError(field, `${field} must be on the storefront's origin`);
+    parsed.username = '';
+    parsed.password = '';
+    // The parser encodes the braces of the placeholder in a path; Stripe looks for them as they are.
+    url = parsed.href.replaceAll('%7BCHECKOUT_SESSION_ID%7D', SESSION_PLACEHOLDER);
+    if (url.length > 2048) throw fieldError(field, 'Ensure this URL has no more than 2048 characters once encoded.');
   }
-  if (withSession && !url.includes('{CHECKOUT_SESSION_ID}')) url += `${url.includes('?') ? '&' : '?'}session_id={CHECKOUT_SESSION_ID}`;
+  if (withSession && !url.includes(SESSION_PLACEHOLDER)) {
+    const hash = url.indexOf('#');
+    const [base, fragment] = hash < 0 ? [url, ''] : [url.slice(0, hash), url.slice(hash)];
+    url = `${base}${base.includes('?') ? '&' : '?'}session_id=${SESSION_PLACEHOLDER}${fragment}`;
+  }
   return url;
 }
 
@@ -77,6 +96,24 @@ async function addressFor(request: FastifyRequest, given: CheckoutBody['shipping
   };
 }
 
+/** JSON with object keys sorted at every level: the same request in any key order is the same text. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * What an Idempotency-Key is bound to: who asks (the owner the key is scoped to, and the signed-in
+ * user, whose email and address the checkout takes) and every field of the body the checkout
+ * reads. Fields the checkout ignores (a client's own totals) do not count.
+ */
+function fingerprint(owner: string, userId: number | null, body: CheckoutBody): string {
+  const read: Record<string, unknown> = {};
+  for (const k of ['success_url', 'cancel_url', 'promotion_code', 'fulfillment_method', 'email', 'shipping_address'] as const) if (body[k] !== undefined) read[k] = body[k];
+  return createHash('sha256').update(canonical({ owner, user: userId, body: read })).digest('hex');
+}
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
@@ -94,9 +131,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags,
       summary: "Check out the current cart: prices it, holds its stock and promotion code, and opens the provider's payment page",
-      description: 'Send an `Idempotency-Key` header to make retries safe: the same key returns the same session and never a second order or charge.',
+      description:
+        'Send an `Idempotency-Key` header to make retries safe: the same key with the same request returns the same session and never a second order or charge; the same key with a different request (body or caller) is `422`.',
       body: CheckoutBody,
-      response: { 200: CheckoutSession, 400: MixedErrorBody('{"error": "Cart is empty"} and other refusals'), 409: AdHocError, 500: MixedErrorBody('`{"error": …}` when the checkout could not be made; the wrapped `internal` error for any other fault'), 503: Unavailable, 507: ErrorBody },
+      response: {
+        200: CheckoutSession,
+        400: MixedErrorBody('{"error": "Cart is empty"} and other refusals; a bad `success_url`/`cancel_url` is a field error'),
+        409: AdHocError,
+        422: AdHocError, 500: MixedErrorBody('`{"error": …}` when the checkout could not be made; the wrapped `internal` error for any other fault'), 503: Unavailable, 507: ErrorBody },
     },
     handler: async (request, reply) => {
       const body = request.body ?? {};
@@ -110,15 +152,20 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (idempotencyKey && idempotencyKey.length > 255) throw adHoc(400, 'Idempotency-Key is longer than 255 characters');
       const storefront = app.config.payments.storefrontUrl;
       const { email, address } = await addressFor(request, body.shipping_address);
+      const user = await currentUser(request);
+      const owned = owner.userId !== undefined ? `user:${owner.userId}` : `session:${owner.sessionKey}`;
+      const successUrl = returnUrl(app, body.success_url, `${storefront}/checkout/success`, 'success_url', true);
+      const cancelUrl = returnUrl(app, body.cancel_url, `${storefront}/checkout/cancel`, 'cancel_url', false);
       return startCheckout(ctxOf(request), app.payments, {
         owner,
         email,
         address,
         fulfillment: body.fulfillment_method ?? 'shipping',
         promotionCode: body.promotion_code?.trim() || undefined,
-        successUrl: returnUrl(app, body.success_url, `${storefront}/checkout/success`, 'success_url', true),
-        cancelUrl: returnUrl(app, body.cancel_url, `${storefront}/checkout/cancel`, 'cancel_url', false),
+        successUrl,
+        cancelUrl,
         idempotencyKey,
+        fingerprint: idempotencyKey ? fingerprint(owned, user?.id ?? null, body) : undefined,
         origin: requestOrigin(request),
       }).catch((err: unknown) => {
         // The database, the session store or the disk away is the server's state, not this
@@ -189,7 +236,11 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const c = await testCheckout(ctxOf(request), app.payments, request.params.id);
       const lines = c.lines.map((l) => `<li>${l.quantity} × ${escapeHtml(l.name)} at $${escapeHtml(l.price)}</li>`).join('');
       const action = `/api/payments/test-checkout/${encodeURIComponent(request.params.id)}/`;
-      const button = (outcome: string, label: string) => `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="outcome" value="${outcome}"><button>${label}</button></form>`;
+      // With no email for the checkout (a guest who gave none), the page asks for it, as Stripe
+      // Checkout does: the order needs it for its confirmation and for guest tracking.
+      const askEmail = needsEmail(c) ? '<label>Email <input type="email" name="email" autocomplete="email" maxlength="254" required></label> ' : '';
+      const button = (outcome: string, label: string) =>
+        `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="outcome" value="${outcome}">${outcome === 'paid' ? askEmail : ''}<button>${label}</button></form>`;
       const page = `<!doctype html><html><head><meta charset="utf-8"><title>Test payment</title></head><body>
 <h1>Test payment</h1><p>No money moves: this is the built-in test provider.</p><ul>${lines}</ul>
 <p>Items $${c.subtotal} − discount $${c.discount_amount} + shipping $${c.shipping_cost} + tax $${c.tax_amount} = <strong>$${c.total_amount}</strong></p>
@@ -203,7 +254,7 @@ ${c.status === 'open' ? button('paid', 'Pay') + button('failed', 'Decline') : `<
     config: rateLimit('order_create', '5/hour'),
     schema: { tags, summary: 'Test provider: pay or decline a checkout, then return to the storefront', params: SessionParams, body: PayBody, hide: true },
     handler: async (request, reply) => {
-      const next = await testPay(ctxOf(request), app.payments, request.params.id, request.body.outcome);
+      const next = await testPay(ctxOf(request), app.payments, request.params.id, request.body.outcome, request.body.email);
       return reply.redirect(next, 303);
     },
   });

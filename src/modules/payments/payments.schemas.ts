@@ -38,4 +38,5 @@ export const Verification = Type.Object({
 export const VerifyRefused = Type.Object({ error: Type.Optional(Type.String()), status: Type.Optional(Type.String()), message: Type.Optional(Type.String()) });
 
 export const SessionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 255 }) });
-export const PayBody = Type.Object({ outcome: Type.Union([Type.Literal('paid'), Type.Literal('failed')]) });
+/** `email`: asked by the page when the checkout has none (a guest who gave none). */
+export const PayBody = Type.Object({ outcome: Type.Union([Type.Literal('paid'), Type.Literal('failed')]), email: Type.Optional(Type.String({ maxLength: 1000 })) });

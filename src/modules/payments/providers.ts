@@ -124,6 +124,9 @@ export interface StripeOptions {
   protocol?: 'http' | 'https';
 }
 
+/** How far a webhook's signed timestamp may be from now, either way (Stripe's default tolerance). */
+export const WEBHOOK_TOLERANCE_S = 300;
+
 export class StripePaymentProvider implements PaymentProvider {
   readonly name = 'stripe';
   readonly stripe: Stripe;
@@ -149,8 +152,12 @@ export class StripePaymentProvider implements PaymentProvider {
     const items = req.lines.map((l) => money(l.name, toCents(l.price), l.quantity));
     if (req.totals.shipping > 0) items.push(money('Shipping', req.totals.shipping));
     if (req.totals.tax > 0) items.push(money('Tax', req.totals.tax));
-    // The same checkout never makes two Stripe sessions or coupons, even when a call is retried.
-    const idempotencyKey = `pasargad-checkout-${req.checkoutId}`;
+    // The same checkout never makes two Stripe sessions or coupons, even when a call is retried
+    // (the package retries with the key it was given). The random part keeps the key unique beyond
+    // this database: another deployment or test schema on the same Stripe account has its own
+    // checkout 1, and Stripe would answer it with this one's session (or an idempotency error)
+    // for 24 hours.
+    const idempotencyKey = `pasargad-checkout-${req.checkoutId}-${randomBytes(8).toString('hex')}`;
     const discounts =
       req.totals.discount > 0
         ? [{ coupon: (await this.call(() => this.stripe.coupons.create({ amount_off: req.totals.discount, currency: req.currency, duration: 'once', max_redemptions: 1 }, { idempotencyKey: `${idempotencyKey}-coupon` }))).id }]
@@ -192,9 +199,13 @@ export class StripePaymentProvider implements PaymentProvider {
 
   webhookEvent(raw: Buffer, signature: string | undefined): PaymentEvent {
     if (!signature) throw new SignatureError('no Stripe-Signature header');
+    // The package refuses a timestamp older than its tolerance but takes any in the future; a
+    // signed event dated ahead is refused the same way (clocks may differ by the tolerance).
+    const t = Number(/(?:^|,)\s*t=(\d+)/.exec(signature)?.[1]);
+    if (Number.isFinite(t) && t > Date.now() / 1000 + WEBHOOK_TOLERANCE_S) throw new SignatureError('timestamp too far in the future');
     let event: Stripe.Event;
     try {
-      event = this.stripe.webhooks.constructEvent(raw, signature, this.o.webhookSecret);
+      event = this.stripe.webhooks.constructEvent(raw, signature, this.o.webhookSecret, WEBHOOK_TOLERANCE_S);
     } catch (err) {
       throw new SignatureError((err as Error).message);
     }
