@@ -236,6 +236,7 @@ export const CONFIG_VARIABLES = {
   CACHE_MEMORY_MB: num({ default: 64, desc: 'Per store: bytes of in-process cache (the whole store in embedded mode, the hot L1 in front of Redis otherwise).' }),
   CACHE_COMPRESS_THRESHOLD: num({ default: 1024, desc: 'Values of at least this many bytes are stored in Redis compressed.' }),
   CACHE_TIMEOUT_MS: num({ default: 100, desc: 'A Redis cache command slower than this counts as a failure: the request goes to the database and the store rests for a while.' }),
+  CACHE_SYNC_MS: num({ default: 1000, desc: 'With Redis: how often each instance checks that it missed no invalidation (one a busy Redis kept its writer from announcing) and retries its own: the longest a copy in memory outlives a write Redis took (0 disables).' }),
   CACHE_MAX_AGE: duration({ default: 30, desc: 'Cache-Control max-age of public catalog responses (they also carry an ETag and stale-while-revalidate of twice this).' }),
   PUBLIC_URL: httpUrl({ default: undefined, desc: 'The origin clients use (e.g. https://shop.example.com): the cache is warmed for it at start-up. Default http://localhost:PORT.' }),
   SECRET_KEY: str({ default: undefined, desc: 'Signing key for tokens (32+ characters). Required with DATABASE_URL or in production; embedded mode generates one in DATA_DIR.' }),
@@ -260,7 +261,7 @@ export const CONFIG_VARIABLES = {
   RATE_LIMIT_BLOCK_AFTER: num({ default: 10, desc: 'Limit violations (429s) within RATE_LIMIT_BLOCK_WINDOW after which an IP is blocked (0 never blocks).' }),
   RATE_LIMIT_BLOCK_WINDOW: duration({ default: 3600, desc: 'Window in which violations are counted.' }),
   RATE_LIMIT_BLOCK_DURATION: duration({ default: 86_400, desc: 'How long a blocked IP gets 403 on every request.' }),
-  LOGIN_FREE_FAILURES: num({ default: 5, desc: 'Failed sign-ins per IP and per account before each further failure doubles a wait (1 s, 2 s, 4 s…).' }),
+  LOGIN_FREE_FAILURES: num({ default: 5, desc: 'Failed sign-ins to one account from one address (and from one address across accounts) in a day before each further failure doubles a wait (1 s, 2 s, 4 s…).' }),
   LOGIN_MAX_BACKOFF: duration({ default: 900, desc: 'Longest wait after failed sign-ins.' }),
   LOGIN_ACCOUNT_FREE_FAILURES: num({ default: 100, desc: 'Failed sign-ins to one account from all addresses in a day before the wait applies account-wide (to addresses that have not signed in to it before).' }),
   RATE_LIMIT_TIMEOUT_MS: num({ default: 1000, desc: 'A limit count Redis has not answered in this long is made by the in-memory insurance limiter instead (a busy event loop alone can delay answers by tens of ms).' }),
@@ -347,6 +348,7 @@ export interface Config {
     readonly memoryBytes: number;
     readonly compressThreshold: number;
     readonly timeoutMs: number;
+    readonly syncMs: number;
     readonly maxAge: number;
   };
   readonly publicUrl: string | undefined;
@@ -479,6 +481,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (ok('CACHE_COMPRESS_THRESHOLD') && !(Number.isInteger(e.CACHE_COMPRESS_THRESHOLD) && e.CACHE_COMPRESS_THRESHOLD >= 0)) problems.push('CACHE_COMPRESS_THRESHOLD must be a whole number of bytes');
   if (ok('RATE_LIMIT_TIMEOUT_MS') && !(e.RATE_LIMIT_TIMEOUT_MS >= 1)) problems.push('RATE_LIMIT_TIMEOUT_MS must be at least 1');
   if (ok('CACHE_TIMEOUT_MS') && !(e.CACHE_TIMEOUT_MS >= 1)) problems.push('CACHE_TIMEOUT_MS must be at least 1');
+  if (ok('CACHE_SYNC_MS') && !(Number.isInteger(e.CACHE_SYNC_MS) && e.CACHE_SYNC_MS >= 0)) problems.push('CACHE_SYNC_MS must be a whole number of milliseconds (0 disables the check)');
   for (const name of ['SLOW_REQUEST_MS', 'SLOW_QUERY_MS'] as const) if (ok(name) && !(e[name] >= 0)) problems.push(`${name} must be a number of milliseconds`);
   if (ok('METRICS_TOKEN') && e.METRICS_TOKEN && e.METRICS_TOKEN.length < 16) problems.push('METRICS_TOKEN must be at least 16 characters');
   if (ok('DEMO_PRODUCTS') && (!Number.isInteger(e.DEMO_PRODUCTS) || e.DEMO_PRODUCTS < 0)) problems.push('DEMO_PRODUCTS must be a whole number of at least 0');
@@ -550,6 +553,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       memoryBytes: Math.round(e.CACHE_MEMORY_MB * 1024 * 1024),
       compressThreshold: e.CACHE_COMPRESS_THRESHOLD,
       timeoutMs: e.CACHE_TIMEOUT_MS,
+      syncMs: e.CACHE_SYNC_MS,
       maxAge: e.CACHE_MAX_AGE,
     }),
     publicUrl: e.PUBLIC_URL,
