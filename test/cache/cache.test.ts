@@ -204,12 +204,12 @@ test('on a single Redis server, tag versions are one MGET, tag bumps one pipelin
     await store.ready;
     recording = true;
     assert.deepEqual(await store.tagVersions(['a', 'b', 'c']), [0, 0, 0]);
-    assert.deepEqual(await store.bumpTags(['a', 'b']), { a: 1, b: 1 });
+    assert.deepEqual(await store.bumpTags(['a', 'b']), { tags: { a: 1, b: 1 }, epoch: 1 });
     await store.del(['x', 'y', 'z']);
     await probe.echo(marker);
     await waitFor('MONITOR to report the marker', () => markerSeen, 5_000, 20);
     const seen = sent.filter((c) => ours.has(c.source)).map((c) => c.command);
-    assert.deepEqual(seen, ['mget', 'incr', 'expire', 'incr', 'expire', 'publish', 'del']);
+    assert.deepEqual(seen, ['mget', 'incr', 'expire', 'incr', 'expire', 'incr', 'expire', 'publish', 'del'], 'the epoch counted in the same pipeline');
   } finally {
     monitor.disconnect();
     base.disconnect();

@@ -1,6 +1,6 @@
 // Local servers for tests: a free loopback port to start one on, and polling until it (or any
 // other condition) holds.
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A loopback port nothing listens on right now. */
@@ -38,4 +38,51 @@ export function within<T>(what: string, promise: Promise<T>, ms = 15_000): Promi
     timer.unref();
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+export interface DelayProxy {
+  readonly port: number;
+  /** From now on, what clients send reaches the server this much later (in order; 0: at once). */
+  setDelay(ms: number): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback proxy in front of a real server that can hold back what clients send: a server slow
+ * for the clients behind this proxy only (the connection stays open, the commands run late).
+ */
+export async function delayProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<DelayProxy> {
+  let delay = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, targetHost);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => (sockets.delete(s), client.destroy(), upstream.destroy()));
+      s.on('error', () => {});
+    }
+    upstream.pipe(client);
+    // Each chunk is due `delay` after it came; a queue keeps them in order whatever the delay was.
+    const queue: { due: number; chunk: Buffer }[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const pump = () => {
+      timer = undefined;
+      while (queue.length && queue[0]!.due <= Date.now()) upstream.write(queue.shift()!.chunk);
+      if (queue.length) timer = setTimeout(pump, queue[0]!.due - Date.now());
+    };
+    client.on('data', (chunk: Buffer) => {
+      queue.push({ due: Date.now() + delay, chunk });
+      if (!timer) pump();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as { port: number }).port,
+    setDelay: (ms) => void (delay = ms),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

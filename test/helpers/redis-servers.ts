@@ -205,3 +205,34 @@ export async function startRestartableRedis(): Promise<RestartableRedis> {
     },
   };
 }
+
+export interface PausableRedis {
+  readonly port: number;
+  /** `redis://127.0.0.1:port` (database 0). */
+  readonly url: string;
+  /** SIGSTOP: connections stay open, commands wait unanswered (a Redis busy with a slow command or a fork). */
+  pause(): void;
+  /** SIGCONT: it runs what it was sent meanwhile, in order. */
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+/** One server a test can make busy without closing a connection (the slow-Redis tests). */
+export async function startPausableRedis(): Promise<PausableRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'pasargad-redis-pause-'));
+  dirs.add(dir);
+  const [port] = await freePorts(1);
+  const children = [await server(dir, port!, [...BASE, '--dir', dir])];
+  const child = children[0]!;
+  const stop = stopper(children, dir);
+  return {
+    port: port!,
+    url: `redis://127.0.0.1:${port}`,
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+    async stop() {
+      child.kill('SIGCONT');
+      await stop();
+    },
+  };
+}

@@ -60,6 +60,12 @@ export interface CacheOptions<T> {
   remote?: RemoteStore;
   /** Longest an entry stays in process memory when Redis holds the shared copy. */
   localTtlSeconds?: number;
+  /**
+   * With Redis: how often this instance asks whether it missed a tag bump (a writer that could not
+   * publish it), and retries its own unsent bumps. The longest a copy in memory outlives a write
+   * that Redis took; 0 turns the check off.
+   */
+  syncMs?: number;
   /** false: nothing is kept; every read goes to its loader (CACHE_ENABLED=false). */
   enabled?: boolean;
 }
@@ -85,6 +91,15 @@ export class Cache<T> {
   private readonly inflight = new Map<string, { work: Promise<T>; versions: number[] | undefined }>();
   private readonly counters = { hits: 0, misses: 0, evictions: 0 };
   private readonly listeners = new Set<(m: InvalidationMessage, own: boolean) => void>();
+  /**
+   * The store's bump counter (remote.ts) up to which this instance knows every bump: moved by
+   * messages only one at a time (a later one does not say an earlier one came), and by `sync`.
+   * Undefined until the first sync.
+   */
+  private epoch: number | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing = false;
+  private sending: Promise<void> | undefined;
 
   constructor(private readonly opts: CacheOptions<T>) {
     this.name = opts.name;
@@ -109,6 +124,52 @@ export class Cache<T> {
         (m) => this.apply(m, false),
         () => this.forgetLocal(),
       );
+      const every = opts.syncMs ?? 1_000;
+      if (every > 0) {
+        this.syncTimer = setInterval(() => void this.sync(), every);
+        this.syncTimer.unref();
+      }
+    }
+  }
+
+  /**
+   * What pub/sub cannot promise. A writer whose bump outlived CACHE_TIMEOUT_MS (a busy Redis) gave
+   * up and published nothing, though Redis may have made the bump once it ran again; a writer cut
+   * off from Redis holds its bumps in `unsent`. So, every `syncMs`: our own unsent bumps are tried
+   * again (not only when some later command happens to succeed), and the store's epoch is read:
+   * ahead of what we heard, the versions of every tag we know are read again; behind (Redis
+   * restarted, cleared, expired), every copy is dropped. A Redis too slow to answer this read
+   * puts the store to rest, which drops every copy too: no copy in memory outlives the interval.
+   */
+  async sync(): Promise<void> {
+    const remote = this.opts.remote;
+    if (!remote || this.syncing || !remote.available) return;
+    this.syncing = true;
+    try {
+      if (this.unsent.size) return await this.sendUnsent();
+      const current = await remote.epoch();
+      if (current === undefined) return; // failed: the store rests and dropped its copies
+      const known = this.epoch;
+      if (known !== undefined && current < known) {
+        this.forgetLocal();
+      } else if (known === undefined || current > known) {
+        const tags = [...this.versions.keys()];
+        const changed: Record<string, number> = {};
+        for (let i = 0; i < tags.length; i += 500) {
+          const batch = tags.slice(i, i + 500);
+          const fetched = await remote.tagVersions(batch);
+          if (!fetched) return;
+          batch.forEach((t, j) => {
+            const have = this.versions.get(t);
+            // Only forward: a lower value is a bump's message overtaking this read, not a reset.
+            if (have !== undefined && fetched[j]! > have) changed[t] = fetched[j]!;
+          });
+        }
+        if (Object.keys(changed).length) this.apply({ tags: changed }, false);
+      }
+      this.epoch = current;
+    } finally {
+      this.syncing = false;
     }
   }
 
@@ -126,13 +187,17 @@ export class Cache<T> {
     return this.opts.enabled !== false && (!this.opts.remote || (this.opts.remote.available && this.unsent.size === 0));
   }
 
-  private async sendUnsent(): Promise<void> {
-    if (!this.unsent.size || !this.opts.remote) return;
-    const tags = [...this.unsent];
-    const bumped = await this.opts.remote.bumpTags(tags);
-    if (!bumped) return;
-    for (const t of tags) this.unsent.delete(t);
-    this.apply({ tags: bumped }, true);
+  private sendUnsent(): Promise<void> {
+    // One at a time: recovery and the periodic sync may both ask.
+    this.sending ??= (async () => {
+      if (!this.unsent.size || !this.opts.remote) return;
+      const tags = [...this.unsent];
+      const bumped = await this.opts.remote.bumpTags(tags);
+      if (!bumped) return;
+      for (const t of tags) this.unsent.delete(t);
+      this.apply(bumped, true);
+    })().finally(() => (this.sending = undefined));
+    return this.sending;
   }
 
   /** Runs for every invalidation this instance applies, its own and other instances' (tests, warming). */
@@ -148,6 +213,7 @@ export class Cache<T> {
 
   private apply(m: InvalidationMessage, own: boolean): void {
     if ('tags' in m) {
+      if (m.epoch !== undefined && this.epoch !== undefined && m.epoch === this.epoch + 1) this.epoch = m.epoch;
       for (const [tag, v] of Object.entries(m.tags)) {
         const known = this.versions.get(tag);
         // A counter that went back (expired, restored, cleared) could make old copies look
@@ -319,7 +385,7 @@ export class Cache<T> {
     }
     const bumped = await remote.bumpTags(tags);
     if (bumped) {
-      this.apply({ tags: bumped }, true);
+      this.apply(bumped, true);
       return;
     }
     // Redis out of reach: the store serves nothing until these bumps are made (see sendUnsent).
@@ -391,6 +457,7 @@ export class Cache<T> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.syncTimer);
     await this.opts.remote?.close();
   }
 }

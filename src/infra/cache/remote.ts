@@ -32,7 +32,14 @@ export interface RemoteOptions {
   restMs?: number;
 }
 
-export type InvalidationMessage = { tags: Record<string, number> } | { keys: string[] } | { prefix: string } | { clear: true };
+/**
+ * `epoch` (with tags): the store's bump counter after this bump. Every bump moves it by one, so an
+ * instance that finds it ahead of the bumps it heard of knows it missed one (see Cache.sync).
+ */
+export type InvalidationMessage = { tags: Record<string, number>; epoch?: number } | { keys: string[] } | { prefix: string } | { clear: true };
+
+/** The store's bump counter (beside the tag counters, so a clear or an expiry takes it too). */
+const EPOCH_KEY = 'tagv:~epoch';
 
 const FLAG_GZIP = 1;
 
@@ -152,22 +159,46 @@ export class RemoteStore {
     return values?.map((v) => Number(v ?? 0));
   }
 
-  /** Moves tags to new versions and tells every instance. Undefined when Redis cannot answer. */
-  async bumpTags(tags: string[]): Promise<Record<string, number> | undefined> {
+  /**
+   * Moves tags to new versions, and the store's epoch by one, and tells every instance. Undefined
+   * when Redis cannot answer (the bumps may still have been made, late: a busy Redis runs what it
+   * was sent after the client gave up; the message then never goes, which Cache.sync makes up for).
+   */
+  async bumpTags(tags: string[]): Promise<{ tags: Record<string, number>; epoch: number } | undefined> {
     // A counter untouched for two days may go: every entry made under it expired long before.
-    // One pipeline in all; in a Cluster one per counter, as a Cluster pipeline must stay on one node.
-    const bump = (p: ReturnType<RedisConnection['pipeline']>, t: string) => p.incr(`tagv:${t}`).expire(`tagv:${t}`, TAG_VERSION_TTL);
+    // One pipeline in all, the epoch last; in a Cluster one per counter, as a Cluster pipeline must
+    // stay on one node, and the epoch once the tags are done.
+    const bump = (p: ReturnType<RedisConnection['pipeline']>, key: string) => p.incr(key).expire(key, TAG_VERSION_TTL);
+    // A pipeline does not reject when its commands fail (a timeout included): each answer carries
+    // its own error. Taken as versions, a timed-out INCR read as version 0, which the writer applied
+    // (and published, late) as if the bump had been made.
+    const counts = (answers: [Error | null, unknown][] | null) => {
+      const failed = (answers ?? []).find(([err]) => err);
+      if (failed || !answers) throw failed?.[0] ?? new Error('pipeline discarded');
+      return answers.filter((_, i) => i % 2 === 0).map(([, v]) => v);
+    };
     const results = await this.run(async (r) => {
-      if (isCluster(r)) return Promise.all(tags.map(async (t) => (await bump(r.multi(), t).exec())?.[0]?.[1]));
+      if (isCluster(r)) {
+        const versions = await Promise.all(tags.map(async (t) => counts(await bump(r.multi(), `tagv:${t}`).exec())[0]));
+        return [...versions, counts(await bump(r.multi(), EPOCH_KEY).exec())[0]];
+      }
       const pipeline = r.pipeline();
-      for (const t of tags) bump(pipeline, t);
-      return ((await pipeline.exec()) ?? []).filter((_, i) => i % 2 === 0).map(([, v]) => v);
+      for (const t of tags) bump(pipeline, `tagv:${t}`);
+      bump(pipeline, EPOCH_KEY);
+      return counts(await pipeline.exec());
     });
     if (!results) return undefined;
     const versions: Record<string, number> = {};
     tags.forEach((t, i) => (versions[t] = Number(results[i] ?? 0)));
-    await this.publish({ tags: versions });
-    return versions;
+    const epoch = Number(results[tags.length] ?? 0);
+    await this.publish({ tags: versions, epoch });
+    return { tags: versions, epoch };
+  }
+
+  /** The store's bump counter (0 before any bump); undefined when Redis cannot answer in time. */
+  async epoch(): Promise<number | undefined> {
+    const v = await this.run((r) => r.get(EPOCH_KEY));
+    return v === undefined ? undefined : Number(v ?? 0);
   }
 
   /** Deletes every key under a prefix (SCAN, never KEYS) and tells every instance. */

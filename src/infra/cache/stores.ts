@@ -38,8 +38,8 @@ export function openCaches(config: Config, o: CacheOpenOptions = {}): Caches {
   const remote = (target: RedisTarget | undefined, name: 'default' | 'api') =>
     target && c.enabled ? new RemoteStore({ target, name, keyPrefix: o.keyPrefix ?? config.redis.keyPrefix, timeoutMs: c.timeoutMs, compressThreshold: c.compressThreshold, log: o.log }) : undefined;
   const caches = {
-    default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.default, 'default'), enabled: c.enabled }),
-    api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.api, 'api'), enabled: c.enabled }),
+    default: new Cache<unknown>({ name: 'default', codec: jsonCodec, memoryBytes: c.memoryBytes, remote: remote(config.redis.default, 'default'), enabled: c.enabled, syncMs: c.syncMs }),
+    api: new Cache<CachedResponse>({ name: 'api', codec: responseCodec(c.compressThreshold), memoryBytes: c.memoryBytes, remote: remote(config.redis.api, 'api'), enabled: c.enabled, syncMs: c.syncMs }),
     async stats() {
       const [d, a] = await Promise.all([caches.default.stats(), caches.api.stats()]);
       return { default: d, api: a };
