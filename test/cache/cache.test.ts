@@ -122,7 +122,7 @@ contract('memory', async () => ({ cache: new Cache({ name: 'default', codec: jso
 contract('redis + L1', async () => {
   const prefix = uniquePrefix();
   const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
-  await cache.ready();
+  await within('the store to subscribe to Redis', cache.ready());
   return {
     cache,
     done: async () => {
@@ -149,7 +149,7 @@ describe('several instances sharing Redis', () => {
   before(async () => {
     a = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
     b = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
-    await Promise.all([a.ready(), b.ready()]);
+    await within('both stores to subscribe to Redis', Promise.all([a.ready(), b.ready()]));
   });
   after(async () => {
     await Promise.all([a.close(), b.close()]);
@@ -201,7 +201,7 @@ test('on a single Redis server, tag versions are one MGET, tag bumps one pipelin
   });
   try {
     await store.subscribe(() => {}, () => {});
-    await store.ready;
+    await within('the store to subscribe to Redis', store.ready);
     recording = true;
     assert.deepEqual(await store.tagVersions(['a', 'b', 'c']), [0, 0, 0]);
     assert.deepEqual(await store.bumpTags(['a', 'b']), { tags: { a: 1, b: 1 }, epoch: 1 });
@@ -225,7 +225,7 @@ test('a write made while Redis was out of reach is applied when it returns: no i
   const a = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, `redis://127.0.0.1:${proxy.port}/1`) });
   const b = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
   try {
-    await Promise.all([a.ready(), b.ready()]);
+    await within('both stores to subscribe to Redis', Promise.all([a.ready(), b.ready()]));
     await a.set('item:1', 'v0', { ttl: 60, tags: ['product:1'] });
     assert.equal(await b.get('item:1'), 'v0');
     await proxy.cut();
@@ -270,10 +270,10 @@ test('an entry Redis holds in another format is a miss, not an error', async () 
   const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix) });
   const raw = new (await import('ioredis')).Redis(REDIS);
   try {
-    await cache.ready();
+    await within('the store to subscribe to Redis', cache.ready());
     await cache.set('odd:1', { ok: true }, { ttl: 60 });
     const other = new Cache({ name: 'default', codec: { ...jsonCodec, decode: () => { throw new Error('old format'); } }, memoryBytes: 1 << 20, remote: remote(prefix) });
-    await other.ready();
+    await within('the other store to subscribe to Redis', other.ready());
     assert.equal(await other.getOrSet('odd:1', async () => ({ fresh: true }), { ttl: 60 }).then((v) => JSON.stringify(v)), '{"fresh":true}');
     await other.close();
   } finally {
@@ -290,7 +290,7 @@ test('Redis down: the loader answers, nothing throws, the outage is logged once;
   const log = { warn: (_o: object, m: string) => logged.push(`warn ${m}`), info: (_o: object, m: string) => logged.push(`info ${m}`) };
   const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, `redis://127.0.0.1:${proxy.port}/1`, log) });
   try {
-    await cache.ready();
+    await within('the store to subscribe to Redis', cache.ready());
     let loads = 0;
     const load = async () => ++loads;
     assert.equal(await cache.getOrSet('k:1', load, { ttl: 60 }), 1);
@@ -325,7 +325,7 @@ test('closing the store is not an outage: nothing is logged', async () => {
   const logged: string[] = [];
   const log = { warn: (_o: object, m: string) => logged.push(`warn ${m}`), info: (_o: object, m: string) => logged.push(`info ${m}`) };
   const cache = new Cache({ name: 'default', codec: jsonCodec, memoryBytes: 1 << 20, remote: remote(prefix, REDIS, log) });
-  await cache.ready();
+  await within('the store to subscribe to Redis', cache.ready());
   await cache.getOrSet('k:1', async () => 1, { ttl: 60 });
   await cache.close();
   await sleep(100); // the subscriber's close event
