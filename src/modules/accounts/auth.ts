@@ -41,9 +41,9 @@ export function unauthenticated(code: 'not_authenticated' | 'token_not_valid' = 
 export const bodyCredentials = { ignoreBearer: true } as const;
 
 export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
-  // REFRESH_REUSE_DETECTION, when the service was made without a policy of its own.
-  const auth = (app as { config?: { auth?: { refreshReuseDetection?: boolean; refreshReuseGrace?: number } } }).config?.auth;
-  if (auth?.refreshReuseDetection !== undefined) tokens.setReusePolicy({ detect: auth.refreshReuseDetection, graceSeconds: auth.refreshReuseGrace ?? 10 });
+  // REFRESH_REUSE_DETECTION and its grace, unless the service was made with a policy of its own.
+  const { refreshReuseDetection, refreshReuseGrace } = app.config.auth;
+  tokens.configureReuse({ detect: refreshReuseDetection, graceSeconds: refreshReuseGrace });
   app.decorate('tokens', tokens);
   app.decorateRequest('auth', null);
   app.decorateRequest('authUser', undefined);

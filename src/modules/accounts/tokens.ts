@@ -97,13 +97,9 @@ export class TokenService {
     this.reuse = opts.reuse ?? { detect: false, graceSeconds: 10 };
   }
 
-  /** The reuse policy (registerAuth applies the configured one when the service was made without it). */
-  setReusePolicy(policy: ReusePolicy): void {
-    this.reuse = policy;
-  }
-
-  get reusePolicy(): ReusePolicy {
-    return this.reuse;
+  /** The configured reuse policy, for a service made without one of its own (see registerAuth). */
+  configureReuse(policy: ReusePolicy): void {
+    if (!this.opts.reuse) this.reuse = policy;
   }
 
   private sign(type: TokenType, user: TokenSubject, exp: number, session: Session): Promise<string> {
