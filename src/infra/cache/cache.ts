@@ -93,10 +93,12 @@ export class Cache<T> {
   private readonly listeners = new Set<(m: InvalidationMessage, own: boolean) => void>();
   /**
    * The store's bump counter (remote.ts) up to which this instance knows every bump: moved by
-   * messages only one at a time (a later one does not say an earlier one came), and by `sync`.
-   * Undefined until the first sync.
+   * messages only while they leave no gap (a later one does not say an earlier one came; `ahead`
+   * holds those that came early, as two writers' messages may cross), and by `sync`. Undefined
+   * until the first sync.
    */
   private epoch: number | undefined;
+  private readonly ahead = new Set<number>();
   private syncTimer: NodeJS.Timeout | undefined;
   private syncing = false;
   private sending: Promise<void> | undefined;
@@ -152,6 +154,7 @@ export class Cache<T> {
       const known = this.epoch;
       if (known !== undefined && current < known) {
         this.forgetLocal();
+        this.ahead.clear();
       } else if (known === undefined || current > known) {
         const tags = [...this.versions.keys()];
         const changed: Record<string, number> = {};
@@ -168,6 +171,7 @@ export class Cache<T> {
         if (Object.keys(changed).length) this.apply({ tags: changed }, false);
       }
       this.epoch = current;
+      for (const e of this.ahead) if (e <= current) this.ahead.delete(e);
     } finally {
       this.syncing = false;
     }
@@ -213,7 +217,11 @@ export class Cache<T> {
 
   private apply(m: InvalidationMessage, own: boolean): void {
     if ('tags' in m) {
-      if (m.epoch !== undefined && this.epoch !== undefined && m.epoch === this.epoch + 1) this.epoch = m.epoch;
+      if (m.epoch !== undefined && this.epoch !== undefined && m.epoch > this.epoch) {
+        if (this.ahead.size >= 10_000) this.ahead.clear(); // the next sync makes up for them
+        this.ahead.add(m.epoch);
+        while (this.ahead.delete(this.epoch + 1)) this.epoch++;
+      }
       for (const [tag, v] of Object.entries(m.tags)) {
         const known = this.versions.get(tag);
         // A counter that went back (expired, restored, cleared) could make old copies look
