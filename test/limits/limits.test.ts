@@ -228,10 +228,14 @@ forEachBackend('rate limits', ({ backend, db }) => {
     assert.equal(spread.statusCode, 429, 'an address new to the account, past the account-wide ceiling');
     assert.equal(spread.json().limit, 'login_failures');
     assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner’s own address is never locked by others');
-    // One address guessing at many accounts waits across them.
+    // One address guessing at many accounts waits across them, but not for an account that signed
+    // in from there before (a guesser behind the owner's NAT).
     const guesser = freshIp();
+    const neighbour = await signedIn(app, db());
+    assert.equal((await login(neighbour.password, guesser, neighbour.email)).statusCode, 200);
     for (let i = 0; i < 3; i++) assert.equal((await login('x', guesser, `nobody-${i}-${guesser}@example.com`)).statusCode, 401);
     assert.equal((await login('x', guesser, `nobody-9-${guesser}@example.com`)).statusCode, 429);
+    assert.equal((await login(neighbour.password, guesser, neighbour.email)).statusCode, 200, 'an account known at that address');
   });
 
   test('anonymous flows are limited per address whoever calls (a customer token buys no window of its own), and reset and sign-up per target email from any address', async () => {

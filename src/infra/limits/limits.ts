@@ -225,7 +225,9 @@ export class Limits {
   // - per account and address together (LOGIN_FREE_FAILURES): a guesser waits, the owner elsewhere
   //   does not; a success there clears it;
   // - per address, across accounts (LOGIN_FREE_FAILURES): one address guessing at many accounts;
-  //   never cleared by a success (a thief with one good account would reset it between guesses);
+  //   never cleared by a success (a thief with one good account would reset it between guesses),
+  //   but it spares an account that signed in from that address before (a guesser behind the
+  //   owner's NAT does not lock the owner out);
   // - per account, from every address (LOGIN_ACCOUNT_FREE_FAILURES, far higher): guessing spread
   //   over many addresses. Its wait spares addresses the account signed in from in the last 14
   //   days, so the owner is not locked out by others; a success does not clear it either (each
@@ -234,7 +236,7 @@ export class Limits {
     const account = email.trim().toLowerCase();
     return [
       { key: `pair:${ip}|${account}`, free: this.config.loginFreeFailures },
-      { key: `ip:${ip}`, free: this.config.loginFreeFailures },
+      { key: `ip:${ip}`, free: this.config.loginFreeFailures, spareKnown: true },
       { key: `acct:${account}`, free: this.config.loginAccountFreeFailures, spareKnown: true },
     ];
   }
@@ -252,7 +254,7 @@ export class Limits {
       const r = waits[i];
       const left = r && r.consumedPoints > 1 ? r.msBeforeNext : 0;
       if (left <= ms) continue;
-      // Asked only when the account-wide wait is on, which is rare.
+      // Asked only when an address-wide or account-wide wait is on, which is rare.
       if (keys[i]!.spareKnown && (await this.loginKnown.get(this.knownKey(ip, email)).catch(() => null))) continue;
       ms = left;
     }
