@@ -66,7 +66,11 @@ export function registerAuth(app: FastifyInstance, tokens: TokenService): void {
   });
 }
 
-/** The calling user, or null when anonymous. A token for a deleted or disabled account is a 401. */
+/**
+ * The calling user, or null when anonymous. A token for a deleted or disabled account, or of a
+ * session that signed in before the password last changed (other than the session that changed
+ * it), is a 401.
+ */
 export async function currentUser(request: FastifyRequest): Promise<UserRow | null> {
   if (request.authUser !== undefined) return request.authUser;
   if (!request.auth) return (request.authUser = null);
