@@ -251,6 +251,18 @@ forEachBackend('payments through Stripe', ({ db }) => {
     // Staff review it and move it on: no longer held.
     assert.equal((await getJson(app, `/api/orders/${o.id}/status/`, { method: 'PATCH', payload: { status: 'processing', notes: 'Customer paid the rest by phone' }, headers: staff.headers })).status, 200);
     assert.equal((await getJson(app, '/api/orders/?on_hold=true', { headers: staff.headers })).body.count, 0);
+
+    // The right number in another currency is not the right amount either.
+    const r2 = await checkout(p.id, 1);
+    const s2 = fake.sessions.get(r2.body.checkout_session_id)!;
+    assert.equal((await deliver(event('checkout.session.completed', { ...paid(s2, 'pi_test_eur'), currency: 'eur' }))).statusCode, 200);
+    const o2 = await d().selectFrom('orders').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
+    assert.deepEqual([o2.status, o2.on_hold, o2.total_amount], ['pending', true, '25.50']);
+    assert.equal((await d().selectFrom('payments').select('currency').where('order_id', '=', o2.id).executeTakeFirstOrThrow()).currency, 'eur');
+    // Customers' lists are the contract's: the staff filter is not theirs.
+    const customer = await signedIn(app, db());
+    assert.equal((await getJson(app, '/api/orders/?on_hold=true', { headers: customer.headers })).status, 200);
+    assert.equal((await getJson(app, '/api/orders/?on_hold=maybe', { headers: staff.headers })).status, 400);
   });
 
   test('webhooks: a timestamp too far in the future is refused like one too far in the past', async () => {

@@ -273,6 +273,8 @@ export interface Payment {
   paymentIntent: string;
   /** Cents the provider charged, when it says. */
   amountTotal: number | null;
+  /** The currency it charged them in, when it says. */
+  currency?: string | null;
   details: Partial<CheckoutAddress> | null;
 }
 
@@ -302,8 +304,9 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
   // from the total (a tampered or misconfigured session, a currency slip) holds the order for
   // staff: it stays pending, flagged on_hold, until someone looks at it.
   const paid = payment.amountTotal ?? toCents(c.total_amount);
-  const mismatch = !soldOut && paid !== toCents(c.total_amount);
-  const mismatchNote = `Order placed; paid ${fromCents(paid)} against a total of ${c.total_amount} (${c.provider} ${payment.paymentIntent}): held for staff review`;
+  const currency = payment.currency || deps.payments.currency;
+  const mismatch = !soldOut && (paid !== toCents(c.total_amount) || currency !== deps.payments.currency);
+  const mismatchNote = `Order placed; paid ${fromCents(paid)} ${currency.toUpperCase()} against a total of ${c.total_amount} ${deps.payments.currency.toUpperCase()} (${c.provider} ${payment.paymentIntent}): held for staff review`;
   const to = { ...(c.address ?? {}), ...Object.fromEntries(Object.entries(payment.details ?? {}).filter(([, v]) => v)) } as Partial<CheckoutAddress>;
   const email = to.email || c.email;
   const orderId = await orders.insertOrder(trx, {
@@ -349,7 +352,7 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
   });
   await trx
     .insertInto('payments')
-    .values({ order_id: orderId, provider: c.provider, payment_intent: payment.paymentIntent, amount: fromCents(paid), currency: deps.payments.currency, status: 'completed' })
+    .values({ order_id: orderId, provider: c.provider, payment_intent: payment.paymentIntent, amount: fromCents(paid), currency, status: 'completed' })
     .execute();
   await trx.deleteFrom('stock_reservations').where('checkout_id', '=', c.id).execute();
   if (soldOut) await trx.deleteFrom('promotion_usages').where('checkout_id', '=', c.id).execute();
@@ -426,7 +429,7 @@ export async function handleEvent(ctx: Ctx, deps: PaymentsDeps, event: PaymentEv
 }
 
 function paymentOf(s: SessionState): Payment {
-  return { paymentIntent: s.paymentIntent ?? s.id, amountTotal: s.amountTotal, details: s.details };
+  return { paymentIntent: s.paymentIntent ?? s.id, amountTotal: s.amountTotal, currency: s.currency, details: s.details };
 }
 
 export type Verification =

@@ -31,6 +31,8 @@ export interface SessionState {
   paymentIntent: string | null;
   /** Cents, as the provider charged them. */
   amountTotal: number | null;
+  /** The currency charged (lower case), when the provider says. */
+  currency: string | null;
   /** Who paid and where it goes, when the provider collected it. */
   details: Partial<CheckoutAddress> | null;
 }
@@ -102,6 +104,7 @@ function stateOf(s: StripeSession): SessionState {
     paid: s.payment_status === 'paid' || s.payment_status === 'no_payment_required',
     paymentIntent: typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null),
     amountTotal: s.amount_total ?? null,
+    currency: typeof s.currency === 'string' && /^[a-z]{3}$/i.test(s.currency) ? s.currency.toLowerCase() : null,
     details: {
       name: shipping?.name ?? customer?.name ?? '',
       email: customer?.email ?? s.customer_email ?? '',
