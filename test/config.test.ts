@@ -51,11 +51,11 @@ test('cross-variable rules', () => {
 
 test('accounts settings: token and session lifetimes, Redis session store, first staff account', () => {
   const d = loadConfig({});
-  assert.deepEqual({ ...d.auth }, { accessTokenTtl: 3600, refreshTokenTtl: 604_800, sessionTtl: 1_209_600, passwordResetTtl: 3600 });
+  assert.deepEqual({ ...d.auth }, { accessTokenTtl: 3600, refreshTokenTtl: 604_800, sessionTtl: 1_209_600, passwordResetTtl: 3600, refreshReuseDetection: false, refreshReuseGrace: 10 });
   assert.deepEqual({ ...d.redis }, { url: undefined, default: undefined, session: undefined, api: undefined, keyPrefix: '' });
   assert.equal(d.staff, undefined);
   const c = loadConfig({ ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '14d', SESSION_TTL: '90', REDIS_URL: 'redis://:pw@cache:6380/0', STAFF_EMAIL: 'boss@example.com', STAFF_PASSWORD: 'Staff-Pass-2026' });
-  assert.deepEqual({ ...c.auth }, { accessTokenTtl: 900, refreshTokenTtl: 1_209_600, sessionTtl: 90, passwordResetTtl: 3600 });
+  assert.deepEqual({ ...c.auth }, { accessTokenTtl: 900, refreshTokenTtl: 1_209_600, sessionTtl: 90, passwordResetTtl: 3600, refreshReuseDetection: false, refreshReuseGrace: 10 });
   assert.deepEqual([c.redis.default, c.redis.session, c.redis.api, c.jobs.redis], [1, 2, 3, 0].map((db) => ({ kind: 'server', url: `redis://:pw@cache:6380/${db}` })));
   assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache', REDIS_SESSION_URL: 'redis://sessions:6379/5' }).redis.session, { kind: 'server', url: 'redis://sessions:6379/5' });
   assert.deepEqual({ ...c.staff }, { email: 'boss@example.com', password: 'Staff-Pass-2026' });

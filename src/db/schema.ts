@@ -19,6 +19,8 @@ export interface UsersTable {
   is_staff: Generated<boolean>;
   is_active: Generated<boolean>;
   last_login: string | null;
+  /** Tokens of sign-ins before this moment are refused (password changed or reset, account disabled): migration 020. */
+  tokens_valid_after: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
