@@ -245,6 +245,34 @@ forEachBackend('review writes', ({ db }) => {
     for (const r of [...list.results, ...page.reviews]) assert.deepEqual(Object.keys(r).sort(), REVIEW_KEYS, 'no email or other account data');
   });
 
+  test('the rating aggregates count what is listed: an account disabled, enabled again, or deleted while disabled', async () => {
+    const p = await f.product(d());
+    const [u1, u2, u3] = [await f.user(d()), await f.user(d()), await f.user(d())];
+    await f.review(d(), p.id, u1.id, 5);
+    await f.review(d(), p.id, u2.id, 1);
+    await f.review(d(), p.id, u3.id, 3);
+    const stored = async () => {
+      const row = await d().selectFrom('products').select(['review_count', 'average_rating']).where('id', '=', p.id).executeTakeFirstOrThrow();
+      return [row.review_count, String(row.average_rating)];
+    };
+    const listed = async () => (await getJson(app, `/api/products/${p.id}/reviews/`, { headers: { 'cache-control': 'no-cache' } })).body.count;
+    assert.deepEqual(await stored(), [3, '3.0']);
+    const active = (id: number, is_active: boolean) => d().updateTable('users').set({ is_active }).where('id', '=', id).execute();
+    await active(u2.id, false);
+    assert.deepEqual(await stored(), [2, '4.0'], 'the disabled account’s 1-star review left the aggregates');
+    assert.equal(await listed(), 2);
+    // A review written, changed or deleted while its account is disabled moves nothing.
+    await d().updateTable('reviews').set({ rating: 5 }).where('user_id', '=', u2.id).execute();
+    assert.deepEqual(await stored(), [2, '4.0']);
+    await active(u2.id, true);
+    assert.deepEqual(await stored(), [3, '4.3'], 'enabled again: its (changed) review is back');
+    await active(u3.id, false);
+    await d().deleteFrom('users').where('id', '=', u3.id).execute();
+    assert.deepEqual(await stored(), [2, '5.0'], 'a disabled account deleted: its review was already out, and stays out');
+    await d().deleteFrom('users').where('id', '=', u1.id).execute();
+    assert.deepEqual(await stored(), [1, '5.0'], 'an active account deleted: its review leaves');
+  });
+
   test('the OpenAPI document lists the review routes', async () => {
     const spec = (await getJson(app, '/api/docs/json')).body;
     assert.deepEqual(spec.paths['/api/products/{id}/reviews/'].post.security, [{ bearerAuth: [] }]);
