@@ -344,11 +344,11 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
     history: mismatch
       ? [{ status: 'pending', notes: mismatchNote }]
       : [
-      { status: 'pending', notes: 'Order placed' },
-      soldOut
-        ? { status: 'cancelled', notes: 'Paid after the checkout lapsed and the stock was gone: refund due' }
-        : { status: 'processing', notes: `Payment received (${c.provider} ${payment.paymentIntent})` },
-      ],
+          { status: 'pending', notes: 'Order placed' },
+          soldOut
+            ? { status: 'cancelled', notes: 'Paid after the checkout lapsed and the stock was gone: refund due' }
+            : { status: 'processing', notes: `Payment received (${c.provider} ${payment.paymentIntent})` },
+        ],
   });
   await trx
     .insertInto('payments')
