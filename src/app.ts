@@ -14,7 +14,7 @@ import type { KeyValueStore } from './infra/cache/store.ts';
 import { EventBus } from './infra/events.ts';
 import { cors } from './infra/http/cors.ts';
 import { ERRORS, registerErrorHandlers, registerNotFound, wrappedBody } from './infra/http/errors.ts';
-import { genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards, SECURITY_HEADERS } from './infra/http/hooks.ts';
+import { clientErrorHandler, genRequestId, methodNotAllowed, registerHttpHooks, registerInputGuards, SECURITY_HEADERS } from './infra/http/hooks.ts';
 import { docsRoutes } from './infra/http/docs.routes.ts';
 import { dashboardRoutes } from './modules/monitoring/dashboard.routes.ts';
 import { rootRoutes } from './infra/http/root.routes.ts';
@@ -104,6 +104,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       if (err.code === 'FST_ERR_BAD_URL') return reply.code(404).type('application/json').send(wrappedBody('not_found', ERRORS.not_found.message, 404));
       return reply.code(400).type('application/json').send(wrappedBody('bad_request', ERRORS.bad_request.message, 400));
     },
+    clientErrorHandler,
     ajv: { customOptions: { allErrors: true, verbose: true, keywords: ['x-message'], allowUnionTypes: true, coerceTypes: 'array', removeAdditional: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -12,6 +12,7 @@ import { SignJWT } from 'jose';
 import { openTestDatabase } from '../helpers/db.ts';
 import { testApp } from '../helpers/app.ts';
 import { signedIn, type TestUser } from '../helpers/auth.ts';
+import { within } from '../helpers/net.ts';
 import type { Database } from '../../src/db/database.ts';
 
 /** Bounded: a server that accepts and never answers fails the test, not hangs it. */
@@ -187,4 +188,33 @@ test('over real HTTP: an expired token’s 401 reaches the storefront with CORS,
   });
   assert.match(raw, /^HTTP\/1\.1 404/);
   assert.match(raw, new RegExp(`access-control-allow-origin: ${STOREFRONT}`, 'i'));
+});
+
+/** Writes raw bytes to the listening app and reads the whole answer (the server closes). */
+function raw(bytes: string): Promise<string> {
+  const { port } = app.server.address() as { port: number };
+  return within(
+    'a raw answer',
+    new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.end(bytes));
+      let out = '';
+      s.on('data', (b: Buffer) => (out += b));
+      s.on('close', () => resolve(out));
+      s.on('error', reject);
+    }),
+    10_000,
+  );
+}
+
+test('requests Node’s parser refuses (no hook runs): the security headers, a request id, the contract’s body', async () => {
+  const bad = await raw(`GET /api/ HTTP/1.1\r\nHost: shop.test\r\nOrigin: ${STOREFRONT}\r\nBad header line\r\n\r\n`);
+  const huge = await raw(`GET /api/ HTTP/1.1\r\nHost: shop.test\r\nCookie: x=${'a'.repeat(20_000)}\r\n\r\n`);
+  for (const [answer, status, code] of [[bad, 400, 'bad_request'], [huge, 431, 'headers_too_large']] as const) {
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer.slice(0, 200));
+    assert.match(answer, /\r\nx-frame-options: DENY\r\n/i);
+    assert.match(answer, /\r\nx-content-type-options: nosniff\r\n/i);
+    assert.match(answer, /\r\nx-request-id: [0-9a-f-]{36}\r\n/i);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(body, { error: true, message: body.message, status_code: status, code });
+  }
 });

@@ -1,11 +1,12 @@
 // Per-request basics every route shares: request id, security headers (helmet's), the
 // trailing-slash redirect (§4.13) and 405 for known paths called with another method.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import helmet from 'helmet';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteOptions } from 'fastify';
 import { dropOriginCors, type Cors } from './cors.ts';
-import { AppError } from './errors.ts';
+import { AppError, ERRORS, wrappedBody, type ErrorCode } from './errors.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -52,6 +53,31 @@ export function pageHeaders(cdnUrl: string | undefined): Record<string, string> 
 // Static files are loaded by pages on other origins (the storefront) and through the CDN, and hold
 // nothing private: any origin may embed and read them (WhiteNoise's default too).
 const STATIC_HEADERS = { 'cross-origin-resource-policy': 'cross-origin', 'access-control-allow-origin': '*' };
+
+/**
+ * Node's parser refused the request (a malformed request line or header, headers over its size
+ * limit, a request that never finished arriving): no hook runs, and Fastify's default answer had
+ * none of the headers every answer carries. This one has the security headers and a request id,
+ * and the contract's body shape. No CORS: the Origin header was never parsed (so a browser shows a
+ * 431 for an oversized cookie as a network error; nothing on this side can change that).
+ */
+export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request';
+  const { status, message } = ERRORS[code];
+  const body = JSON.stringify(wrappedBody(code, message, status));
+  this.log.debug({ err }, 'client error');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${SECURITY_LINES}X-Request-ID: ${randomUUID()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+const SECURITY_LINES = Object.entries(SECURITY_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('');
 
 /** Appends (or with `first`, prepends) a route-level hook (Fastify takes one function or an array). */
 export function addRouteHook(route: RouteOptions, name: 'onRequest' | 'preValidation' | 'onResponse' | 'onSend', hook: (...args: never[]) => unknown, first = false): void {
