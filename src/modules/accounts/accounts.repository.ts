@@ -150,9 +150,12 @@ export function findAddress(db: Db, userId: number, id: number): Promise<Address
   return db.selectFrom('addresses').selectAll().where('user_id', '=', userId).where('id', '=', id).executeTakeFirst();
 }
 
-/** Serialises one user's address writes, so two new defaults of one type cannot race. */
+/**
+ * Serialises one user's address writes, so two new defaults of one type cannot race. NO KEY
+ * UPDATE: an order or cart inserted for the user meanwhile (a foreign-key check) need not wait.
+ */
 export async function lockUser(db: Db, userId: number): Promise<void> {
-  await db.selectFrom('users').select('id').where('id', '=', userId).forUpdate().execute();
+  await db.selectFrom('users').select('id').where('id', '=', userId).forNoKeyUpdate().execute();
 }
 
 /** Clears the default flag of the user's other addresses of a type (before another becomes default). */

@@ -272,13 +272,17 @@ export type ProductUpdate = Updateable<ProductsTable>;
 export type NewCategory = Insertable<CategoriesTable>;
 export type CategoryUpdate = Updateable<CategoriesTable>;
 
-/** Locks the product row for the rest of the transaction; false when there is none. */
+/**
+ * Locks the product row for the rest of the transaction; false when there is none. NO KEY UPDATE,
+ * as everywhere a row other rows point at is locked (payments.repository.ts, the lock order): a
+ * cart line or order item inserted meanwhile only key-shares it, and need not wait for a staff edit.
+ */
 export async function lockProduct(db: Db, id: number): Promise<boolean> {
-  return (await db.selectFrom('products').select('id').where('id', '=', id).forUpdate().executeTakeFirst()) !== undefined;
+  return (await db.selectFrom('products').select('id').where('id', '=', id).forNoKeyUpdate().executeTakeFirst()) !== undefined;
 }
 
 export async function lockCategory(db: Db, id: number): Promise<boolean> {
-  return (await db.selectFrom('categories').select('id').where('id', '=', id).forUpdate().executeTakeFirst()) !== undefined;
+  return (await db.selectFrom('categories').select('id').where('id', '=', id).forNoKeyUpdate().executeTakeFirst()) !== undefined;
 }
 
 export async function categoryExists(db: Db, id: number): Promise<boolean> {

@@ -28,7 +28,7 @@ export async function imageRow(db: Db, imageId: number): Promise<{ id: number; p
 
 /** Locks the product row (inactive ones too: staff manage those) so main-image changes queue up. */
 export async function lockProduct(trx: Db, id: number): Promise<boolean> {
-  return Boolean(await trx.selectFrom('products').select('id').where('id', '=', id).forUpdate().executeTakeFirst());
+  return Boolean(await trx.selectFrom('products').select('id').where('id', '=', id).forNoKeyUpdate().executeTakeFirst());
 }
 
 export async function productExists(db: Db, id: number): Promise<boolean> {
@@ -86,7 +86,7 @@ export interface CategoryImage {
 }
 
 export async function lockCategory(trx: Db, id: number): Promise<CategoryImage | undefined> {
-  return trx.selectFrom('categories').select(['image', 'image_original', 'image_variants']).where('id', '=', id).forUpdate().executeTakeFirst();
+  return trx.selectFrom('categories').select(['image', 'image_original', 'image_variants']).where('id', '=', id).forNoKeyUpdate().executeTakeFirst();
 }
 
 export async function categoryImage(db: Db, id: number): Promise<CategoryImage | undefined> {
