@@ -155,7 +155,7 @@ export const mediaRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // The files. Names carry their content's hash, so each is cached forever wherever it lands;
   // with USE_CDN the API hands out CDN URLs and this route is the CDN's origin.
   app.get('/media/*', {
-    // Never limited; @fastify/cors leaves it alone (any origin may read, set below).
+    // Never limited; no per-origin CORS headers (cors.ts): any origin may read, set below.
     config: { ...unlimited, cors: false },
     schema: { hide: true },
     handler: async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
