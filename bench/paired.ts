@@ -49,8 +49,13 @@ async function startPair(env: NodeJS.ProcessEnv, overlays: [NodeJS.ProcessEnv, N
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`paired server exited ${code}`)));
-    child.on('message', (m: { type?: string }) => m?.type === 'ready' && resolve());
+    // Opening two shops (PGlite, migrations, a seed) takes seconds; two minutes means it is stuck.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the paired server did not report ready within 120 s'));
+    }, 120_000);
+    child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`paired server exited ${code}`))));
+    child.on('message', (m: { type?: string }) => m?.type === 'ready' && (clearTimeout(timer), resolve()));
   });
   child.removeAllListeners('exit');
   return child;

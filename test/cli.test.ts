@@ -9,6 +9,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { withEmbeddedSecret } from '../src/server.ts';
 import { postgresEnv, TEST_DATABASE_URL, uniqueSchema } from './helpers/db.ts';
+import { within } from './helpers/net.ts';
 import { dropPrefix, uniquePrefix } from './helpers/redis.ts';
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
@@ -18,7 +19,15 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | n
     let err = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (err += b));
-    child.on('exit', (code) => resolve({ code, out, err }));
+    // A command that never ends fails the test with what it printed, not the runner's timeout.
+    const timer = setTimeout(() => {
+      err += `\n[test] pasargad ${args.join(' ')} did not exit within 180 s: killed`;
+      child.kill('SIGKILL');
+    }, 180_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
   });
 }
 
@@ -137,7 +146,7 @@ test('worker and scheduler: jobs in PostgreSQL run in their own process, which s
     }
     const exited = new Promise<number | null>((resolve) => worker.on('exit', resolve));
     worker.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    assert.equal(await within('the worker to exit after SIGTERM', exited, 30_000), 0);
     assert.match(log, /worker started/);
     assert.match(log, /worker: stopping/);
   } finally {

@@ -298,7 +298,9 @@ async function walLeft(pgliteDir: string, bytes: number): Promise<void> {
   const pg = await createPglite(pgliteDir);
   let segment = '';
   try {
-    for (;;) {
+    // Each turn writes up to 1 MiB or moves to a new 16 MiB segment: 40 turns are more than enough.
+    for (let turn = 0; ; turn++) {
+      if (turn > 40) throw new Error(`walLeft: the WAL did not come to ${bytes} bytes before a segment's end in 40 turns`);
       const { rows } = await pg.query<{ file: string; offset: number }>('select file_name as file, file_offset as offset from pg_walfile_name_offset(pg_current_wal_insert_lsn())');
       segment = rows[0]!.file;
       const left = WAL_SEGMENT - Number(rows[0]!.offset);

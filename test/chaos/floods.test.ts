@@ -92,6 +92,7 @@ function getFrom(localAddress: string, url: string, headers: Record<string, stri
       res.on('end', () => resolve(new Response(body, { status: res.statusCode })));
     });
     req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer from ${url} (from ${localAddress}) within 30 s`)));
     req.end();
   });
 }

@@ -81,7 +81,7 @@ export async function startProc(name: string, env: NodeJS.ProcessEnv, role: stri
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}:\n${out.slice(-3000)}`);
       try {
-        if ((await fetch(`${base}/health/`)).ok) break;
+        if ((await fetch(`${base}/health/`, { signal: AbortSignal.timeout(5_000) })).ok) break;
       } catch {
         /* not listening yet */
       }

@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { loadConfig } from '../../src/config.ts';
 import { openDatabase } from '../../src/db/database.ts';
 import { postgresEnv, uniqueSchema } from '../helpers/db.ts';
+import { within } from '../helpers/net.ts';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from '../helpers/redis.ts';
 import { chaosEnv, errorLines, prepareDatabase, record, shopperPaths, sleep, startProc, stopProc, tally, type Proc } from './harness.ts';
 import { reportRow } from './report.ts';
@@ -52,7 +53,7 @@ async function slowPost(base: string, path: string, body: string): Promise<() =>
   await sleep(100); // the server has read the headers: the request is under way
   return async () => {
     req.end(body.slice(half));
-    return answer;
+    return within(`the answer to the slow POST ${path}`, answer, 60_000);
   };
 }
 

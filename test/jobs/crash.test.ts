@@ -13,6 +13,7 @@ import { insertOrder } from '../../src/modules/orders/orders.repository.ts';
 import { testApp } from '../helpers/app.ts';
 import { openTestDatabase, postgresEnv } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
+import { within } from '../helpers/net.ts';
 import { smtpSink } from '../helpers/smtp.ts';
 
 let database: Awaited<ReturnType<typeof openTestDatabase>>;
@@ -46,9 +47,16 @@ test('a worker killed mid-job: the job is retried once, and the email is sent on
     env: { ...postgresEnv(database.schema, { EMAIL_HOST: '127.0.0.1', EMAIL_PORT: String(sink.port), RATE_LIMIT_ENABLED: 'false' }), PATH: process.env.PATH },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  await new Promise<void>((resolve, reject) => {
-    child.on('message', (m) => m === 'sent' && resolve());
-    child.on('exit', (code) => reject(new Error(`worker exited early (${code})`)));
+  await within(
+    'the crashing worker to report its email sent',
+    new Promise<void>((resolve, reject) => {
+      child.on('message', (m) => m === 'sent' && resolve());
+      child.on('exit', (code) => reject(new Error(`worker exited early (${code})`)));
+    }),
+    60_000,
+  ).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
   });
   child.removeAllListeners('exit');
   child.kill('SIGKILL');
