@@ -421,6 +421,36 @@ forEachBackend('promotions', ({ backend, db }) => {
     assert.equal((await getJson(app, '/api/promotions/active/?page=2')).body.results.length, 1);
   });
 
+  test('the public list and validate/ leave out deactivated products and inactive categories of a restricted code; staff see them all; apply/ still counts them', async () => {
+    const cat = await f.category(d(), { name: 'Shown Cat' });
+    const hiddenCat = await f.category(d(), { name: 'Hidden Cat', is_active: false });
+    const live = await f.product(d(), { category_id: cat.id, price: '20.00' });
+    const gone = await f.product(d(), { category_id: cat.id, price: '30.00' });
+    await d().updateTable('products').set({ is_active: false }).where('id', '=', gone.id).execute();
+    const inHidden = await f.product(d(), { category_id: hiddenCat.id, price: '40.00' });
+    const code = await promo(d(), { description: 'restricted', applicable_to_all: false, products: [live.id, gone.id], categories: [cat.id, hiddenCat.id] });
+    await app.events.emit('promotion.created', { id: code.id });
+
+    const list = await getJson(app, '/api/promotions/active/');
+    const shown = list.body.results.find((p: { id: number }) => p.id === code.id);
+    assert.ok(shown, JSON.stringify(list.body));
+    assert.deepEqual(shown.applicable_products.map((p: { id: number }) => p.id), [live.id], 'a deactivated product is not shown');
+    assert.deepEqual(shown.applicable_categories.map((c: { id: number }) => c.id), [cat.id], 'an inactive category is not shown');
+    const valid = await call('POST', '/api/promotions/validate/', null, { code: code.code, order_amount: '50.00' });
+    assert.deepEqual(valid.body.promotion.applicable_products.map((p: { id: number }) => p.id), [live.id]);
+    assert.deepEqual(valid.body.promotion.applicable_categories.map((c: { id: number }) => c.id), [cat.id]);
+
+    const staffView = await call('GET', `/api/promotions/codes/${code.id}/`, staff);
+    assert.deepEqual(staffView.body.applicable_products.map((p: { id: number }) => p.id), [live.id, gone.id], 'staff see what the code is restricted to');
+    assert.deepEqual(staffView.body.applicable_categories.map((c: { id: number }) => c.id), [cat.id, hiddenCat.id]);
+
+    // The discount is the checkout's: a product of an inactive category is still sold, and the code covers it.
+    const applied = await call('POST', '/api/promotions/apply/', null, { code: code.code, subtotal: '40.00', cart_items: [{ product_id: inHidden.id, price: '40.00', quantity: 1 }] });
+    assert.equal(applied.status, 200, JSON.stringify(applied.body));
+    assert.equal(applied.body.applicable_items_total, 40);
+    assert.deepEqual(applied.body.promotion.applicable_categories.map((c: { id: number }) => c.id), [cat.id]);
+  });
+
   // ---------------------------------------------------------------------------------------------
   // Public: validate/
 

@@ -19,8 +19,11 @@ const CATEGORY_JSON = sql`json_build_object(
   'name', cat.name, 'description', cat.description, 'image', cat.image, 'image_variants', cat.image_variants, 'is_active', cat.is_active,
   'created_at', cat.created_at, 'updated_at', cat.updated_at)`;
 
-/** Over promotion_codes aliased `pc`. */
-const PROMOTION_JSON = sql`json_build_object(
+/**
+ * Over promotion_codes aliased `pc`. `shown: 'public'` (the active list, validate/, apply/) leaves
+ * out the products the shop no longer sells and the categories it hides; staff see every target.
+ */
+const promotionJson = (shown: 'public' | 'staff') => sql`json_build_object(
   'id', pc.id, 'code', pc.code, 'description', pc.description, 'discount_type', pc.discount_type,
   'discount_value', pc.discount_value::text, 'usage_type', pc.usage_type, 'usage_limit', pc.usage_limit,
   'usage_limit_per_user', pc.usage_limit_per_user, 'valid_from', pc.valid_from, 'valid_until', pc.valid_until,
@@ -32,11 +35,13 @@ const PROMOTION_JSON = sql`json_build_object(
       join products p on p.id = pp.product_id
       join categories cat on cat.id = p.category_id
       left join product_images mi on mi.product_id = p.id and mi.is_main
-     where pp.promotion_id = pc.id), '[]'),
+     where pp.promotion_id = pc.id${shown === 'public' ? sql` and p.is_active` : sql``}), '[]'),
   'applicable_categories', coalesce((select json_agg(${CATEGORY_JSON} order by cat.id)
       from promotion_categories pcat
       join categories cat on cat.id = pcat.category_id
-     where pcat.promotion_id = pc.id), '[]'))`;
+     where pcat.promotion_id = pc.id${shown === 'public' ? sql` and cat.is_active` : sql``}), '[]'))`;
+const PROMOTION_JSON = promotionJson('staff');
+const PUBLIC_PROMOTION_JSON = promotionJson('public');
 
 /** Shown on the public list: active, within the window, and not for signed-in customers only. */
 const PUBLIC = (now: string) => sql`pc.is_active and pc.valid_from <= ${now}::timestamptz and pc.valid_until >= ${now}::timestamptz and not pc.logged_in_only`;
@@ -48,7 +53,7 @@ export async function countActive(db: Db, now: string): Promise<number> {
 
 export async function listActive(db: Db, now: string, limit: number, offset: number): Promise<PromotionJson[]> {
   const { rows } = await sql<{ promotion: PromotionJson }>`
-    select ${PROMOTION_JSON} as promotion from promotion_codes pc
+    select ${PUBLIC_PROMOTION_JSON} as promotion from promotion_codes pc
      where ${PUBLIC(now)}
      order by pc.created_at desc, pc.id desc limit ${limit} offset ${offset}`.execute(db);
   return rows.map((r) => r.promotion);
@@ -70,11 +75,15 @@ export async function findPromotion(db: Db, id: number): Promise<PromotionJson |
   return rows[0]?.promotion;
 }
 
-/** By code, in any case (the unique index is on upper(code)). */
-export async function findPromotionByCode(db: Db, code: string): Promise<PromotionJson | undefined> {
-  const { rows } = await sql<{ promotion: PromotionJson }>`
-    select ${PROMOTION_JSON} as promotion from promotion_codes pc where upper(pc.code) = upper(${code}::text)`.execute(db);
-  return rows[0]?.promotion;
+/** By code, in any case (the unique index is on upper(code)), as the public sees it, with every id it is restricted to. */
+export async function findPromotionByCode(db: Db, code: string): Promise<(PromotionJson & { product_ids: number[]; category_ids: number[] }) | undefined> {
+  const { rows } = await sql<{ promotion: PromotionJson; product_ids: number[]; category_ids: number[] }>`
+    select ${PUBLIC_PROMOTION_JSON} as promotion,
+           coalesce((select json_agg(pp.product_id) from promotion_products pp where pp.promotion_id = pc.id), '[]') as product_ids,
+           coalesce((select json_agg(pcat.category_id) from promotion_categories pcat where pcat.promotion_id = pc.id), '[]') as category_ids
+      from promotion_codes pc where upper(pc.code) = upper(${code}::text)`.execute(db);
+  const r = rows[0];
+  return r && { ...r.promotion, product_ids: r.product_ids, category_ids: r.category_ids };
 }
 
 export interface LockedPromotion extends PromotionRow {

@@ -231,11 +231,9 @@ export async function applyCode(ctx: Ctx, userId: number | null, body: ApplyInpu
     // The items' categories come from the catalog; unknown products apply to nothing.
     const categories = await repo.productCategories(db, items.map((i) => i.product_id));
     const lines = items.map((i) => ({ ...i, category_id: categories.get(i.product_id) }));
-    hit = applicableLines(
-      lines,
-      p.applicable_products.map((r) => r.id),
-      p.applicable_categories.map((r) => r.id),
-    );
+    // Every id the code is restricted to, as the checkout's hold counts them (the promotion shown
+    // leaves out products no longer sold and hidden categories).
+    hit = applicableLines(lines, p.product_ids, p.category_ids);
   }
   const now = new Date();
   const verdict = judge(p, {
