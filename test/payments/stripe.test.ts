@@ -276,8 +276,13 @@ forEachBackend('payments through Stripe', ({ db }) => {
       assert.equal(x.statusCode, 400, `timestamp ${timestamp - now} s from now`);
     }
     assert.equal((await orders()).length, before);
+    // A second `t=` does not hide the one Stripe's check reads (the last): refused all the same.
+    const hidden = `t=${now},${signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp: now + 3600 })}`;
+    assert.equal((await deliver(payload, hidden)).statusCode, 400, 'a future timestamp behind an earlier t= is refused');
+    assert.equal((await orders()).length, before);
     // Within the tolerance (clocks a little apart) it is taken.
     assert.equal((await deliver(payload, signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET, timestamp: now + 60 }))).statusCode, 200);
     assert.equal((await orders()).length, before + 1);
   });
+
 });

@@ -203,9 +203,14 @@ export class StripePaymentProvider implements PaymentProvider {
   webhookEvent(raw: Buffer, signature: string | undefined): PaymentEvent {
     if (!signature) throw new SignatureError('no Stripe-Signature header');
     // The package refuses a timestamp older than its tolerance but takes any in the future; a
-    // signed event dated ahead is refused the same way (clocks may differ by the tolerance).
-    const t = Number(/(?:^|,)\s*t=(\d+)/.exec(signature)?.[1]);
-    if (Number.isFinite(t) && t > Date.now() / 1000 + WEBHOOK_TOLERANCE_S) throw new SignatureError('timestamp too far in the future');
+    // signed event dated ahead is refused the same way (clocks may differ by the tolerance). The
+    // package reads the last `t=` of the header: every one is checked, so an earlier one cannot
+    // stand in for it.
+    const latest = Date.now() / 1000 + WEBHOOK_TOLERANCE_S;
+    for (const item of signature.split(',')) {
+      const [k, v] = item.split('=');
+      if (k?.trim() === 't' && !(Number(v) <= latest)) throw new SignatureError('timestamp too far in the future');
+    }
     let event: Stripe.Event;
     try {
       event = this.stripe.webhooks.constructEvent(raw, signature, this.o.webhookSecret, WEBHOOK_TOLERANCE_S);
