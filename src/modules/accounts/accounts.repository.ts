@@ -36,12 +36,19 @@ export function findUserById(db: Db, id: number): Promise<UserRow | undefined> {
 
 /**
  * The user behind a token, with when its credentials last changed (tokens_valid_after, ms since
- * the epoch, or null): sessions that signed in before then are over.
+ * the epoch, or null): sessions that signed in before then are over, except the one that changed
+ * the password (tokens_kept_sid).
  */
-export function findUserForToken(db: Db, id: number): Promise<(UserRow & { tokens_valid_after_ms: number | null }) | undefined> {
+export function findUserForToken(db: Db, id: number): Promise<(UserRow & { tokens_valid_after_ms: number | null; tokens_kept_sid: string | null }) | undefined> {
   return db
     .selectFrom('users')
-    .select([...USER_COLUMNS, sql<number | null>`round(extract(epoch from tokens_valid_after) * 1000)::float8`.as('tokens_valid_after_ms')])
+    // Rounded up, as sign-in times are rounded down (see confirmLogin): a session that signed in
+    // before the change, in the same millisecond, is still before it.
+    .select([
+      ...USER_COLUMNS,
+      sql<number | null>`ceil(extract(epoch from tokens_valid_after) * 1000)::float8`.as('tokens_valid_after_ms'),
+      sql<string | null>`tokens_kept_sid`.as('tokens_kept_sid'),
+    ])
     .where('id', '=', id)
     .executeTakeFirst();
 }
@@ -106,16 +113,28 @@ export async function findPassword(db: Db, id: number): Promise<string | undefin
 
 /**
  * Replaces the password, only while it is still `currentHash` (of two changes or resets racing,
- * one wins; false for the other), and ends every session that signed in before `atMs`.
+ * one wins; false for the other), and ends every session that signed in before it except
+ * `keepSid` (the caller's, on a password change). The time is the database clock's once the row
+ * is locked, so a sign-in confirmed with the old password (confirmLogin) is always earlier.
  */
-export async function setPassword(db: Db, id: number, currentHash: string, passwordHash: string, atMs: number): Promise<boolean> {
-  const r = await sql`update users set password = ${passwordHash}, tokens_valid_after = to_timestamp(${atMs}::float8 / 1000), updated_at = now()
+export async function setPassword(db: Db, id: number, currentHash: string, passwordHash: string, keepSid: string | null = null): Promise<boolean> {
+  const r = await sql`update users set password = ${passwordHash}, tokens_valid_after = clock_timestamp(), tokens_kept_sid = ${keepSid}, updated_at = now()
     where id = ${id} and password = ${currentHash}`.execute(db);
   return Number(r.numAffectedRows ?? 0) > 0;
 }
 
-export async function touchLastLogin(db: Db, id: number): Promise<void> {
-  await db.updateTable('users').set({ last_login: sql<string>`now()` }).where('id', '=', id).execute();
+/**
+ * A sign-in's last step, once the password checked out against `passwordHash`: records it
+ * (last_login) while the row still has that password and the account is active, and answers when
+ * the session starts (ms, the database clock, rounded down), or undefined when the password
+ * changed (or the account was disabled) meanwhile. As an UPDATE it waits for a password change in
+ * progress and then sees the new password; one that comes after it gets a later clock. So a
+ * session signed in with the old password always starts before the change that ends it.
+ */
+export async function confirmLogin(db: Db, id: number, passwordHash: string): Promise<number | undefined> {
+  const r = await sql<{ at: number }>`update users set last_login = now() where id = ${id} and password = ${passwordHash} and is_active
+    returning floor(extract(epoch from clock_timestamp()) * 1000)::float8 as at`.execute(db);
+  return r.rows[0]?.at;
 }
 
 // Addresses ---------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       await limits?.loginSucceeded(request.clientIp, email);
       await adoptGuest(request, reply, user.id);
-      return app.tokens.issue(user);
+      return app.tokens.issue(user, undefined, user.signedInAt);
     },
   });
 
@@ -102,7 +102,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const user = await findUserForToken(ctxOf(request).database.db, claims.user_id);
       if (!user?.is_active) throw new AppError('authentication_failed', { message: 'No active account found for the given token.' });
       // Signed in before the password changed or was reset, or the account was disabled.
-      if (!(await app.tokens.current(claims, user.tokens_valid_after_ms))) refused(new TokenError('revoked'));
+      if (!app.tokens.current(claims, user)) refused(new TokenError('revoked'));
       return app.tokens.issue(user, app.tokens.sessionOf(claims));
     },
   });
@@ -152,8 +152,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: rateLimit('password_change', '5/hour'),
       onRequest: signedInOnly,
       handler: async (request) => {
-        const auth = request.auth!;
-        await accounts.changePassword(ctxOf(request), await requireUser(request), request.body, (at) => app.tokens.keepSession(auth, at));
+        await accounts.changePassword(ctxOf(request), await requireUser(request), request.body, request.auth!.sid);
         return { message: 'Password updated successfully' };
       },
     });

@@ -62,14 +62,20 @@ export async function register(ctx: Ctx, body: RegisterBody): Promise<repo.UserR
   }
 }
 
-/** The account for these credentials. Unknown email, wrong password and disabled account are one answer. */
-export async function authenticate(ctx: Ctx, email: string, password: string): Promise<repo.UserRow> {
+/**
+ * The account for these credentials, and when its session starts (`signedInAt`, ms: see
+ * repo.confirmLogin; a password change that raced the check ends that session). Unknown email,
+ * wrong password and disabled account are one answer.
+ */
+export async function authenticate(ctx: Ctx, email: string, password: string): Promise<repo.UserRow & { signedInAt: number }> {
   const row = await repo.findLoginByEmail(ctx.database.db, normaliseEmail(email));
   const ok = await verifyPassword(row?.password, password);
   if (!row || !ok || !row.is_active) throw new AppError('authentication_failed');
-  await repo.touchLastLogin(ctx.database.db, row.id);
+  // The password may have changed while it was being checked: then it is not the account's any more.
+  const signedInAt = await repo.confirmLogin(ctx.database.db, row.id, row.password);
+  if (signedInAt === undefined) throw new AppError('authentication_failed');
   const { password: _hash, ...user } = row;
-  return user;
+  return { ...user, signedInAt };
 }
 
 export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: ProfileChanges): Promise<User> {
@@ -104,20 +110,17 @@ export async function updateProfile(ctx: Ctx, user: repo.UserRow, changes: Profi
 
 /**
  * Changes the password and ends every other session: their refresh and access tokens are refused
- * from now on. The caller's own session (`keep`, before the change) goes on, so the storefront
- * stays signed in with the tokens it holds.
+ * from now on. The caller's own session (`keepSid`) goes on, so the storefront stays signed in
+ * with the tokens it holds.
  */
-export async function changePassword(ctx: Ctx, user: repo.UserRow, body: PasswordChangeBody, keep?: (atMs: number) => Promise<void>): Promise<void> {
+export async function changePassword(ctx: Ctx, user: repo.UserRow, body: PasswordChangeBody, keepSid: string | null): Promise<void> {
   const stored = await repo.findPassword(ctx.database.db, user.id);
   if (!(await verifyPassword(stored, body.old_password))) throw fieldError('old_password', 'Old password is incorrect');
   if (body.new_password !== body.new_password_confirm) throw new AppError('bad_request', { errors: { non_field_errors: ["New passwords don't match"] } });
   const problems = await passwordProblems(body.new_password, user);
   if (problems.length) throw new AppError('bad_request', { errors: { new_password: problems } });
-  const hashed = await hashPassword(body.new_password);
-  const at = Date.now();
-  await keep?.(at);
   // Changed meanwhile (another change or a reset): the old password checked above is no longer it.
-  if (!(await repo.setPassword(ctx.database.db, user.id, stored!, hashed, at))) throw fieldError('old_password', 'Old password is incorrect');
+  if (!(await repo.setPassword(ctx.database.db, user.id, stored!, await hashPassword(body.new_password), keepSid))) throw fieldError('old_password', 'Old password is incorrect');
 }
 
 // Password reset: a single-use token, valid for PASSWORD_RESET_TTL, mailed as a link to the
@@ -170,7 +173,7 @@ export async function finishPasswordReset(ctx: Ctx, store: KeyValueStore, body: 
   if (!(await store.add(`${key}:used`, '1', 3600))) throw invalid();
   await store.delete(key);
   // Two different links used at once: only the first to replace the password they were made for wins.
-  if (!(await repo.setPassword(ctx.database.db, user.id, current, await hashPassword(body.new_password), Date.now()))) throw invalid();
+  if (!(await repo.setPassword(ctx.database.db, user.id, current, await hashPassword(body.new_password)))) throw invalid();
 }
 
 // Addresses: a user sees and changes only their own; another's id is simply not found.

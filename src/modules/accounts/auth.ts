@@ -77,9 +77,9 @@ export async function currentUser(request: FastifyRequest): Promise<UserRow | nu
   // Through the request's context, so the statement is in its tally (the slow-request log).
   const found = await findUserForToken(ctxOf(request).database.db, request.auth.user_id);
   if (!found) throw unauthenticated('token_not_valid', 'User not found');
-  const { tokens_valid_after_ms: validAfter, ...user } = found;
+  const { tokens_valid_after_ms: _validAfter, tokens_kept_sid: _keptSid, ...user } = found;
   if (!user.is_active) throw unauthenticated('token_not_valid', 'User is inactive');
-  if (!(await request.server.tokens.current(request.auth, validAfter))) throw unauthenticated('token_not_valid');
+  if (!request.server.tokens.current(request.auth, found)) throw unauthenticated('token_not_valid');
   return (request.authUser = user);
 }
 

@@ -11,7 +11,7 @@
 // - on logout (one key in the `session` store, read on every refresh, so every instance sees it);
 // - when the password changes or is reset, or the account is disabled: the user row's
 //   tokens_valid_after, compared with `sat` (the session that changed the password is carried
-//   past it: `since` below);
+//   past it: the row's tokens_kept_sid; see `current`);
 // - with REFRESH_REUSE_DETECTION, when one of its refresh tokens is used again more than
 //   REFRESH_REUSE_GRACE after its first use (parallel refreshes inside the grace all succeed).
 // Refreshing in the default mode writes nothing: only a logout or a reuse past the grace does.
@@ -85,7 +85,6 @@ export interface TokenOptions {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const revokedKey = (sid: string) => `auth_session:${sid}:revoked`;
-const sinceKey = (sid: string) => `auth_session:${sid}:since`;
 const usedKey = (jti: string) => `refresh_used:${jti}`;
 
 export class TokenService {
@@ -110,12 +109,12 @@ export class TokenService {
   }
 
   /**
-   * A new pair: for a new session (a sign-in) or, with `session`, the next pair of that session.
-   * Neither token outlives the session.
+   * A new pair: for a new session (a sign-in, which started at `signedInAt`, ms, by default now)
+   * or, with `session`, the next pair of that session. Neither token outlives the session.
    */
-  async issue(user: TokenSubject, session?: Session): Promise<TokenPair> {
+  async issue(user: TokenSubject, session?: Session, signedInAt?: number): Promise<TokenPair> {
     const now = nowSeconds();
-    const s = session ?? { sid: randomBytes(16).toString('hex'), sat: Date.now(), exp: now + this.opts.refreshTtl };
+    const s = session ?? { sid: randomBytes(16).toString('hex'), sat: signedInAt ?? Date.now(), exp: now + this.opts.refreshTtl };
     const [access, refresh] = await Promise.all([this.sign('access', user, Math.min(now + this.opts.accessTtl, s.exp), s), this.sign('refresh', user, s.exp, s)]);
     return { access, refresh };
   }
@@ -188,24 +187,11 @@ export class TokenService {
 
   /**
    * Whether a token's session is still good for the account's credentials: it signed in after
-   * they last changed (`validAfterMs`, the user row's tokens_valid_after), or it is the session
-   * that changed the password (carried past the change by `keepSession`).
+   * they last changed (`tokens_valid_after_ms`, the user row's tokens_valid_after), or it is the
+   * session that changed the password (`tokens_kept_sid`). Reads nothing: the caller has the row.
    */
-  async current(claims: TokenClaims, validAfterMs: number | null): Promise<boolean> {
-    if (validAfterMs === null || claims.sat >= validAfterMs) return true;
-    const since = Number(await this.opts.store.get(sinceKey(claims.sid)));
-    return since >= validAfterMs;
-  }
-
-  /**
-   * Carries the caller's session past a credential change made at `atMs` (its own password
-   * change): its tokens keep working while every other session ends. Written before the change.
-   */
-  async keepSession(claims: TokenClaims, atMs: number): Promise<void> {
-    const ttl = Math.max(1, claims.exp - nowSeconds());
-    if (claims.token_type === 'access') {
-      // An access token's exp is not the session's end: hold the mark for a whole refresh lifetime.
-      await this.opts.store.set(sinceKey(claims.sid), String(atMs), Math.max(ttl, this.opts.refreshTtl));
-    } else await this.opts.store.set(sinceKey(claims.sid), String(atMs), ttl);
+  current(claims: TokenClaims, credentials: { tokens_valid_after_ms: number | null; tokens_kept_sid: string | null }): boolean {
+    const validAfter = credentials.tokens_valid_after_ms;
+    return validAfter === null || claims.sat >= validAfter || (credentials.tokens_kept_sid !== null && claims.sid === credentials.tokens_kept_sid);
   }
 }
