@@ -24,7 +24,7 @@ async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Prom
   }
 }
 
-forEachBackend('tasks and email', ({ db }) => {
+forEachBackend('tasks and email', ({ backend, db }) => {
   let app: FastifyInstance;
   let sink: Awaited<ReturnType<typeof smtpSink>>;
   let staff: TestUser;
@@ -220,6 +220,98 @@ forEachBackend('tasks and email', ({ db }) => {
     const left = await d().selectFrom('carts').select('id').where('id', 'in', [oldGuest.id, newGuest.id]).execute();
     assert.deepEqual(left.map((c) => c.id), [newGuest.id]);
   });
+
+  /** A stale guest cart (untouched for GUEST_CART_MAX_AGE and more) with one line. */
+  async function staleGuestCart(key: string, productId: number): Promise<number> {
+    const cart = await d().insertInto('carts').values({ session_key: key }).returning('id').executeTakeFirstOrThrow();
+    await d().insertInto('cart_items').values({ cart_id: cart.id, product_id: productId, quantity: 1 }).execute();
+    const at = new Date(Date.now() - 40 * 86_400_000).toISOString();
+    await d().updateTable('carts').set({ updated_at: at, created_at: at }).where('id', '=', cart.id).execute();
+    await d().updateTable('cart_items').set({ updated_at: at, created_at: at }).where('cart_id', '=', cart.id).execute();
+    return Number(cart.id);
+  }
+
+  /** A transaction that locks what `lock` takes, then (when `go` resolves) does `rest` and commits. */
+  function holding(lock: (trx: typeof d extends () => infer D ? D : never) => Promise<unknown>, rest: (trx: typeof d extends () => infer D ? D : never) => Promise<unknown>) {
+    let locked!: () => void;
+    const lockedNow = new Promise<void>((r) => (locked = r));
+    let go!: () => void;
+    const going = new Promise<void>((r) => (go = r));
+    const done = d().transaction().execute(async (trx) => {
+      await lock(trx);
+      locked();
+      await going;
+      await rest(trx);
+    });
+    return { lockedNow, go, done };
+  }
+
+  /** `work` must settle within `ms`. */
+  async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} still waiting after ${ms} ms`)), ms)));
+    try {
+      return await Promise.race([work, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  if (backend === 'postgres') {
+    test('process_abandoned_carts keeps an old guest cart whose checkout is being made while it runs [postgres]', async () => {
+      const item = await f.product(d(), { stock_quantity: 10 });
+      const key = 'c'.repeat(32);
+      const cartId = await staleGuestCart(key, item.id);
+      // The checkout, as startCheckout makes it: the cart locked, then an open checkout of it.
+      const checkout = holding(
+        (trx) => trx.selectFrom('carts').select('id').where('id', '=', cartId).forNoKeyUpdate().execute(),
+        (trx) =>
+          trx
+            .insertInto('checkouts')
+            .values({ provider: 'test', cart_id: cartId, session_key: key, lines: '[]', subtotal: '10.00', total_amount: '10.00', success_url: 'x', cancel_url: 'x', owner_key: `session:${key}`, expires_at: new Date(Date.now() + 3_600_000).toISOString() })
+            .execute(),
+      );
+      await checkout.lockedNow;
+      const job = run('process_abandoned_carts');
+      await sleep(300); // the job is at the cart now
+      checkout.go();
+      await within(5000, 'the checkout', checkout.done);
+      await within(5000, 'the job', job);
+      const left = await d().selectFrom('carts').select('id').where('id', '=', cartId).execute();
+      assert.equal(left.length, 1, 'the cart of an open checkout is kept');
+      const open = await d().selectFrom('checkouts').select('cart_id').where('session_key', '=', key).executeTakeFirstOrThrow();
+      assert.equal(Number(open.cart_id), cartId);
+    });
+
+    test('process_abandoned_carts and a late payment for an old guest cart do not deadlock [postgres]', async () => {
+      const item = await f.product(d(), { stock_quantity: 10 });
+      const key = 'e'.repeat(32);
+      const cartId = await staleGuestCart(key, item.id);
+      const lapsed = await d()
+        .insertInto('checkouts')
+        .values({ provider: 'test', status: 'expired', cart_id: cartId, session_key: key, lines: '[]', subtotal: '10.00', total_amount: '10.00', success_url: 'x', cancel_url: 'x', owner_key: `session:${key}`, expires_at: new Date(Date.now() - 60_000).toISOString() })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      // The payment, as fulfilIn makes it: the checkout locked, then the bought lines out of the cart.
+      const payment = holding(
+        (trx) => trx.selectFrom('checkouts').select('id').where('id', '=', lapsed.id).forNoKeyUpdate().execute(),
+        async (trx) => {
+          await trx.deleteFrom('cart_items').where('cart_id', '=', cartId).where('product_id', '=', item.id).execute();
+          await trx.updateTable('checkouts').set({ status: 'complete' }).where('id', '=', lapsed.id).execute();
+        },
+      );
+      await payment.lockedNow;
+      const job = run('process_abandoned_carts');
+      await sleep(300); // the job is waiting on the checkout now
+      payment.go();
+      const [paid, swept] = await Promise.allSettled([within(5000, 'the payment', payment.done), within(5000, 'the job', job)]);
+      assert.equal(paid.status, 'fulfilled', `the payment: ${(paid as PromiseRejectedResult).reason}`);
+      assert.equal(swept.status, 'fulfilled', `the job: ${(swept as PromiseRejectedResult).reason}`);
+      assert.equal((await d().selectFrom('carts').select('id').where('id', '=', cartId).execute()).length, 0, 'the old cart went');
+      const c = await d().selectFrom('checkouts').select(['status', 'cart_id']).where('id', '=', lapsed.id).executeTakeFirstOrThrow();
+      assert.deepEqual([c.status, c.cart_id], ['complete', null]);
+    });
+  }
 
   test('cleanup_expired_sessions gives back the stock of lapsed checkouts', async () => {
     const item = await f.product(d(), { stock_quantity: 5 });

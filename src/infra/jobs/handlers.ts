@@ -78,6 +78,44 @@ async function orderForMail(db: Db, id: number): Promise<OrderForMail | undefine
   return rows[0];
 }
 
+const GUEST_CART_BATCH = 500;
+
+/**
+ * Deletes guest carts untouched for `maxAge` seconds and without an open checkout, a batch per
+ * transaction, in the lock order of payments.repository.ts: the carts first (skipping any a
+ * checkout or a sign-in merge holds), then their checkouts, and only then the delete, whose cascade
+ * takes the lines and clears the checkouts' cart_id. A single DELETE took the lines before the
+ * checkouts, and deadlocked with a payment holding a checkout of the cart and removing its lines;
+ * it also waited out a checkout being made and then deleted its cart all the same.
+ */
+async function deleteOldGuestCarts(database: Db, maxAge: number): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const [seen, gone] = await database.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ id: number }>`
+        select c.id from carts c where c.session_key is not null
+          and greatest(c.updated_at, coalesce((select max(greatest(ci.updated_at, ci.created_at)) from cart_items ci where ci.cart_id = c.id), c.updated_at))
+              < now() - make_interval(secs => ${maxAge})
+          and not exists (select 1 from checkouts k where k.cart_id = c.id and k.status = 'open')
+        order by c.id limit ${GUEST_CART_BATCH}
+        for update of c skip locked`.execute(trx);
+      if (!rows.length) return [0, 0];
+      const ids = rows.map((r) => Number(r.id));
+      await trx.selectFrom('checkouts').select('id').where('cart_id', 'in', ids).orderBy('id').forNoKeyUpdate().execute();
+      // Checked again with this statement's snapshot: a checkout made just before the carts were
+      // locked keeps its cart (none can be made after: it would need the cart's lock).
+      const r = await trx
+        .deleteFrom('carts')
+        .where('id', 'in', ids)
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('checkouts as k').select('k.id').whereRef('k.cart_id', '=', 'carts.id').where('k.status', '=', 'open'))))
+        .executeTakeFirst();
+      return [rows.length, Number(r.numDeletedRows)];
+    });
+    deleted += gone;
+    if (seen < GUEST_CART_BATCH) return deleted;
+  }
+}
+
 export function taskHandlers(deps: TaskDeps): Handlers {
   const { app } = deps;
   const db = () => app.database.db;
@@ -197,12 +235,8 @@ export function taskHandlers(deps: TaskDeps): Handlers {
         const sent = await once(db(), `abandoned-cart:${r.cart_id}:${r.last}`, id, (ref) => send(deps, { to: r.email, messageId: messageIdOf(domain, ref), ...abandonedCart({ name: r.first_name, items: r.items, cartUrl: `${storefront}/cart` }) }));
         if (sent) reminded++;
       }
-      const deleted = await sql`
-        delete from carts c where c.session_key is not null
-          and greatest(c.updated_at, coalesce((select max(greatest(ci.updated_at, ci.created_at)) from cart_items ci where ci.cart_id = c.id), c.updated_at))
-              < now() - make_interval(secs => ${config.jobs.guestCartMaxAge})
-          and not exists (select 1 from checkouts k where k.cart_id = c.id and k.status = 'open')`.execute(db());
-      app.log.info({ reminded, guestCartsDeleted: Number(deleted.numAffectedRows ?? 0) }, 'abandoned carts processed');
+      const deleted = await deleteOldGuestCarts(db(), config.jobs.guestCartMaxAge);
+      app.log.info({ reminded, guestCartsDeleted: deleted }, 'abandoned carts processed');
     },
 
     async warm_cache() {
