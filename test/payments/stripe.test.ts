@@ -85,8 +85,9 @@ forEachBackend('payments through Stripe', ({ db }) => {
   const fake = stripeDouble();
   const signer = new Stripe('sk_test_signing_only');
   let app: FastifyInstance;
+  let fakePort = 0;
   before(async () => {
-    const port = await fake.listen();
+    const port = (fakePort = await fake.listen());
     app = await testApp(db(), { STRIPE_SECRET_KEY: 'sk_test_123', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET }, { stripeApi: { host: '127.0.0.1', port, protocol: 'http' } });
   });
   after(async () => {
@@ -285,4 +286,36 @@ forEachBackend('payments through Stripe', ({ db }) => {
     assert.equal((await orders()).length, before + 1);
   });
 
+
+  test('a zero-decimal currency (CURRENCY=jpy): Stripe is sent whole yen, not hundredths, and the yen it reports match the order', async () => {
+    const yen = await testApp(db(), { STRIPE_SECRET_KEY: 'sk_test_123', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, CURRENCY: 'jpy', SHIPPING_FREE_FROM: '1000.00' }, { stripeApi: { host: '127.0.0.1', port: fakePort, protocol: 'http' } });
+    try {
+      const p = await f.product(d(), { price: '1500.00', stock_quantity: 5 });
+      const promo = await d()
+        .insertInto('promotion_codes')
+        .values({ code: `YEN${Date.now()}`, discount_type: 'fixed', discount_value: '200.00', usage_type: 'unlimited', valid_from: new Date(Date.now() - 60_000).toISOString(), valid_until: new Date(Date.now() + 3_600_000).toISOString() })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const add = await yen.inject({ method: 'POST', url: '/api/cart/add/', payload: { product_id: p.id, quantity: 2 } });
+      const cookie = String(add.headers['set-cookie']).split(';')[0]!;
+      const r = await getJson(yen, '/api/payments/create-checkout-session/', { method: 'POST', payload: { promotion_code: promo.code }, headers: { cookie } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const sent = fake.requests.filter((q) => q.path === '/v1/checkout/sessions').at(-1)!;
+      assert.equal(sent.form.get('currency') ?? sent.form.get('line_items[0][price_data][currency]'), 'jpy');
+      assert.equal(sent.form.get('line_items[0][price_data][unit_amount]'), '1500', 'JPY has no minor unit: 1500 yen is 1500');
+      const coupon = fake.requests.filter((q) => q.path === '/v1/coupons').at(-1)!;
+      assert.equal(coupon.form.get('amount_off'), '200');
+      const s = fake.sessions.get(r.body.checkout_session_id)!;
+      assert.equal(s.amount_total, 3000);
+      const payload = event('checkout.session.completed', { ...paid(s, 'pi_test_yen'), amount_total: 3000 - 200, currency: 'jpy' });
+      const x = await yen.inject({ method: 'POST', url: '/api/payments/stripe-webhook/', headers: { 'content-type': 'application/json', 'stripe-signature': signer.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET }) }, payload });
+      assert.equal(x.statusCode, 200);
+      const o = await d().selectFrom('orders').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
+      assert.deepEqual([o.status, o.on_hold, o.total_amount, o.amount_paid], ['processing', false, '2800.00', '2800.00'], 'paid in full');
+      const pay = await d().selectFrom('payments').select(['amount', 'currency']).where('order_id', '=', o.id).executeTakeFirstOrThrow();
+      assert.deepEqual([pay.amount, pay.currency], ['2800.00', 'jpy']);
+    } finally {
+      await yen.close();
+    }
+  });
 });

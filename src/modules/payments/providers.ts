@@ -29,7 +29,7 @@ export interface SessionState {
   status: 'open' | 'complete' | 'expired';
   paid: boolean;
   paymentIntent: string | null;
-  /** Cents, as the provider charged them. */
+  /** What the provider charged, in cents (hundredths, whatever the currency's own minor unit). */
   amountTotal: number | null;
   /** The currency charged (lower case), when the provider says. */
   currency: string | null;
@@ -103,7 +103,7 @@ function stateOf(s: StripeSession): SessionState {
     status: s.status === 'complete' ? 'complete' : s.status === 'expired' ? 'expired' : 'open',
     paid: s.payment_status === 'paid' || s.payment_status === 'no_payment_required',
     paymentIntent: typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null),
-    amountTotal: s.amount_total ?? null,
+    amountTotal: s.amount_total === null || s.amount_total === undefined ? null : fromStripeAmount(s.amount_total, s.currency),
     currency: typeof s.currency === 'string' && /^[a-z]{3}$/i.test(s.currency) ? s.currency.toLowerCase() : null,
     details: {
       name: shipping?.name ?? customer?.name ?? '',
@@ -116,6 +116,31 @@ function stateOf(s: StripeSession): SessionState {
       country: address?.country ?? '',
     },
   };
+}
+
+/**
+ * Stripe counts amounts in the currency's smallest unit, which is not always a hundredth: these
+ * have none (1 JPY is 1) and these three (1 KWD is 1000). The shop keeps cents (hundredths of the
+ * price) everywhere; they are converted at Stripe's door, both ways. A zero-decimal price with a
+ * fraction is rounded, and the order is then held, its paid amount differing from its total.
+ */
+const ZERO_DECIMAL = new Set(['bif', 'clp', 'djf', 'gnf', 'jpy', 'kmf', 'krw', 'mga', 'pyg', 'rwf', 'ugx', 'vnd', 'vuv', 'xaf', 'xof', 'xpf']);
+const THREE_DECIMAL = new Set(['bhd', 'jod', 'kwd', 'omr', 'tnd']);
+
+/** Cents (hundredths) as the amount Stripe takes in `currency`. */
+export function toStripeAmount(cents: number, currency: string): number {
+  const c = currency.toLowerCase();
+  if (ZERO_DECIMAL.has(c)) return Math.round(cents / 100);
+  if (THREE_DECIMAL.has(c)) return cents * 10;
+  return cents;
+}
+
+/** An amount Stripe reports in `currency` as cents (hundredths). */
+export function fromStripeAmount(amount: number, currency: string | null | undefined): number {
+  const c = (currency ?? '').toLowerCase();
+  if (ZERO_DECIMAL.has(c)) return amount * 100;
+  if (THREE_DECIMAL.has(c)) return Math.round(amount / 10);
+  return amount;
 }
 
 export interface StripeOptions {
@@ -151,7 +176,7 @@ export class StripePaymentProvider implements PaymentProvider {
   }
 
   async createSession(req: SessionRequest): Promise<{ id: string; url: string }> {
-    const money = (name: string, cents: number, quantity = 1) => ({ quantity, price_data: { currency: req.currency, unit_amount: cents, product_data: { name } } });
+    const money = (name: string, cents: number, quantity = 1) => ({ quantity, price_data: { currency: req.currency, unit_amount: toStripeAmount(cents, req.currency), product_data: { name } } });
     const items = req.lines.map((l) => money(l.name, toCents(l.price), l.quantity));
     if (req.totals.shipping > 0) items.push(money('Shipping', req.totals.shipping));
     if (req.totals.tax > 0) items.push(money('Tax', req.totals.tax));
@@ -163,7 +188,7 @@ export class StripePaymentProvider implements PaymentProvider {
     const idempotencyKey = `pasargad-checkout-${req.checkoutId}-${randomBytes(8).toString('hex')}`;
     const discounts =
       req.totals.discount > 0
-        ? [{ coupon: (await this.call(() => this.stripe.coupons.create({ amount_off: req.totals.discount, currency: req.currency, duration: 'once', max_redemptions: 1 }, { idempotencyKey: `${idempotencyKey}-coupon` }))).id }]
+        ? [{ coupon: (await this.call(() => this.stripe.coupons.create({ amount_off: toStripeAmount(req.totals.discount, req.currency), currency: req.currency, duration: 'once', max_redemptions: 1 }, { idempotencyKey: `${idempotencyKey}-coupon` }))).id }]
         : undefined;
     const session = await this.call(() =>
       this.stripe.checkout.sessions.create(
