@@ -263,11 +263,43 @@ forEachBackend('rate limits', ({ backend, db }) => {
     // One victim's address from many addresses: the reset emails stop at the per-email window.
     const victim = `victim-${ip}@example.com`;
     for (let i = 0; i < 2; i++) assert.equal((await post(freshIp(), '/api/users/password/reset/', { email: victim })).statusCode, 200);
-    const flood = await post(freshIp(), '/api/users/password/reset/', { email: ` ${victim.toUpperCase()} ` });
-    assert.equal(flood.statusCode, 429, 'the same email, however written, from a new address');
-    assert.equal(flood.json().limit, 'password_reset_email');
-    assert.ok(Number(flood.headers['retry-after']) > 3500);
+    // Past it, the same answer (anyone can spend an email's window: the owner must not be refused)
+    // but nothing more is mailed.
+    const queued = app.jobs.add.bind(app.jobs);
+    const mailed: string[] = [];
+    app.jobs.add = (async (name: string, payload: { email?: string }, ...rest: unknown[]) => {
+      if (name === 'send_password_reset') mailed.push(payload.email!);
+      return (queued as (...a: unknown[]) => Promise<unknown>)(name, payload, ...rest);
+    }) as typeof app.jobs.add;
+    const flood = await post(freshIp(), '/api/users/password/reset/', { email: victim.toUpperCase() });
+    assert.equal(flood.statusCode, 200, 'the same email, however written, from a new address');
+    assert.deepEqual(flood.json(), { message: 'If an account exists for this email, a reset link has been sent.' });
+    assert.deepEqual(mailed, [], 'no link mailed past the email’s window');
     assert.equal((await post(freshIp(), '/api/users/password/reset/', { email: `other-${ip}@example.com` })).statusCode, 200, 'another email is not limited by it');
+    assert.deepEqual(mailed, [`other-${ip}@example.com`]);
+    app.jobs.add = queued;
+  });
+
+  test('someone else spending an email’s reset window neither blocks the owner’s address nor refuses the owner: the reset answer stays the same, with no further email', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ROUTES: 'password_reset=2/hour,register=2/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '2' });
+    const post = (from: string, url: string, payload: object) => call(app, from, url, { method: 'POST', payload });
+    const victim = `spent-${freshIp()}@example.com`;
+    // A stranger, from two addresses of their own, spends the victim's per-email window.
+    for (let i = 0; i < 2; i++) assert.equal((await post(freshIp(), '/api/users/password/reset/', { email: victim })).statusCode, 200);
+    const home = freshIp();
+    for (let i = 0; i < 2; i++) {
+      const r = await post(home, '/api/users/password/reset/', { email: victim });
+      assert.equal(r.statusCode, 200, `the owner asks for a link (${i + 1}): ${r.body}`);
+      assert.deepEqual(r.json(), { message: 'If an account exists for this email, a reset link has been sent.' });
+    }
+    // Sign-up with an email someone else spent: refused, but not counted against this address.
+    for (let i = 0; i < 2; i++) await post(freshIp(), '/api/users/auth/register/', { email: victim, username: `x${i}`, first_name: 'X', last_name: 'Y', password: 'short', password_confirm: 'short' });
+    for (let i = 0; i < 2; i++) {
+      const r = await post(home, '/api/users/auth/register/', { email: victim, username: `spent${i}`, first_name: 'S', last_name: 'P', password: 'Str0ng-Pass-2026', password_confirm: 'Str0ng-Pass-2026' });
+      assert.equal(r.statusCode, 429, r.body);
+      assert.equal(r.json().limit, 'register_email');
+    }
+    assert.equal((await call(app, home, '/api/products/')).statusCode, 200, 'the owner’s address is not blocked for limits others spent');
   });
 
   if (backend !== 'postgres') return;

@@ -34,9 +34,13 @@ export interface RouteLimit {
   anonymous?: boolean;
   /**
    * Also counted per target email (the body's `email`, normalised), from every address together:
-   * window `<name>_email`, at the route's own rate unless RATE_LIMIT_ROUTES names it.
+   * window `<name>_email`, at the route's own rate unless RATE_LIMIT_ROUTES names it. Anyone can
+   * spend another's email window, so a request over it is never a violation of the caller's
+   * address; `'silent'`: not even refused, the route is told (`request.emailThrottled`) and
+   * answers as usual without acting (a reset request: the owner still gets the same answer, and
+   * the links already mailed).
    */
-  perEmail?: boolean;
+  perEmail?: boolean | 'silent';
 }
 
 /** A window as counted: its rate, key prefix and the header texts, worked out once. */

@@ -27,6 +27,8 @@ declare module 'fastify' {
     /** The normalised client address the limits and blocks use. */
     clientIp: string;
     limitsExempt: boolean;
+    /** Over the per-email window of a route whose limit is `perEmail: 'silent'` (see RouteLimit). */
+    emailThrottled: boolean;
   }
 }
 
@@ -35,8 +37,8 @@ declare module 'fastify' {
  * RATE_LIMIT_ROUTES overrides by name. `anonymous`: counted per IP whoever calls (sign-in, sign-up,
  * reset); `perEmail`: also per the email the body names (see RouteLimit).
  */
-export function rateLimit(name: string, rate: string, o: { anonymous?: boolean; perEmail?: boolean } = {}): { rateLimit: RouteLimit } {
-  return { rateLimit: { name, rate: parseRate(rate), ...(o.anonymous ? { anonymous: true } : {}), ...(o.perEmail ? { perEmail: true } : {}) } };
+export function rateLimit(name: string, rate: string, o: { anonymous?: boolean; perEmail?: boolean | 'silent' } = {}): { rateLimit: RouteLimit } {
+  return { rateLimit: { name, rate: parseRate(rate), ...(o.anonymous ? { anonymous: true } : {}), ...(o.perEmail ? { perEmail: o.perEmail } : {}) } };
 }
 
 /** Route config for what is never limited: health checks, static assets. */
@@ -79,6 +81,7 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
   app.decorate('internalToken', randomBytes(24).toString('base64url'));
   app.decorateRequest('clientIp', '');
   app.decorateRequest('limitsExempt', false);
+  app.decorateRequest('emailThrottled', false);
   // The API docs and robots.txt are static: never limited.
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.url.startsWith('/api/docs') || route.url.startsWith('/static/') || route.url === '/robots.txt') route.config = { ...(route.config as object), ...unlimited };
@@ -140,14 +143,21 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
     );
   };
   // Per target email: once the body is parsed (before validation: a malformed body is counted too
-  // when it names an email), from every address together.
+  // when it names an email), from every address together. Anyone may spend an email's window, so
+  // going over it is no violation of the caller's address (else a stranger spending the window of
+  // the owner's email would get the owner's address blocked as the owner retried).
   const emailHookFor = (route: RouteLimit): LimitHook => (request, reply, done) => {
     const email = (request.body as { email?: unknown } | undefined)?.email;
     if (request.limitsExempt || typeof email !== 'string' || !email.trim()) return done();
     const answer = (shown: Verdict) => {
       if (shown.allowed) return done();
+      if (route.perEmail === 'silent') {
+        request.emailThrottled = true;
+        return done();
+      }
       rateHeaders(reply, shown);
-      refuse(request.clientIp, shown, done);
+      observe?.refused(shown.name);
+      done(throttledError(shown));
     };
     const counted = limits.checkEmail(route, email);
     if (!(counted instanceof Promise)) return answer(counted);

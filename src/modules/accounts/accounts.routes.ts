@@ -161,11 +161,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Reset by email: the same answer whether or not the address has an account.
   app.post('/api/users/password/reset/', {
     schema: { tags, summary: 'Email a password reset link (the answer is the same for any address)', body: PasswordResetBody, response: { 200: Message, 400: ErrorBody, 429: ThrottledBody } },
-    config: { ...bodyCredentials, ...rateLimit('password_reset', '5/hour', { anonymous: true, perEmail: true }) },
+    // Per email silently: past the email's window (which anyone can spend) the answer is the same
+    // and nothing more is mailed; the owner still has the links mailed in that window.
+    config: { ...bodyCredentials, ...rateLimit('password_reset', '5/hour', { anonymous: true, perEmail: 'silent' }) },
     handler: async (request) => {
       // Always a job, whether or not the address has an account: the answer and its timing
       // tell nothing, and the token is made (and only its hash stored) by the job that mails it.
-      await app.jobs.add('send_password_reset', { email: request.body.email.trim().toLowerCase(), ref: randomUUID() });
+      if (!request.emailThrottled) await app.jobs.add('send_password_reset', { email: request.body.email.trim().toLowerCase(), ref: randomUUID() });
       return { message: 'If an account exists for this email, a reset link has been sent.' };
     },
   });
