@@ -109,6 +109,23 @@ forEachBackend('checkout guards', ({ db }) => {
     assert.equal((await h.checkout({ ...body, email: 'c@example.com' }, key)).status, 200);
   });
 
+  test('Idempotency-Key: a replay after the checkout was paid (the cart now empty) answers the same session, not "Cart is empty"', async () => {
+    const item = await f.product(d(), { stock_quantity: 10 });
+    const g = shopper(app);
+    await g.add(item.id, 1);
+    const key = { 'idempotency-key': 'paid-then-replayed' };
+    const body = { email: 'replay@example.com' };
+    const a = await g.checkout(body, key);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.equal((await g.pay(a.body.checkout_session_id)).statusCode, 303);
+    assert.equal((await g.call('GET', '/api/cart/')).body.items.length, 0, 'the bought line left the cart');
+    const again = await g.checkout(body, key);
+    assert.deepEqual([again.status, again.body], [200, a.body], 'the same request, the same answer');
+    assert.equal((await g.checkout({ email: 'other@example.com' }, key)).status, 422, 'another request with the key is still refused');
+    assert.deepEqual((await g.checkout(body)).body, { error: 'Cart is empty' }, 'without the key it is a new checkout of an empty cart');
+    assert.equal(await d().selectFrom('orders').select('id').where('shipping_email', '=', 'replay@example.com').execute().then((r) => r.length), 1, 'one order');
+  });
+
   test('Idempotency-Key: a signed-in user replaying with another identity (another user’s token) is not the same request', async () => {
     const item = await f.product(d(), { stock_quantity: 10 });
     const u = await signedIn(app, db());

@@ -63,6 +63,15 @@ function replayed(c: repo.CheckoutRow, fingerprint: string | undefined): Checkou
   throw adHoc(409, 'A checkout with this Idempotency-Key is still being created. Retry shortly.');
 }
 
+/**
+ * The answer already given to this owner's Idempotency-Key, if any (422 for another request). Looked
+ * up before anything about the cart: a replay after the checkout was paid finds the cart emptied.
+ */
+export async function replayOf(ctx: Ctx, owner: Owner, idempotencyKey: string, fingerprint: string): Promise<CheckoutSession | undefined> {
+  const seen = await repo.findByIdempotencyKey(ctx.database.db, ownerKey(owner), idempotencyKey);
+  return seen && replayed(seen, fingerprint);
+}
+
 /** Releases what a checkout holds (stock, promotion use) and closes it; false if it was not open. */
 async function releaseIn(trx: Db, publish: (name: 'stock.changed', p: { productIds: number[] }) => void, c: repo.CheckoutRow, status: 'expired' | 'failed'): Promise<boolean> {
   if (c.status !== 'open') return false;

@@ -14,7 +14,7 @@ import { currentUser } from '../accounts/auth.ts';
 import { findListId } from '../accounts/owner.repository.ts';
 import { ownerOf } from '../accounts/session.ts';
 import { cartHasItems } from './payments.repository.ts';
-import { adHoc, handleEvent, needsEmail, startCheckout, testCheckout, testPay, verify, type PaymentsDeps } from './checkout.service.ts';
+import { adHoc, handleEvent, needsEmail, replayOf, startCheckout, testCheckout, testPay, verify, type PaymentsDeps } from './checkout.service.ts';
 import { CheckoutBody, CheckoutSession, PayBody, SessionParams, Verification, VerifyQuery, VerifyRefused } from './payments.schemas.ts';
 import { SignatureError } from './providers.ts';
 
@@ -143,17 +143,23 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request, reply) => {
       const body = request.body ?? {};
       const owner = (await ownerOf(request, reply, true))!;
-      // §2.5: the empty cart is the first thing checked.
-      const db = ctxOf(request).database.db;
-      const cartId = await findListId(db, 'carts', owner);
-      if (cartId === undefined || !(await cartHasItems(db, cartId))) throw adHoc(400, 'Cart is empty');
       const key = request.headers['idempotency-key'];
       const idempotencyKey = typeof key === 'string' && key.trim() ? key.trim() : undefined;
       if (idempotencyKey && idempotencyKey.length > 255) throw adHoc(400, 'Idempotency-Key is longer than 255 characters');
-      const storefront = app.config.payments.storefrontUrl;
-      const { email, address } = await addressFor(request, body.shipping_address);
       const user = await currentUser(request);
       const owned = owner.userId !== undefined ? `user:${owner.userId}` : `session:${owner.sessionKey}`;
+      // A request already answered gets its answer again, whatever its cart holds now (a checkout
+      // that was paid has emptied it).
+      if (idempotencyKey) {
+        const seen = await replayOf(ctxOf(request), owner, idempotencyKey, fingerprint(owned, user?.id ?? null, body));
+        if (seen) return seen;
+      }
+      // §2.5: otherwise the empty cart is the first thing checked.
+      const db = ctxOf(request).database.db;
+      const cartId = await findListId(db, 'carts', owner);
+      if (cartId === undefined || !(await cartHasItems(db, cartId))) throw adHoc(400, 'Cart is empty');
+      const storefront = app.config.payments.storefrontUrl;
+      const { email, address } = await addressFor(request, body.shipping_address);
       const successUrl = returnUrl(app, body.success_url, `${storefront}/checkout/success`, 'success_url', true);
       const cancelUrl = returnUrl(app, body.cancel_url, `${storefront}/checkout/cancel`, 'cancel_url', false);
       return startCheckout(ctxOf(request), app.payments, {
