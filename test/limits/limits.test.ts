@@ -280,6 +280,25 @@ forEachBackend('rate limits', ({ backend, db }) => {
     app.jobs.add = queued;
   });
 
+  test('a wait cannot be outrun in parallel: once failures call for one, of attempts that arrive together only one is checked', async () => {
+    const app = await limitedApp({ LOGIN_FREE_FAILURES: '2', LOGIN_ACCOUNT_FREE_FAILURES: '4', RATE_LIMIT_ROUTES: 'login=1000/hour', RATE_LIMIT_BURST: '1000/minute', RATE_LIMIT_BLOCK_AFTER: '0' });
+    const user = await signedIn(app, db());
+    const login = (password: string, from: string) => call(app, from, '/api/users/auth/login/', { method: 'POST', payload: { email: user.email, password } });
+    const owner = freshIp();
+    assert.equal((await login(user.password, owner)).statusCode, 200);
+    // One address: its third failure calls for a 1 s wait; once it is over, a burst of ten.
+    const guesser = freshIp();
+    for (let i = 0; i < 3; i++) assert.equal((await login(`wrong-${i}`, guesser)).statusCode, 401);
+    await new Promise((r) => setTimeout(r, 1100));
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => login(`burst-${i}`, guesser)));
+    assert.deepEqual(burst.map((r) => r.statusCode).sort(), [401, ...Array(9).fill(429)], 'one guess checked, nine told to wait');
+    // Spread over many addresses past the account-wide ceiling (4 here, 4 failures so far): the
+    // same, each from an address of its own.
+    const spread = await Promise.all(Array.from({ length: 10 }, (_, i) => login(`spread-${i}`, freshIp())));
+    assert.deepEqual(spread.map((r) => r.statusCode).sort(), [401, ...Array(9).fill(429)], 'one guess checked account-wide');
+    assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner’s own address is never held up');
+  });
+
   test('someone else spending an email’s reset window neither blocks the owner’s address nor refuses the owner: the reset answer stays the same, with no further email', async () => {
     const app = await limitedApp({ RATE_LIMIT_ROUTES: 'password_reset=2/hour,register=2/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '2' });
     const post = (from: string, url: string, payload: object) => call(app, from, url, { method: 'POST', payload });

@@ -16,6 +16,18 @@ type LimitsConfig = Config['limits'];
  */
 const KNOWN_FOR = 14 * 86_400;
 
+/** A sign-in attempt as counted by Limits.loginAttempt, to be settled by loginFailed, loginSucceeded or loginAbandoned. */
+export interface LoginAttempt {
+  ip: string;
+  email: string;
+  /** Seconds to wait before trying again (0: check the password). */
+  wait: number;
+  /** Failure counts it added to (given back unless it fails). */
+  counted: string[];
+  /** Keys past their free failures whose one slot it holds, with how far past. */
+  slots: { key: string; over: number }[];
+}
+
 /** Who is asking: the client IP, and the user when a valid token came with the request. */
 export interface Caller {
   ip: string;
@@ -249,7 +261,50 @@ export class Limits {
     return `${email.trim().toLowerCase()}|${ip}`;
   }
 
-  /** Seconds the caller must still wait before another sign-in attempt (0: go ahead). */
+  /**
+   * Before a sign-in attempt is checked: counts it against every key (as a failure until it turns
+   * out otherwise) and, for each key past its free failures, takes that key's one slot, which a
+   * failure turns into the wait (loginFailed) and a success gives back. An attempt that finds a
+   * slot taken (a wait on, or another attempt being checked) is not checked at all: the answer
+   * says how long to wait. Done before the password is checked, and atomically per key, so that
+   * attempts sent together cannot all slip in before the first failure sets the wait.
+   */
+  async loginAttempt(ip: string, email: string): Promise<LoginAttempt> {
+    const keys = this.loginKeys(ip, email);
+    const counts = await Promise.all(keys.map((k) => this.loginFailures.consume(k.key).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined))));
+    const attempt: LoginAttempt = { ip, email, wait: 0, counted: [], slots: [] };
+    for (let i = 0; i < keys.length; i++) {
+      if (counts[i]) attempt.counted.push(keys[i]!.key);
+    }
+    let known: boolean | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const { key, free, spareKnown } = keys[i]!;
+      const over = (counts[i]?.consumedPoints ?? 0) - free;
+      if (over <= 0) continue;
+      // Asked only when an address-wide or account-wide count is past its free failures, which is rare.
+      if (spareKnown && (known ??= (await this.loginKnown.get(this.knownKey(ip, email)).catch(() => null)) !== null)) continue;
+      const slot = await this.loginWaits.consume(key).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
+      if (slot && slot.consumedPoints <= 1) {
+        attempt.slots.push({ key, over });
+        continue;
+      }
+      // Waiting (or Redis and its insurance both failed: then wait rather than guess freely).
+      attempt.wait = Math.max(1, Math.ceil((slot?.msBeforeNext ?? 1000) / 1000));
+      await this.loginAbandoned(attempt);
+      break;
+    }
+    return attempt;
+  }
+
+  /** The attempt was not checked (it must wait, or failed for another reason): as if it never came. */
+  async loginAbandoned(attempt: LoginAttempt): Promise<void> {
+    const { counted, slots } = attempt;
+    attempt.counted = [];
+    attempt.slots = [];
+    await Promise.all([...counted.map((k) => this.loginFailures.reward(k, 1).catch(() => undefined)), ...slots.map((s) => this.loginWaits.delete(s.key).catch(() => undefined))]);
+  }
+
+  /** Seconds this address must still wait before another sign-in to this account (0: go ahead). Reads only. */
   async loginWait(ip: string, email: string): Promise<number> {
     const keys = this.loginKeys(ip, email);
     const waits = await Promise.all(keys.map((k) => this.loginWaits.get(k.key).catch(() => null)));
@@ -258,32 +313,39 @@ export class Limits {
       const r = waits[i];
       const left = r && r.consumedPoints > 1 ? r.msBeforeNext : 0;
       if (left <= ms) continue;
-      // Asked only when an address-wide or account-wide wait is on, which is rare.
       if (keys[i]!.spareKnown && (await this.loginKnown.get(this.knownKey(ip, email)).catch(() => null))) continue;
       ms = left;
     }
     return Math.ceil(ms / 1000);
   }
 
-  async loginFailed(ip: string, email: string): Promise<void> {
-    await Promise.all(
-      this.loginKeys(ip, email).map(async ({ key, free }) => {
-        const res = await this.loginFailures.consume(key).catch((r: unknown) => (r instanceof RateLimiterRes ? r : undefined));
-        const over = (res?.consumedPoints ?? 0) - free;
-        if (over <= 0) return;
-        const seconds = Math.min(this.config.loginMaxBackoff, 2 ** Math.min(over - 1, 30));
-        await this.loginWaits.block(key, seconds).catch(() => undefined);
-      }),
-    );
+  /**
+   * A wrong password: each key whose slot the attempt holds waits 2^(n-1) s (n: failures past the
+   * free ones). With an address and email instead of an attempt: a whole failed attempt (unless
+   * it would have had to wait).
+   */
+  async loginFailed(attempt: LoginAttempt | string, email?: string): Promise<void> {
+    if (typeof attempt === 'string') {
+      const made = await this.loginAttempt(attempt, email!);
+      return made.wait > 0 ? undefined : this.loginFailed(made);
+    }
+    await Promise.all(attempt.slots.map(({ key, over }) => this.loginWaits.block(key, Math.min(this.config.loginMaxBackoff, 2 ** Math.min(over - 1, 30))).catch(() => undefined)));
   }
 
-  /** A success clears the count of this account from this address, and makes the address known to the account. */
-  async loginSucceeded(ip: string, email: string): Promise<void> {
-    const pair = this.loginKeys(ip, email)[0]!.key;
+  /**
+   * A success: not a failure after all (the address-wide and account-wide counts are given back;
+   * this address's count for the account is cleared), any slot it held is released, and the
+   * address becomes known to the account.
+   */
+  async loginSucceeded(attempt: LoginAttempt): Promise<void> {
+    const [pair, ...rest] = this.loginKeys(attempt.ip, attempt.email);
+    const known = this.knownKey(attempt.ip, attempt.email);
     await Promise.all([
-      this.loginFailures.delete(pair).catch(() => undefined),
-      this.loginWaits.delete(pair).catch(() => undefined),
-      this.loginKnown.delete(this.knownKey(ip, email)).then(() => this.loginKnown.consume(this.knownKey(ip, email))).catch(() => undefined),
+      this.loginFailures.delete(pair!.key).catch(() => undefined),
+      this.loginWaits.delete(pair!.key).catch(() => undefined),
+      ...rest.filter((k) => attempt.counted.includes(k.key)).map((k) => this.loginFailures.reward(k.key, 1).catch(() => undefined)),
+      ...attempt.slots.filter((s) => s.key !== pair!.key).map((s) => this.loginWaits.delete(s.key).catch(() => undefined)),
+      this.loginKnown.delete(known).then(() => this.loginKnown.consume(known)).catch(() => undefined),
     ]);
   }
 

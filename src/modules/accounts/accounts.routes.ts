@@ -74,10 +74,12 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request, reply) => {
       const { email, password } = request.body;
       // Failed sign-ins back off exponentially per account and address together, per address, and
-      // past a far higher ceiling per account (see Limits.loginFailed): a stranger cannot lock it.
+      // past a far higher ceiling per account (see Limits.loginAttempt): a stranger cannot lock it.
+      // The attempt is counted before the password is checked, so a burst cannot outrun the wait.
       const limits = request.limitsExempt ? undefined : app.limits;
-      const wait = (await limits?.loginWait(request.clientIp, email)) ?? 0;
-      if (wait > 0) {
+      const attempt = await limits?.loginAttempt(request.clientIp, email);
+      if (attempt && attempt.wait > 0) {
+        const wait = attempt.wait;
         const message = `Too many failed sign-in attempts. Expected available in ${wait} seconds.`;
         throw new AppError('throttled', { message, headers: { 'retry-after': String(wait) }, body: { error: true, message, status_code: 429, code: 'throttled', limit: 'login_failures', retry_after: wait } });
       }
@@ -85,10 +87,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         user = await accounts.authenticate(ctxOf(request), email, password);
       } catch (err) {
-        if (err instanceof AppError && err.code === 'authentication_failed') await limits?.loginFailed(request.clientIp, email);
+        if (attempt) await (err instanceof AppError && err.code === 'authentication_failed' ? limits!.loginFailed(attempt) : limits!.loginAbandoned(attempt));
         throw err;
       }
-      await limits?.loginSucceeded(request.clientIp, email);
+      if (attempt) await limits!.loginSucceeded(attempt);
       await adoptGuest(request, reply, user.id);
       return app.tokens.issue(user, undefined, user.signedInAt);
     },
