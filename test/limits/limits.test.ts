@@ -299,6 +299,15 @@ forEachBackend('rate limits', ({ backend, db }) => {
     assert.equal((await login(user.password, owner)).statusCode, 200, 'the owner’s own address is never held up');
   });
 
+  test('a body naming an email no address could have is refused by validation, not counted per email (no key of any length)', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ROUTES: 'register=100/hour,register_email=1/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '0' });
+    const long = `${'a'.repeat(100_000)}@example.com`;
+    for (let i = 0; i < 3; i++) {
+      const r = await call(app, freshIp(), '/api/users/auth/register/', { method: 'POST', payload: { email: long, username: `l${i}`, first_name: 'L', last_name: 'E', password: 'Str0ng-Pass-2026', password_confirm: 'Str0ng-Pass-2026' } });
+      assert.equal(r.statusCode, 400, r.body.slice(0, 300));
+    }
+  });
+
   test('someone else spending an email’s reset window neither blocks the owner’s address nor refuses the owner: the reset answer stays the same, with no further email', async () => {
     const app = await limitedApp({ RATE_LIMIT_ROUTES: 'password_reset=2/hour,register=2/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '2' });
     const post = (from: string, url: string, payload: object) => call(app, from, url, { method: 'POST', payload });

@@ -148,7 +148,9 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
   // the owner's email would get the owner's address blocked as the owner retried).
   const emailHookFor = (route: RouteLimit): LimitHook => (request, reply, done) => {
     const email = (request.body as { email?: unknown } | undefined)?.email;
-    if (request.limitsExempt || typeof email !== 'string' || !email.trim()) return done();
+    // Longer than any address (RFC 5321's 254): validation refuses it, and it must not become a
+    // counter key of whatever length the body allows.
+    if (request.limitsExempt || typeof email !== 'string' || !email.trim() || email.length > 320) return done();
     const answer = (shown: Verdict) => {
       if (shown.allowed) return done();
       if (route.perEmail === 'silent') {
