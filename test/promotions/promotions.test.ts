@@ -10,6 +10,7 @@ import type { PromotionCodesTable } from '../../src/db/schema.ts';
 import type { Insertable } from 'kysely';
 import type { DomainEvents, EventName } from '../../src/infra/events.ts';
 import { AppError } from '../../src/infra/http/errors.ts';
+import * as repo from '../../src/modules/promotions/promotions.repository.ts';
 import { holdPromotion, parseDateTime, randomCode, type PromotionLine } from '../../src/modules/promotions/promotions.service.ts';
 import { forEachBackend } from '../helpers/db.ts';
 import { getJson, testApp } from '../helpers/app.ts';
@@ -743,6 +744,42 @@ forEachBackend('promotions', ({ backend, db }) => {
 
   // ---------------------------------------------------------------------------------------------
   // Staff: campaigns
+
+  if (backend === 'postgres') {
+    test('a campaign naming a code and that code deleted at the same time do not deadlock: the code is taken first [postgres]', async () => {
+      const code = await promo(d());
+      const campaign = await d()
+        .insertInto('campaigns')
+        .values({ name: 'Race', start_date: iso(Date.now() - DAY), end_date: iso(Date.now() + DAY) })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await d().insertInto('campaign_codes').values({ campaign_id: campaign.id, promotion_id: code.id }).execute();
+      // The deletion: the code's row taken (as its DELETE takes it), then (on `go`) the delete and its cascade.
+      let locked!: () => void;
+      const lockedNow = new Promise<void>((r) => (locked = r));
+      let go!: () => void;
+      const going = new Promise<void>((r) => (go = r));
+      const deletion = d().transaction().execute(async (trx) => {
+        await trx.selectFrom('promotion_codes').select('id').where('id', '=', code.id).forUpdate().execute();
+        locked();
+        await going;
+        await trx.deleteFrom('promotion_codes').where('id', '=', code.id).execute();
+      });
+      await lockedNow;
+      // The campaign write, step by step as updateCampaign makes it (without its retry).
+      const write = d().transaction().execute(async (trx) => {
+        await repo.lockCampaign(trx, Number(campaign.id));
+        const known = await repo.existingIds(trx, 'promotion_codes', [Number(code.id)]);
+        await repo.setCampaignCodes(trx, Number(campaign.id), [...known]);
+      });
+      await new Promise((r) => setTimeout(r, 300)); // the write is waiting on the code now
+      go();
+      const [deleted, written] = await Promise.allSettled([deletion, write]);
+      assert.equal(deleted.status, 'fulfilled', `the deletion: ${(deleted as PromiseRejectedResult).reason}`);
+      assert.equal(written.status, 'fulfilled', `the campaign write: ${(written as PromiseRejectedResult).reason}`);
+      assert.equal((await d().selectFrom('campaign_codes').select('promotion_id').where('campaign_id', '=', campaign.id).execute()).length, 0);
+    });
+  }
 
   test('staff campaigns: create, list, read, replace, change and delete; is_running; codes by id', async () => {
     const a = await promo(d(), { description: 'campaign a' });

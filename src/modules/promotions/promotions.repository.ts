@@ -187,9 +187,16 @@ export async function targetCounts(db: Db, id: number): Promise<{ products: numb
   return rows[0]!;
 }
 
+/**
+ * Which of these ids exist, each row held FOR KEY SHARE (in id order) until the transaction ends:
+ * a staff write takes the rows its links will point at before it touches the links, as a
+ * deletion of one of them (which takes the row, then deletes its links) does. Checking without
+ * the lock, a campaign write deleted its link to a code, then waited for the code a deletion
+ * held, while the deletion waited for that link: a deadlock.
+ */
 export async function existingIds(db: Db, table: 'products' | 'categories' | 'promotion_codes', ids: number[]): Promise<Set<number>> {
   if (ids.length === 0) return new Set();
-  const rows = await db.selectFrom(table).select('id').where('id', 'in', ids).execute();
+  const rows = await db.selectFrom(table).select('id').where('id', 'in', [...new Set(ids)].sort((a, b) => a - b)).orderBy('id').forKeyShare().execute();
   return new Set(rows.map((r) => r.id));
 }
 
