@@ -308,6 +308,23 @@ forEachBackend('rate limits', ({ backend, db }) => {
     }
   });
 
+  test('IPv6: one /64 (one subscriber, who may pick any address in it) is one address for the windows and sign-in backoff', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '2/hour', LOGIN_FREE_FAILURES: '1', RATE_LIMIT_ROUTES: 'login=100/hour', RATE_LIMIT_BLOCK_AFTER: '0' });
+    const net = `2001:db8:${nextIp++}:7`;
+    assert.equal((await call(app, `${net}::1`, '/api/products/')).statusCode, 200);
+    assert.equal((await call(app, `${net}:0:0:0:2`, '/api/products/')).statusCode, 200);
+    const third = await call(app, `${net}:abcd:1:2:3`, '/api/products/');
+    assert.equal(third.statusCode, 429, 'a third address of the same /64');
+    assert.equal((await call(app, `2001:db8:${nextIp++}:7::1`, '/api/products/')).statusCode, 200, 'another /64');
+    // Sign-in backoff too: a guesser hopping addresses in its /64 still waits.
+    const user = await signedIn(app, db());
+    const guessNet = `2001:db8:${nextIp++}:9`;
+    const login = (from: string) => call(app, from, '/api/users/auth/login/', { method: 'POST', payload: { email: user.email, password: 'wrong' } });
+    assert.equal((await login(`${guessNet}::1`)).statusCode, 401);
+    assert.equal((await login(`${guessNet}::2`)).statusCode, 401);
+    assert.equal((await login(`${guessNet}::3`)).statusCode, 429);
+  });
+
   test('someone else spending an email’s reset window neither blocks the owner’s address nor refuses the owner: the reset answer stays the same, with no further email', async () => {
     const app = await limitedApp({ RATE_LIMIT_ROUTES: 'password_reset=2/hour,register=2/hour', RATE_LIMIT_BURST: '100/minute', RATE_LIMIT_BLOCK_AFTER: '2' });
     const post = (from: string, url: string, payload: object) => call(app, from, url, { method: 'POST', payload });

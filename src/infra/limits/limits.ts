@@ -7,6 +7,7 @@ import type { RedisConnection } from '../redis.ts';
 import type { Config, Rate } from '../../config.ts';
 import { BlockRegistry, type BlockEntry, type BlockLog } from './blocks.ts';
 import { MemoryCounter, RedisCounter, type Count } from './counter.ts';
+import { limitSubject } from './ip.ts';
 
 type LimitsConfig = Config['limits'];
 
@@ -214,7 +215,7 @@ export class Limits {
    */
   check(caller: Caller, route?: RouteLimit): Verdict | Promise<Verdict> {
     const tiers = this.tiers(caller, route);
-    const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${caller.ip}`;
+    const who = caller.userId !== null ? `u:${caller.userId}` : `ip:${limitSubject(caller.ip)}`;
     const counted = this.counter.hit(tiers, who);
     return Array.isArray(counted) ? shown(tiers, counted) : counted.then((counts) => shown(tiers, counts));
   }
@@ -248,8 +249,9 @@ export class Limits {
   //   over many addresses. Its wait spares addresses the account signed in from in the last 14
   //   days, so the owner is not locked out by others; a success does not clear it either (each
   //   sign-in of the owner would buy the guessers a fresh allowance).
-  private loginKeys(ip: string, email: string): { key: string; free: number; spareKnown?: true }[] {
+  private loginKeys(address: string, email: string): { key: string; free: number; spareKnown?: true }[] {
     const account = email.trim().toLowerCase();
+    const ip = limitSubject(address);
     return [
       { key: `pair:${ip}|${account}`, free: this.config.loginFreeFailures },
       { key: `ip:${ip}`, free: this.config.loginFreeFailures, spareKnown: true },
@@ -258,7 +260,7 @@ export class Limits {
   }
 
   private knownKey(ip: string, email: string): string {
-    return `${email.trim().toLowerCase()}|${ip}`;
+    return `${email.trim().toLowerCase()}|${limitSubject(ip)}`;
   }
 
   /**
