@@ -5,6 +5,8 @@ import { getJson, testApp } from '../helpers/app.ts';
 import { signedIn } from '../helpers/auth.ts';
 import { forEachBackend } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
+import type { Ctx } from '../../src/infra/http/context.ts';
+import { mergeGuestCart } from '../../src/modules/cart/cart.service.ts';
 
 /** A guest: keeps the sessionid cookie the server hands out, like a browser. */
 function guest(app: FastifyInstance) {
@@ -18,7 +20,7 @@ function guest(app: FastifyInstance) {
   return { call, cookie: () => cookie, sessionKey: () => cookie.split('=')[1] ?? '' };
 }
 
-forEachBackend('cart', ({ db }) => {
+forEachBackend('cart', ({ backend, db }) => {
   let app: FastifyInstance;
   before(async () => {
     app = await testApp(db());
@@ -155,6 +157,40 @@ forEachBackend('cart', ({ db }) => {
     const aCart = await getJson(app, '/api/cart/', { headers: a.headers });
     assert.equal(aCart.body.items[0].quantity, 2);
   });
+
+  if (backend === 'postgres') {
+    test('a sign-in merge picked as a deadlock victim is run again, as every other write of the lock order is [postgres]', async () => {
+      const d = db().db;
+      const p = await f.product(d, { stock_quantity: 10 });
+      const user = await f.user(d);
+      const userCart = await d.insertInto('carts').values({ user_id: user.id, session_key: null }).returning('id').executeTakeFirstOrThrow();
+      await d.insertInto('cart_items').values({ cart_id: userCart.id, product_id: p.id, quantity: 1 }).execute();
+      const key = 'mergeretry000000000000000000000a';
+      const guestCart = await d.insertInto('carts').values({ user_id: null, session_key: key }).returning('id').executeTakeFirstOrThrow();
+      await d.insertInto('cart_items').values({ cart_id: guestCart.id, product_id: p.id, quantity: 2 }).execute();
+      // A write that takes the user's line and then the guest cart: the other way round from the merge.
+      let locked!: () => void;
+      const lockedNow = new Promise<void>((r) => (locked = r));
+      let go!: () => void;
+      const going = new Promise<void>((r) => (go = r));
+      const other = d.transaction().execute(async (trx) => {
+        await trx.updateTable('cart_items').set({ quantity: 1 }).where('cart_id', '=', userCart.id).where('product_id', '=', p.id).execute();
+        locked();
+        await going;
+        await trx.selectFrom('carts').select('id').where('id', '=', guestCart.id).forNoKeyUpdate().execute();
+      });
+      await lockedNow;
+      const ctx = { database: db(), events: app.events, caches: app.caches, requestId: 't', media: () => null } as unknown as Ctx;
+      const merge = mergeGuestCart(ctx, key, Number(user.id));
+      await new Promise((r) => setTimeout(r, 300)); // the merge holds the guest cart and waits for the user's line
+      go();
+      const [merged, done] = await Promise.allSettled([merge, other]);
+      assert.equal(done.status, 'fulfilled', `the other write: ${(done as PromiseRejectedResult).reason}`);
+      assert.equal(merged.status, 'fulfilled', `the merge: ${(merged as PromiseRejectedResult).reason}`);
+      assert.deepEqual((await lines(Number(userCart.id))).map((l) => l.quantity), [3], 'merged once');
+      assert.equal((await d.selectFrom('carts').select('id').where('id', '=', guestCart.id).execute()).length, 0);
+    });
+  }
 
   test('merge/: needs a user; adds the guest lines, capped by stock; deletes the guest cart; unknown keys change nothing', async () => {
     const user = await signedIn(app, db());

@@ -131,6 +131,8 @@ export async function mergeItems(db: Db, fromCartId: number, intoCartId: number)
     select ${intoCartId}, gi.product_id, least(gi.quantity, p.stock_quantity)
       from cart_items gi join products p on p.id = gi.product_id
      where gi.cart_id = ${fromCartId} and p.is_active and p.stock_quantity > 0
+     -- the user's lines are taken in product order, as a payment's removal of bought lines goes
+     order by gi.product_id
     on conflict (cart_id, product_id) do update
        set quantity = greatest(cart_items.quantity, least(cart_items.quantity::bigint + excluded.quantity,
              (select s.stock_quantity from products s where s.id = excluded.product_id))),

@@ -1,6 +1,6 @@
 // The shopper's cart: a user's when signed in, else the guest session's. Stock is checked, not
 // reserved (checkout reserves); every refused change leaves the cart as it was.
-import type { Ctx } from '../../infra/http/context.ts';
+import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { CacheKeys, Tags } from '../../infra/cache/keys.ts';
 import { AppError } from '../../infra/http/errors.ts';
 import { deleteList, ensureListId, lockGuestList } from '../accounts/owner.repository.ts';
@@ -111,7 +111,9 @@ export async function clearCart(ctx: Ctx, owner: Owner): Promise<Cart> {
 /** Moves a guest session's cart into the user's (§4.12), then deletes it. Idempotent. */
 export async function mergeGuestCart(ctx: Ctx, sessionKey: string, userId: number): Promise<number> {
   const intoId = await ensureListId(ctx.database.db, 'carts', { userId });
-  const merged = await ctx.database.db.transaction().execute(async (trx) => {
+  // Run again if PostgreSQL picks it as a deadlock victim, as every write of the lock order is
+  // (the sign-in that merges would otherwise answer 500).
+  const merged = await inTransaction(ctx, async (trx) => {
     const fromId = await lockGuestList(trx, 'carts', sessionKey);
     if (fromId === undefined) return false;
     await repo.lockCheckoutsOfCart(trx, fromId);

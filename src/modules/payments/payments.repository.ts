@@ -123,9 +123,14 @@ export async function reservations(db: Db, checkoutId: number): Promise<{ produc
   return rows.map((r) => ({ product_id: Number(r.product_id), quantity: r.quantity }));
 }
 
-/** The cart lines a paid checkout bought are taken out of the cart (lines added since stay). */
+/**
+ * The cart lines a paid checkout bought are taken out of the cart (lines added since stay). The
+ * lines are taken in product order first, as a sign-in merge upserts them (a DELETE goes in
+ * whatever order its plan reads them).
+ */
 export async function removeBoughtLines(db: Db, cartId: number, productIds: number[]): Promise<void> {
   if (productIds.length === 0) return;
+  await db.selectFrom('cart_items').select('id').where('cart_id', '=', cartId).where('product_id', 'in', productIds).orderBy('product_id').forUpdate().execute();
   await db.deleteFrom('cart_items').where('cart_id', '=', cartId).where('product_id', 'in', productIds).execute();
 }
 
