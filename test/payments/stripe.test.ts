@@ -231,12 +231,16 @@ forEachBackend('payments through Stripe', ({ db }) => {
 
   test('a paid amount that differs from the checkout total: the payment records what was paid, the order keeps its arithmetic and is held for staff', async () => {
     const staff = await signedIn(app, db(), { staff: true });
+    // order.paid is what queues the "Your order is confirmed" email.
+    const confirmed: number[] = [];
+    const off = app.events.on('order.paid', ({ id }) => void confirmed.push(id));
     const p = await f.product(d(), { price: '20.00', stock_quantity: 5 });
     const r = await checkout(p.id, 1);
     const s = fake.sessions.get(r.body.checkout_session_id)!;
     const short = { ...paid(s, 'pi_test_short'), amount_total: s.amount_total - 700 };
     assert.equal((await deliver(event('checkout.session.completed', short))).statusCode, 200);
     const o = await d().selectFrom('orders').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
+    assert.ok(!confirmed.includes(o.id), 'a held order is not confirmed to the customer (its total is not what was charged)');
     assert.deepEqual([o.subtotal, o.discount_amount, o.shipping_cost, o.tax_amount, o.total_amount], ['20.00', '0.00', '5.50', '0.00', '25.50'], 'the order is what was bought');
     const pay = await d().selectFrom('payments').select(['amount', 'status']).where('order_id', '=', o.id).executeTakeFirstOrThrow();
     assert.deepEqual([pay.amount, pay.status], ['18.50', 'completed'], 'the payment is what was paid');
@@ -252,6 +256,8 @@ forEachBackend('payments through Stripe', ({ db }) => {
     // Staff review it and move it on: no longer held.
     assert.equal((await getJson(app, `/api/orders/${o.id}/status/`, { method: 'PATCH', payload: { status: 'processing', notes: 'Customer paid the rest by phone' }, headers: staff.headers })).status, 200);
     assert.equal((await getJson(app, '/api/orders/?on_hold=true', { headers: staff.headers })).body.count, 0);
+    assert.deepEqual(confirmed.filter((id) => id === o.id), [o.id], 'confirmed once staff accept it');
+    off();
 
     // The right number in another currency is not the right amount either.
     const r2 = await checkout(p.id, 1);

@@ -156,6 +156,9 @@ export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: S
       .execute();
     await repo.addHistory(trx, id, to, body.notes ?? '', staff.id);
     publish('order.status_changed', { id, userId: order.user_id, from, to });
+    // Accepted by staff (a held order, a reopened one): its confirmation goes out now, once per
+    // order however often this happens (the email is keyed by the order).
+    if (from === 'pending' && to === 'processing') publish('order.paid', { id, userId: order.user_id });
   });
   return toOrderDetail(await detail(ctx, id), ctx.media, true);
 }

@@ -385,7 +385,9 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
     .where('id', '=', c.id)
     .execute();
   publish('order.created', { id: orderId, userId: c.user_id });
-  if (!soldOut) publish('order.paid', { id: orderId, userId: c.user_id });
+  // order.paid confirms the order to the customer: not while it is held (its total is not what
+  // was charged); staff accepting it (pending → processing) confirms it then.
+  if (!soldOut && !mismatch) publish('order.paid', { id: orderId, userId: c.user_id });
   return orderId;
 }
 
