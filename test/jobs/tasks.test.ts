@@ -19,7 +19,7 @@ import { smtpSink } from '../helpers/smtp.ts';
 async function until(check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error('timed out waiting');
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting until ${String(check).replace(/\s+/g, ' ')}`);
     await sleep(25);
   }
 }
