@@ -25,6 +25,7 @@ export const ERRORS = {
   method_not_allowed: { status: 405, message: 'Method not allowed.' },
   request_timeout: { status: 408, message: 'The request took too long to arrive.' },
   conflict: { status: 409, message: 'Database integrity error. This operation would violate data constraints.' },
+  idempotency_key_reused: { status: 422, message: 'This Idempotency-Key was already used for a different request. Use a new key for a new checkout.' },
   payload_too_large: { status: 413, message: 'Request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Unsupported media type in request.' },
   throttled: { status: 429, message: 'Request was throttled.' },

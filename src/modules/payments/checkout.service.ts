@@ -7,7 +7,7 @@ import type { Config } from '../../config.ts';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutAddress, CheckoutLine } from '../../db/schema.ts';
 import type { Publish } from '../../infra/events.ts';
-import { AppError } from '../../infra/http/errors.ts';
+import { AppError, ERRORS } from '../../infra/http/errors.ts';
 import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
 import type { Owner } from '../accounts/session.ts';
@@ -56,7 +56,7 @@ const answer = (c: repo.CheckoutRow): CheckoutSession => ({ checkout_session_id:
 function replayed(c: repo.CheckoutRow, fingerprint: string | undefined): CheckoutSession {
   // Rows from before fingerprints (null) replay as they always did.
   if (c.request_fingerprint && fingerprint && c.request_fingerprint !== fingerprint) {
-    throw new AppError('bad_request', { status: 422, body: { error: 'This Idempotency-Key was already used for a different request. Use a new key for a new checkout.' } });
+    throw new AppError('idempotency_key_reused', { body: { error: ERRORS.idempotency_key_reused.message } });
   }
   if (c.public_id) return answer(c);
   if (c.status !== 'open') throw adHoc(409, 'The checkout for this Idempotency-Key could not be created. Use a new key.');
