@@ -19,13 +19,16 @@ after(async () => {
 
 forEachBackend('credential changes and racing sign-ins', ({ backend, db }) => {
   let app: FastifyInstance;
+  let prefix = '';
+  const others: FastifyInstance[] = [];
   before(async () => {
-    const prefix = uniquePrefix();
+    prefix = uniquePrefix();
     prefixes.push(prefix);
     app = await testApp(db(), backend === 'postgres' ? { REDIS_URL: REDIS, REDIS_KEY_PREFIX: prefix } : {});
   });
   after(async () => {
     await app?.close();
+    for (const a of others) await a.close();
   });
 
   const post = (url: string, payload: object, headers: Record<string, string> = {}) => getJson(app, url, { method: 'POST', payload, headers });
@@ -73,4 +76,28 @@ forEachBackend('credential changes and racing sign-ins', ({ backend, db }) => {
       assert.equal(survivors, 0, `sessions signed in with the old password that outlived the ${kind}`);
     });
   }
+
+  // Two instances with their own clocks exist only with a database server (embedded PGlite even
+  // takes its clock from the process's Date.now).
+  test('strict reuse detection: the grace is measured by the shared store, not by comparing two instances’ clocks', { skip: backend !== 'postgres' }, async () => {
+    const env = { REFRESH_REUSE_DETECTION: 'true', REFRESH_REUSE_GRACE: '10', ...(backend === 'postgres' ? { REDIS_URL: REDIS, REDIS_KEY_PREFIX: prefix } : {}) };
+    const [a, b] = [await testApp(db(), env), await testApp(db(), env)];
+    others.push(a, b);
+    const user = await signedIn(a, db());
+    const first = await getJson(a, '/api/users/auth/refresh/', { method: 'POST', payload: { refresh: user.refresh } });
+    assert.equal(first.status, 200);
+    // Instance b's clock runs 30 s ahead of a's (NTP not yet converged): a reuse one moment later,
+    // well inside the grace, must not be taken for a reuse past it.
+    const realNow = Date.now;
+    const skewed = () => realNow() + 30_000;
+    let again;
+    try {
+      Date.now = skewed;
+      again = await getJson(b, '/api/users/auth/refresh/', { method: 'POST', payload: { refresh: user.refresh } });
+    } finally {
+      Date.now = realNow;
+    }
+    assert.equal(again.status, 200, `a parallel-style reuse on the instance with the fast clock: ${JSON.stringify(again.body)}`);
+    assert.equal((await getJson(a, '/api/users/auth/refresh/', { method: 'POST', payload: { refresh: first.body.refresh } })).status, 200, 'the session goes on');
+  });
 });

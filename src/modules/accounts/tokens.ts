@@ -86,6 +86,7 @@ export interface TokenOptions {
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const revokedKey = (sid: string) => `auth_session:${sid}:revoked`;
 const usedKey = (jti: string) => `refresh_used:${jti}`;
+const graceKey = (jti: string) => `refresh_used:${jti}:grace`;
 
 export class TokenService {
   private readonly key: Uint8Array;
@@ -171,15 +172,17 @@ export class TokenService {
     const claims = await this.verify(refreshToken, 'refresh');
     if (await this.ended(claims)) throw new TokenError('revoked');
     if (this.reuse.detect) {
+      // The grace is a key of the shared store that expires with it: no instance's clock is
+      // compared with another's (a clock some seconds fast took a parallel refresh for a reuse
+      // past the grace and ended the session). The first use of a token in a grace window
+      // takes the window; only a use that opens a new window after an earlier one is a reuse.
       const store = this.opts.store;
-      const now = Date.now();
       const ttl = Math.max(1, claims.exp - nowSeconds());
-      if (!(await store.add(usedKey(claims.jti), String(now), ttl))) {
-        const first = Number(await store.get(usedKey(claims.jti)));
-        if (!(now - first <= this.reuse.graceSeconds * 1000)) {
-          await this.endSession(claims);
-          throw new TokenError('revoked');
-        }
+      const grace = Math.min(ttl, Math.floor(this.reuse.graceSeconds));
+      const opensWindow = grace <= 0 || (await store.add(graceKey(claims.jti), '1', grace));
+      if (opensWindow && !(await store.add(usedKey(claims.jti), '1', ttl))) {
+        await this.endSession(claims);
+        throw new TokenError('revoked');
       }
     }
     return claims;
