@@ -134,7 +134,10 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({ args, options: { store: { type: 'string', default: 'api' }, pattern: { type: 'string' } } });
       const store = values.store!;
       if (!['api', 'default', 'session', 'all'].includes(store)) throw new Error('--store must be api, default, session or all');
-      const names = store === 'all' ? ['default', 'session', 'api'] : [store];
+      // `all` is the two caches. The session store is no cache: besides guest sessions it holds the
+      // records of ended sign-in sessions, strict mode's reuse marks and reset links, and emptying it
+      // would bring logged-out sessions back to life until their tokens expire.
+      const names = store === 'all' ? ['default', 'api'] : [store];
       if (!cfg.redis.api && names.some((n) => n !== 'session')) {
         throw new Error('embedded mode: the default and api caches live inside the server process; restart it to empty them');
       }
@@ -145,8 +148,9 @@ async function main(argv: string[]): Promise<void> {
         if (names.some((n) => n !== 'session')) await redisReady([caches.api.ready(), caches.default.ready()]);
         for (const name of names) {
           if (name === 'session') {
-            const n = await sessions.clear(values.pattern?.replace(/\*$/, ''));
-            process.stdout.write(`session: removed ${n} entries\n`);
+            // Without a pattern, guest sessions only (`session:`), for the reason above.
+            const n = await sessions.clear(values.pattern?.replace(/\*$/, '') ?? 'session:');
+            process.stdout.write(`session: removed ${n} ${values.pattern ? 'entries' : 'guest sessions (sign-in session records kept)'}\n`);
             continue;
           }
           const cache = name === 'api' ? caches.api : caches.default;

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { withEmbeddedSecret } from '../src/server.ts';
@@ -85,6 +86,23 @@ test('migrate applies once; serve refuses a production database with pending mig
     assert.equal(cleared.code, 0, cleared.err);
     assert.match(cleared.out, /api: dropped product_list:\*/);
     assert.equal((await cli(['cache', 'clear', '--store', 'nope'], redisEnv)).code, 1);
+    // The session store is no cache: `all` leaves it alone, and `--store session` takes guest
+    // sessions only, never an ended sign-in session's record (a logged-out token would work again).
+    const sessionRedis = new Redis('redis://127.0.0.1:6379/2', { keyPrefix: redisPrefix, lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await sessionRedis.set('session:abcdefghijklmnopqrstuvwxyz012345', '{}', 'EX', 600);
+      await sessionRedis.set('auth_session:s1:revoked', '1', 'EX', 600);
+      const all = await cli(['cache', 'clear', '--store', 'all'], redisEnv);
+      assert.equal(all.code, 0, all.err);
+      assert.doesNotMatch(all.out, /session:/);
+      assert.equal(await sessionRedis.exists('session:abcdefghijklmnopqrstuvwxyz012345', 'auth_session:s1:revoked'), 2, '`all` kept the session store');
+      const guests = await cli(['cache', 'clear', '--store', 'session'], redisEnv);
+      assert.equal(guests.code, 0, guests.err);
+      assert.match(guests.out, /session: removed 1 guest sessions/);
+      assert.deepEqual([await sessionRedis.exists('session:abcdefghijklmnopqrstuvwxyz012345'), await sessionRedis.exists('auth_session:s1:revoked')], [0, 1]);
+    } finally {
+      sessionRedis.disconnect();
+    }
     const embedded = await cli(['cache', 'clear'], { DATA_DIR: join(tmpdir(), 'pasargad-cli-nocache') });
     assert.equal(embedded.code, 1);
     assert.match(embedded.err, /live inside the server/);
