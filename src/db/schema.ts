@@ -21,6 +21,8 @@ export interface UsersTable {
   last_login: string | null;
   /** Tokens of sign-ins before this moment are refused (password changed or reset, account disabled): migration 020. */
   tokens_valid_after: string | null;
+  /** The session that changed the password, kept past tokens_valid_after (migration 021). */
+  tokens_kept_sid: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
