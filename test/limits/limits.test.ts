@@ -147,6 +147,16 @@ forEachBackend('rate limits', ({ backend, db }) => {
     assert.equal(guessed.json().code, 'throttled');
   });
 
+  test('an allow-listed address that forwards for others (a proxy not in TRUSTED_PROXIES) exempts no one: its clients are limited together, as at /metrics', async () => {
+    const app = await limitedApp({ RATE_LIMIT_ANON: '1/hour', RATE_LIMIT_ALLOWLIST: '127.0.0.1' });
+    for (let i = 0; i < 3; i++) assert.equal((await call(app, '127.0.0.1', '/api/products/')).statusCode, 200, 'its own requests stay exempt');
+    for (const header of [{ 'x-forwarded-for': '198.51.100.7' }, { 'x-real-ip': '198.51.100.8' }, { forwarded: 'for=198.51.100.9' }]) {
+      const statuses = [];
+      for (let i = 0; i < 2; i++) statuses.push((await call(app, '127.0.0.1', '/api/products/', { headers: header })).statusCode);
+      assert.ok(statuses.includes(429), `forwarded with ${Object.keys(header)[0]}: ${statuses}`);
+    }
+  });
+
   test('repeated violations block the address: 403 on every request until staff unblock it', async () => {
     const app = await limitedApp({ RATE_LIMIT_ANON: '1/hour', RATE_LIMIT_BLOCK_AFTER: '3', RATE_LIMIT_BLOCK_DURATION: '2h' });
     const staff = await signedIn(app, db(), { staff: true });

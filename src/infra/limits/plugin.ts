@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { addRouteHook } from '../http/hooks.ts';
 import { formatRate, parseRate } from '../../config.ts';
 import { AppError, wrappedBody } from '../http/errors.ts';
+import { isForwarded } from '../http/proxy.ts';
 import { IpRanges, normalIp } from './ip.ts';
 import type { BlockEntry } from './blocks.ts';
 import type { Limits, RouteLimit, Verdict } from './limits.ts';
@@ -75,6 +76,16 @@ function rateHeaders(reply: FastifyReply, v: Verdict): void {
   if (!v.allowed) reply.header('ratelimit-policy', v.tier.policy);
 }
 
+/**
+ * A request that names a client of its own (X-Forwarded-For, X-Real-IP, Forwarded) but came from a
+ * peer not in TRUSTED_PROXIES: the peer is a proxy we were not told of (on this host, loopback), and
+ * the request is someone else's. The allow-list exempts the address's own requests, never those it
+ * passes on: an allow-listed loopback would otherwise exempt everyone behind a local proxy.
+ */
+function forwardedByStranger(request: FastifyRequest): boolean {
+  return isForwarded(request.headers) && request.ip === request.socket.remoteAddress;
+}
+
 /** Before the Bearer check: the client address, the allow-list and the block list (no round trip). */
 export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined, allowlist: readonly string[]): void {
   const allowed = new IpRanges(allowlist);
@@ -88,7 +99,7 @@ export function registerIpGuard(app: FastifyInstance, limits: Limits | undefined
   });
   app.addHook('onRequest', (request, _reply, done) => {
     request.clientIp = normalIp(request.ip);
-    if (!limits || request.headers[INTERNAL_HEADER] === app.internalToken || allowed.has(request.clientIp)) {
+    if (!limits || request.headers[INTERNAL_HEADER] === app.internalToken || (allowed.has(request.clientIp) && !forwardedByStranger(request))) {
       request.limitsExempt = true;
       return done();
     }
