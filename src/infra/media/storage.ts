@@ -13,6 +13,12 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Keys under this prefix (uploads as they came, with their metadata) are kept, never served. */
 export const PRIVATE_PREFIX = 'private/';
 
+/**
+ * Keys under this prefix are shared by many rows (the demo catalog's bounded pool of pictures,
+ * src/db/demo-images.ts): no removal job takes them, however many rows stop naming them.
+ */
+export const SHARED_PREFIX = 'demo/';
+
 /** One stored object, ready to stream. */
 export interface MediaObject {
   body: Readable;

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { MediaVariant } from '../../db/schema.ts';
 import type { ImageJson } from '../catalog/catalog.repository.ts';
+import { SHARED_PREFIX } from '../../infra/media/storage.ts';
 
 export interface NewImage {
   product_id: number;
@@ -121,13 +122,37 @@ export async function addCategoryVariants(db: Db, id: number, original: string, 
 }
 
 /**
- * The keys no row refers to any more. Keys are grouped by owner (`products/42/…`,
+ * Adds variants to every product image and category that shows a shared image (the demo pool's),
+ * unless they have them already. Returns who changed, for cache invalidation.
+ */
+export async function addSharedVariants(db: Db, original: string, format: string, variants: MediaVariant[]): Promise<{ images: { id: number; product_id: number }[]; categories: number[] }> {
+  const missing = sql<boolean>`not variants @> ${JSON.stringify([{ format }])}::jsonb`;
+  const images = await db
+    .updateTable('product_images')
+    .set({ variants: sql`variants || ${JSON.stringify(variants)}::jsonb` })
+    .where('image', '=', original)
+    .where(missing)
+    .returning(['id', 'product_id'])
+    .execute();
+  const categories = await db
+    .updateTable('categories')
+    .set({ image_variants: sql`image_variants || ${JSON.stringify(variants)}::jsonb` })
+    .where('image', '=', original)
+    .where(sql<boolean>`not image_variants @> ${JSON.stringify([{ format }])}::jsonb`)
+    .returning('id')
+    .execute();
+  return { images, categories: categories.map((c) => c.id) };
+}
+
+/**
+ * The keys no row refers to any more (never a shared key: those stay). Keys are grouped by owner (`products/42/…`,
  * `categories/7/…`, and the same under `private/`) so each check reads one product's images or
  * one category through an index.
  */
 export async function unreferenced(db: Db, keys: readonly string[]): Promise<string[]> {
   const owners = new Map<string, string[]>();
   for (const key of keys) {
+    if (key.startsWith(SHARED_PREFIX)) continue;
     const owner = key.replace(/^private\//, '').split('/').slice(0, 2).join('/');
     owners.set(owner, [...(owners.get(owner) ?? []), key]);
   }

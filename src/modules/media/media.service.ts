@@ -12,7 +12,7 @@ import type { MediaVariant } from '../../db/schema.ts';
 import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { AppError, fieldError } from '../../infra/http/errors.ts';
 import { ImageRejected, inspect, mediaKey, render, withoutMetadata, type Rendition, type VariantFormat } from '../../infra/media/images.ts';
-import { contentTypeOf, PRIVATE_PREFIX, type MediaStorage } from '../../infra/media/storage.ts';
+import { contentTypeOf, PRIVATE_PREFIX, SHARED_PREFIX, type MediaStorage } from '../../infra/media/storage.ts';
 import type { JobQueue } from '../../infra/jobs/queue.ts';
 import { toCategory, toProductImage } from '../catalog/catalog.mapper.ts';
 import { findCategory } from '../catalog/catalog.repository.ts';
@@ -53,10 +53,9 @@ function rejected(err: unknown): never {
   throw err;
 }
 
-async function prepare(deps: MediaDeps, owner: string, bytes: Buffer): Promise<Prepared> {
+async function prepare(deps: Pick<MediaDeps, 'widths' | 'maxPixels'>, owner: string, bytes: Buffer, dir = `${owner}/${randomBytes(6).toString('hex')}`): Promise<Prepared> {
   const info = await inspect(bytes, deps.maxPixels).catch(rejected);
   const renditions: Rendition[] = await render(bytes, info, deps.widths, AT_ONCE, deps.maxPixels).catch(rejected);
-  const dir = `${owner}/${randomBytes(6).toString('hex')}`;
   const files: { key: string; bytes: Buffer }[] = [];
   let key: string;
   let original: string | null = null;
@@ -83,7 +82,7 @@ async function prepare(deps: MediaDeps, owner: string, bytes: Buffer): Promise<P
  * Writes every file or none: when one write fails, the others are removed again (all of them:
  * removing a file that is not there is no error, and a local folder goes once it is empty).
  */
-async function store(deps: MediaDeps, files: Prepared['files']): Promise<void> {
+async function store(deps: Pick<MediaDeps, 'storage'>, files: Prepared['files']): Promise<void> {
   const results = await Promise.allSettled(files.map((f) => deps.storage.put(f.key, f.bytes, contentTypeOf(f.key))));
   const failed = results.find((r) => r.status === 'rejected');
   if (!failed) return;
@@ -195,6 +194,22 @@ export async function setCategoryImage(ctx: Ctx, deps: MediaDeps, categoryId: nu
   return toCategory(category!, ctx.media);
 }
 
+/** A stored image many rows may show: its key, size and variants (AVIF follows in the job). */
+export type SharedImage = Pick<Prepared, 'key' | 'width' | 'height' | 'variants'>;
+
+/**
+ * Stores an image in a folder of its own under SHARED_PREFIX (`dir`, fixed by the caller), with
+ * its WebP and JPEG variants, as an upload would be. Files are named by their content, so storing
+ * the same picture again writes the same keys. Rows that show it are written by the caller;
+ * `make_image_variants` on any one of them gives all of them AVIF.
+ */
+export async function storeSharedImage(deps: Pick<MediaDeps, 'storage' | 'widths' | 'maxPixels'>, dir: string, bytes: Buffer): Promise<SharedImage> {
+  if (!dir.startsWith(SHARED_PREFIX)) throw new Error(`shared images live under ${SHARED_PREFIX}: ${dir}`);
+  const prepared = await prepare(deps, dir, bytes, dir);
+  await store(deps, prepared.files);
+  return { key: prepared.key, width: prepared.width, height: prepared.height, variants: prepared.variants };
+}
+
 // Jobs.
 
 async function readAll(storage: MediaStorage, key: string): Promise<Buffer | undefined> {
@@ -221,6 +236,14 @@ export async function makeLaterVariants(ctx: Ctx, deps: MediaDeps, target: { kin
   const files = renditions.map((r) => ({ key: mediaKey(dir, r.bytes, r.format, r.width), bytes: r.bytes, r }));
   await store(deps, files);
   const variants = files.map(({ key, r }) => ({ width: r.width, height: r.height, format: r.format, key }));
+  if (current.image.startsWith(SHARED_PREFIX)) {
+    // A shared image (the demo pool): every row that shows it gets the variants; the files stay
+    // even when none needed them (another row may be about to).
+    const changed = await repo.addSharedVariants(db, current.image, LATER, variants);
+    for (const i of changed.images) await ctx.events.emit('image.updated', { productId: i.product_id, id: i.id });
+    for (const id of changed.categories) await ctx.events.emit('category.updated', { id, fields: ['image'] });
+    return;
+  }
   if (target.kind === 'product') {
     const productId = await repo.addVariants(db, target.id, current.image, LATER, variants);
     if (productId === undefined) return deps.storage.delete(files.map((f) => f.key));
