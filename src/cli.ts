@@ -2,6 +2,7 @@
 // The `pasargad` command: serve | worker | scheduler | jobs | migrate | seed --products N | cache | users | config.
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
+import { pino } from 'pino';
 import { ConfigError, configTable, loadConfig, redact, type Config } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
@@ -11,7 +12,8 @@ import { buildApp } from './app.ts';
 import { openCaches, openSessionStore } from './infra/cache/stores.ts';
 import { CacheWarmer } from './infra/cache/warming.ts';
 import { startServer, withEmbeddedSecret } from './server.ts';
-import { runJobs, schedulesOf } from './infra/jobs/runtime.ts';
+import { openQueue, runJobs, schedulesOf } from './infra/jobs/runtime.ts';
+import { openStorage } from './infra/media/storage.ts';
 import { isQueue, QUEUES, TASK_QUEUE, type QueueName, type TaskName } from './infra/jobs/tasks.ts';
 
 const USAGE = `Usage: pasargad <command> [options]
@@ -19,7 +21,7 @@ const USAGE = `Usage: pasargad <command> [options]
 Commands:
   serve                          Start the HTTP API (embedded mode also migrates and seeds a demo catalog)
   migrate                        Apply pending database migrations
-  seed --products N [--seed S]   Add N generated products (with images, reviews, reviewers)
+  seed --products N [--seed S]   Add N generated products (with images made locally, reviews, reviewers)
   cache warm                     Fill the Redis caches with the hot catalog answers
   cache clear [--store api|default|session|all] [--pattern P]
                                  Empty a store (default: api), or drop the keys matching P
@@ -87,27 +89,46 @@ async function main(argv: string[]): Promise<void> {
       if (!Number.isInteger(products) || products < 1) throw new Error('--products must be a whole number of at least 1');
       const cfg = config();
       const database = await openDatabase(cfg);
-      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} products | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic);
+      // Structured logs on stderr (stdout carries the result line); the bar only on a terminal.
+      const log = pino({ level: cfg.logLevel }, pino.destination(2));
+      const storage = openStorage(cfg.media);
+      // AVIF variants of the pictures are jobs: a worker (or `serve`, embedded) makes them.
+      const jobs = openQueue(cfg, database, { log });
+      const bar = new SingleBar({ format: 'seeding |{bar}| {value}/{total} {what} | {eta_formatted} left', stream: process.stderr }, Presets.shades_classic);
       try {
         await migrate(database);
         const started = Date.now();
         // A bar for terminals; plain lines every 10% for logs and CI.
-        let shown = 0;
-        const onProgress = process.stderr.isTTY
-          ? (done: number) => bar.update(done)
-          : (done: number, total: number) => {
-              if (done === total || done - shown >= total / 10) {
-                shown = done;
-                process.stderr.write(`seeding: ${done}/${total} products, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-              }
-            };
-        if (process.stderr.isTTY) bar.start(products, 0);
-        const result = await seedCatalog(database, { products, seed: Number(values.seed), onProgress });
+        const shown = { images: 0, products: 0 };
+        let phase: 'images' | 'products' | undefined;
+        const progress = (what: 'images' | 'products') => (done: number, total: number) => {
+          const label = what === 'images' ? 'demo images' : 'products';
+          if (process.stderr.isTTY) {
+            if (phase !== what) {
+              phase = what;
+              bar.start(total, done, { what: label });
+            } else bar.update(done);
+            return;
+          }
+          if (done === total || done - shown[what] >= total / 10) {
+            shown[what] = done;
+            process.stderr.write(`seeding: ${done}/${total} ${label}, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+          }
+        };
+        const result = await seedCatalog(database, {
+          products,
+          seed: Number(values.seed),
+          media: { storage, jobs, log, widths: cfg.media.widths, maxPixels: cfg.media.maxPixels },
+          onImages: progress('images'),
+          onProgress: progress('products'),
+        });
         bar.stop();
         const where = cfg.database.url ? redact(cfg.database.url) : cfg.dataDir;
         process.stdout.write(`seeded ${where}: ${JSON.stringify(result)} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
       } finally {
         bar.stop();
+        storage.close();
+        await jobs.close();
         await database.close();
       }
       return;

@@ -12,6 +12,7 @@ import { seedCatalog } from './db/seed.ts';
 import { CacheWarmer } from './infra/cache/warming.ts';
 import { runJobs, type RunningJobs } from './infra/jobs/runtime.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
+import { mediaDeps } from './modules/media/media.service.ts';
 
 /** Embedded mode keeps a generated signing key in DATA_DIR so tokens survive restarts. */
 export function withEmbeddedSecret(config: Config): Config {
@@ -40,6 +41,9 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
       log.info({ products: config.demoProducts }, 'empty catalog: seeding the demo catalog');
       const result = await seedCatalog(database, {
         products: config.demoProducts,
+        // Pictures made here and stored like uploads; AVIF follows in the jobs once listening.
+        media: mediaDeps(app),
+        onImages: (done, total) => (done === total || done % 20 === 0 ? log.info({ done, total }, 'making demo images') : undefined),
         onProgress: (done, total) => log.info({ done, total }, 'seeding demo catalog'),
       });
       log.info(result, 'demo catalog seeded');

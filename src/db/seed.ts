@@ -1,9 +1,20 @@
 // Generates a realistic 3D-print catalog: categories, products (materials, print times, weights,
-// prices that follow them, stock levels including low and sold-out), images by URL, and reviews
-// by generated users. Deterministic for a given `seed`; rows go in with one multi-row statement
-// per table per batch (unnest), so 100,000 products take minutes on PGlite and PostgreSQL alike.
+// prices that follow them, stock levels including low and sold-out), images, and reviews by
+// generated users. Deterministic for a given `seed`; rows go in with one multi-row statement per
+// table per batch (unnest), so 100,000 products take minutes on PGlite and PostgreSQL alike.
+//
+// Images are made on this machine (demo-images.ts), never fetched: a bounded pool of pictures,
+// one per category and kind of product plus two views per category, stored through the media
+// storage with their variants and shared by every product of that kind (and shown by each
+// category that has no image of its own). AVIF variants come from the `make_image_variants` job
+// when a queue is given. Without media storage (tests that never fetch images) each image is a
+// tiny inline SVG: nothing to fetch either way.
+import type { Logger } from 'pino';
 import { sql } from 'kysely';
 import type { Database } from './database.ts';
+import type { JobQueue } from '../infra/jobs/queue.ts';
+import type { SharedImage } from '../modules/media/media.service.ts';
+import { inlinePicture, makeDemoImages, pictureName, type DemoMedia, type DemoPicture } from './demo-images.ts';
 
 export interface SeedOptions {
   products: number;
@@ -11,6 +22,10 @@ export interface SeedOptions {
   seed?: number;
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Where the pictures go; `jobs` gets one AVIF job per picture that has no AVIF yet. */
+  media?: DemoMedia & { jobs?: JobQueue; log?: Pick<Logger, 'info' | 'error'> };
+  /** Pictures made so far (they are made while the first rows go in). */
+  onImages?: (done: number, total: number) => void;
 }
 
 export interface SeedResult {
@@ -84,11 +99,47 @@ function prng(seed: number) {
 
 const money = (n: number) => (Math.round(n * 100) / 100).toFixed(2);
 
+/** Every picture of the pool: a main one per category and kind, a close-up and a top view per category. */
+export function demoPictures(): DemoPicture[] {
+  return CATEGORIES.flatMap((c) => [
+    ...c.nouns.map((kind) => ({ category: c.name, kind, view: 'main' as const })),
+    { category: c.name, kind: '', view: 'detail' as const },
+    { category: c.name, kind: '', view: 'top' as const },
+  ]);
+}
+
+const VIEWS = ['main', 'detail', 'top'] as const;
+
+/**
+ * The pool, stored; variants other rows already have for the same files (AVIF from an earlier
+ * seed's jobs) are taken over, so a second seed does not make them again.
+ */
+async function storedPool(database: Database, media: NonNullable<SeedOptions['media']>, onImages: SeedOptions['onImages']): Promise<Map<string, SharedImage>> {
+  const started = performance.now();
+  const pool = await makeDemoImages(media, demoPictures(), onImages);
+  const keys = [...pool.values()].map((p) => p.key);
+  const known = await sql<{ image: string; variants: SharedImage['variants'] }>`
+    select distinct on (image) image, variants from product_images
+     where image = any(${keys}::text[]) and variants @> '[{"format":"avif"}]'::jsonb
+     order by image, id`.execute(database.db);
+  const have = new Map(known.rows.map((r) => [r.image, r.variants]));
+  for (const [name, p] of pool) {
+    const variants = have.get(p.key);
+    if (variants) pool.set(name, { ...p, variants });
+  }
+  media.log?.info({ pictures: pool.size, withAvif: have.size, ms: Math.round(performance.now() - started) }, 'demo images made');
+  return pool;
+}
+
 export async function seedCatalog(database: Database, options: SeedOptions): Promise<SeedResult> {
   const { db } = database;
   const total = options.products;
   const batchSize = options.batchSize ?? 2000;
   const rnd = prng(options.seed ?? 42);
+  const media = options.media;
+  // Made while the categories and reviewers go in (sharp works off the main thread).
+  const pooled = media ? storedPool(database, media, options.onImages) : undefined;
+  pooled?.catch(() => undefined);
 
   await db
     .insertInto('categories')
@@ -110,6 +161,22 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   }
   const reviewerIds = (await db.selectFrom('users').select('id').where('email', 'like', 'reviewer%@example.com').orderBy('id').execute()).map((r) => r.id);
 
+  const pool = await pooled;
+  // A category without an image of its own shows its first kind's picture.
+  if (pool) {
+    for (const c of CATEGORIES) {
+      const p = pool.get(pictureName({ category: c.name, kind: c.nouns[0]!, view: 'main' }))!;
+      await db
+        .updateTable('categories')
+        .set({ image: p.key, image_width: p.width, image_height: p.height, image_variants: JSON.stringify(p.variants), updated_at: sql`now()` })
+        .where('name', '=', c.name)
+        .where('image', 'is', null)
+        .execute();
+    }
+  }
+  /** A row showing each pooled picture that still lacks AVIF: its job gives them all AVIF. */
+  const avifVia = new Map<string, { kind: 'product' | 'category'; id: number }>();
+
   const { max } = await db.selectFrom('products').select(sql<number>`coalesce(max(id), 0)::int`.as('max')).executeTakeFirstOrThrow();
   const skuBase = max + 1;
   const now = Date.now();
@@ -122,6 +189,7 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
       stock: [] as number[], weight: [] as string[], dimensions: [] as string[], material: [] as string[], printTime: [] as number[],
       active: [] as boolean[], featured: [] as boolean[], threshold: [] as number[], created: [] as string[],
     };
+    const specs: { category: string; kind: string }[] = [];
     for (let k = 0; k < n; k++) {
       const spec = rnd.pick(CATEGORIES);
       const subject = rnd.pick(spec.subjects);
@@ -135,6 +203,7 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
       const stock = roll < 0.1 ? 0 : roll < 0.25 ? rnd.int(1, threshold) : rnd.int(threshold + 1, 250);
       const price = Math.floor((3 + (printTime / 60) * 1.6 + weight * 0.03) * spec.premium) + 0.99;
       const size = () => rnd.int(15, 300);
+      specs.push({ category: spec.name, kind: noun });
       p.name.push(`${lead} ${subject} ${noun}`);
       p.description.push(
         `${subject} ${noun.toLowerCase()} 3D printed in ${material} at ${rnd.pick(['0.08', '0.12', '0.16', '0.2'])} mm layers. ${rnd.pick(FEATURES)} ${rnd.pick(CARE)}`,
@@ -165,16 +234,27 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
         on conflict (sku) do nothing
         returning id, sku, created_at`.execute(trx);
 
-      const img = { product: [] as number[], url: [] as string[], alt: [] as string[], main: [] as boolean[] };
+      const img = {
+        product: [] as number[], url: [] as (string | null)[], file: [] as (string | null)[], width: [] as (number | null)[], height: [] as (number | null)[],
+        variants: [] as string[], alt: [] as string[], main: [] as boolean[],
+      };
+      const specBySku = new Map(p.sku.map((sku, i) => [sku, specs[i]!]));
       const rev = { product: [] as number[], user: [] as number[], rating: [] as number[], text: [] as string[], created: [] as string[] };
       const nameBySku = new Map(p.sku.map((sku, i) => [sku, p.name[i]!]));
       for (const row of inserted.rows) {
         const name = nameBySku.get(row.sku) ?? row.sku;
+        const spec = specBySku.get(row.sku)!;
         const images = rnd.int(1, 3);
         for (let k = 0; k < images; k++) {
+          const picture: DemoPicture = { category: spec.category, kind: k === 0 ? spec.kind : '', view: VIEWS[k]! };
+          const stored = pool?.get(pictureName(picture));
           img.product.push(row.id);
-          img.url.push(`https://picsum.photos/seed/${row.sku}-${k}/800/800`);
-          img.alt.push(k === 0 ? name : `${name}, view ${k + 1}`);
+          img.url.push(stored ? null : inlinePicture(picture));
+          img.file.push(stored?.key ?? null);
+          img.width.push(stored?.width ?? null);
+          img.height.push(stored?.height ?? null);
+          img.variants.push(JSON.stringify(stored?.variants ?? []));
+          img.alt.push(k === 0 ? name : `${name}, ${k === 1 ? 'layer detail' : 'top view'}`);
           img.main.push(k === 0);
         }
         // Most products have a few reviews, some none, a few many.
@@ -196,8 +276,15 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
         }
       }
       if (img.product.length) {
-        await sql`insert into product_images (product_id, image_url, alt_text, is_main)
-          select * from unnest(${img.product}::bigint[], ${img.url}::text[], ${img.alt}::text[], ${img.main}::bool[])`.execute(trx);
+        const rows = await sql<{ id: number; image: string | null; variants: { format: string }[] }>`
+          insert into product_images (product_id, image_url, image, width, height, variants, alt_text, is_main)
+          select pr, u, f, w, h, v::jsonb, a, m
+            from unnest(${img.product}::bigint[], ${img.url}::text[], ${img.file}::text[], ${img.width}::int[], ${img.height}::int[],
+                        ${img.variants}::text[], ${img.alt}::text[], ${img.main}::bool[]) as x(pr, u, f, w, h, v, a, m)
+          returning id, image, variants`.execute(trx);
+        for (const r of rows.rows) {
+          if (r.image && !avifVia.has(r.image) && !r.variants.some((v) => v.format === 'avif')) avifVia.set(r.image, { kind: 'product', id: r.id });
+        }
       }
       if (rev.product.length) {
         await sql`insert into reviews (product_id, user_id, rating, review_text, created_at, updated_at)
@@ -212,5 +299,21 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
 
   // PGlite has no autovacuum; fresh statistics keep the planner on the indexes after bulk loads.
   for (const table of ['users', 'categories', 'products', 'product_images', 'reviews']) await database.exec(`vacuum analyze ${table}`);
+
+  if (pool && media?.jobs) {
+    // Pictures no product shows (a kind this run did not pick) may still be a category's.
+    for (const c of await db.selectFrom('categories').select(['id', 'image', 'image_variants']).where('image', 'like', 'demo/%').execute()) {
+      if (c.image && !avifVia.has(c.image) && !c.image_variants.some((v) => v.format === 'avif')) avifVia.set(c.image, { kind: 'category', id: c.id });
+    }
+    const jobs = media.jobs;
+    let queued = 0;
+    for (const target of avifVia.values()) {
+      await jobs.add('make_image_variants', target).then(
+        () => queued++,
+        (err: unknown) => media.log?.error({ err, ...target }, 'could not enqueue AVIF variants for a demo image'),
+      );
+    }
+    media.log?.info({ jobs: queued }, 'AVIF variants of the demo images queued');
+  }
   return result;
 }
