@@ -17,11 +17,11 @@
 // checks the seed's claims line by line. Progress goes to stderr.
 //
 //   npm run bench -- [--products 1000 | --sizes 1000,100000] [--duration 10] [--connections 32]
-//                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|costs|media]
+//                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|costs|als|media]
 //                    [--cost-rounds 5] [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -47,7 +47,7 @@ const { values: opts } = parseArgs({
     /** Requests per second per connection in the think-time run. */
     'think-rate': { type: 'string', default: '4' },
     backend: { type: 'string', default: 'both' },
-    /** `catalog` (the scenarios, limits and monitoring), `costs` (limits and monitoring) or `media` (image processing) alone; all by default. */
+    /** `catalog` (the scenarios, limits, monitoring, AsyncLocalStorage), `costs` (limits, monitoring, AsyncLocalStorage), `als` (AsyncLocalStorage) or `media` (image processing) alone; all by default. */
     only: { type: 'string', default: '' },
     /** Fresh processes for each on/off cost (rate limits, monitoring); 4 pairs of slices each. */
     'cost-rounds': { type: 'string', default: '5' },
@@ -70,6 +70,10 @@ const EDIT_PAUSE_MS = 100;
 const STAFF = { STAFF_EMAIL: 'bench-staff@example.com', STAFF_PASSWORD: 'bench-Staff-pass-8271' };
 
 const say = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+/** The Node that ran this report (every server it starts is a child on the same binary) and how busy the machine was: figures from a shared machine are comparable only side by side. */
+const loadAverage = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const NODE = `Node ${process.version} (${process.execPath}), ${availableParallelism()} cores, load average ${loadAverage()} at start`;
+say(NODE);
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -405,7 +409,7 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
     const seedStarted = performance.now();
     await run([...CLI, 'seed', '--products', String(products)], env);
     const seedSeconds = (performance.now() - seedStarted) / 1000;
-    if (opts.only === 'costs') return { products, seedSeconds, lines: [], writes: [], claims: await costClaims(backend, { ...env, CACHE_ENABLED: 'true' }), kinds: {} as SizeReport['kinds'] };
+    if (opts.only === 'costs' || opts.only === 'als') return { products, seedSeconds, lines: [], writes: [], claims: await costClaims(backend, { ...env, CACHE_ENABLED: 'true' }), kinds: {} as SizeReport['kinds'] };
     const offEnv = { ...env, CACHE_ENABLED: 'false' };
     const onEnv = { ...env, CACHE_ENABLED: 'true' };
 
@@ -501,14 +505,25 @@ async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
 async function costClaims(backend: string, cached: NodeJS.ProcessEnv): Promise<string[]> {
   const check = (ok: boolean) => (ok ? 'met' : '**not met**');
   const paired = { slice: DURATION / 5, connections: CONNECTIONS, rounds: Number(opts['cost-rounds']), pairsPerRound: 4, say };
-  const limits = await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`, paired);
-  const limitsRatio = limits.ratio;
+  const alsOnly = opts.only === 'als';
+  const limits = alsOnly ? undefined : await pairedCost(cached, GENEROUS_LIMITS, { RATE_LIMIT_ENABLED: 'false' }, `${backend}, rate limits`, paired);
   // The load generator is allow-listed on both, so only the monitoring differs.
-  const monitoring = await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`, paired);
+  const monitoring = alsOnly ? undefined : await pairedCost(cached, {}, { REQUEST_MONITORING: 'false' }, `${backend}, request monitoring`, paired);
   const how = (c: PairedCost) => `median of ${c.pairs} paired slices, both shops in one process, from ${paired.rounds} fresh processes`;
+  // AsyncLocalStorage (the tally in src/infra/monitoring/tally.ts was built without it): paired in
+  // one process only where it costs the requests that use it, i.e. Node 24's AsyncContextFrame.
+  const frame = Number(process.versions.node.split('.')[0]) >= 24 && !process.execArgv.concat(process.env.NODE_OPTIONS?.split(/\s+/) ?? []).includes('--no-async-context-frame');
+  const als = frame ? await pairedCost(cached, { PAIRED_ALS: 'true' }, { PAIRED_ALS: 'false' }, `${backend}, AsyncLocalStorage`, paired) : undefined;
   return [
-    `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; ${how(limits)}: ${((1 - limitsRatio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limitsRatio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
-    `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; ${how(monitoring)}: ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
+    als
+      ? `**${backend}** — AsyncLocalStorage on ${process.version} (AsyncContextFrame): every request run inside its own context and read back in onSend, against the same hook without it: ${Math.round(als.on.rps)} req/s with, ${Math.round(als.off.rps)} without; ${how(als)}: ${Math.abs((1 - als.ratio) * 100).toFixed(1)}% ${als.ratio <= 1 ? 'slower' : 'faster'} with it (Node 20's promise hooks: 4–6% slower); server CPU per request ${Math.round(als.cpuOn)} µs with, ${Math.round(als.cpuOff)} µs without`
+      : `**${backend}** — AsyncLocalStorage: not paired on ${process.version} (without AsyncContextFrame its promise hooks are process-wide, so both shops of one process would pay); run the bench on Node 24`,
+    ...(limits && monitoring
+      ? [
+          `**${backend}** — rate limiting on the cached product list: ${Math.round(limits.on.rps)} req/s with limits on, ${Math.round(limits.off.rps)} with them off; ${how(limits)}: ${((1 - limits.ratio) * 100).toFixed(1)}% slower (ours: < 10%): ${check(limits.ratio > 0.9)}; server CPU per request ${Math.round(limits.cpuOn)} µs on, ${Math.round(limits.cpuOff)} µs off`,
+          `**${backend}** — request monitoring (X-Response-Time, request patterns, per-request SQL and cache tally): ${Math.round(monitoring.on.rps)} req/s on, ${Math.round(monitoring.off.rps)} off; ${how(monitoring)}: ${((1 - monitoring.ratio) * 100).toFixed(1)}% slower (ours: < 5%): ${check(monitoring.ratio > 0.95)}; server CPU per request ${Math.round(monitoring.cpuOn)} µs on, ${Math.round(monitoring.cpuOff)} µs off`,
+        ]
+      : []),
   ];
 }
 
@@ -536,7 +551,7 @@ for (const b of backends) {
 const all = bySize.flatMap((b) => b.reports);
 const lines = all.flatMap((r) => r.lines);
 const claims = all.flatMap((r) => r.claims);
-const media = opts.only === 'catalog' || opts.only === 'costs' ? undefined : await mediaBench(say);
+const media = opts.only === 'catalog' || opts.only === 'costs' || opts.only === 'als' ? undefined : await mediaBench(say);
 if (media) claims.push(...media.claims);
 const when = new Date().toISOString();
 mkdirSync('bench/results', { recursive: true });
@@ -547,7 +562,7 @@ if (lines.length) {
 }
 const sizeHeader = SIZES.map((n) => `${n} products: req/s | CPU ms / req`).join(' | ');
 const report = [
-  `Node ${process.version}, ${when}`,
+  `${NODE}, ${loadAverage()} at the end; ${when}`,
   '',
   ...(lines.length
     ? [
