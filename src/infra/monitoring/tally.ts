@@ -1,6 +1,9 @@
 // The per-request tally of SQL statements and cache lookups that the slow-request log reports,
-// kept without AsyncLocalStorage: on Node 20 it hooks every promise in the process, which was
-// measured at 4-6% of a cached answer's throughput. Instead the request's context (ctxOf) hands
+// kept without AsyncLocalStorage: on Node 20 (and 22 without a flag) it hooks every promise in
+// the process, which was measured at 4-6% of a cached answer's throughput. Node 24's
+// AsyncContextFrame costs only the requests that use it (`npm run bench -- --only als`: within
+// the noise of a loaded machine, server CPU per cached answer +3%, 2026-12-07), but 20 and 22 are
+// still supported, so the design stays. Instead the request's context (ctxOf) hands
 // services a database whose Kysely counts through a plugin and cache stores that count their
 // lookups, made only for requests that reach a handler; a cached answer pays nothing.
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
