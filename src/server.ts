@@ -8,7 +8,7 @@ import { buildApp } from './app.ts';
 import type { Config } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { migrate, pendingMigrations } from './db/migrate.ts';
-import { seedCatalog } from './db/seed.ts';
+import { addDemoImages, seedCatalog } from './db/seed.ts';
 import { CacheWarmer } from './infra/cache/warming.ts';
 import { runJobs, type RunningJobs } from './infra/jobs/runtime.ts';
 import { createStaff } from './modules/accounts/accounts.service.ts';
@@ -33,20 +33,21 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   app.addHook('onClose', async () => database.close());
   const log = app.log;
 
+  let seeded = false;
   if (embedded) {
     const applied = await migrate(database);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const { n } = await database.db.selectFrom('products').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     if (Number(n) === 0 && config.demoProducts > 0) {
       log.info({ products: config.demoProducts }, 'empty catalog: seeding the demo catalog');
+      // Products now; their pictures (made here, stored like uploads) once the server answers.
       const result = await seedCatalog(database, {
         products: config.demoProducts,
-        // Pictures made here and stored like uploads; AVIF follows in the jobs once listening.
-        media: mediaDeps(app),
-        onImages: (done, total) => (done === total || done % 20 === 0 ? log.info({ done, total }, 'making demo images') : undefined),
+        imagesLater: true,
         onProgress: (done, total) => log.info({ done, total }, 'seeding demo catalog'),
       });
       log.info(result, 'demo catalog seeded');
+      seeded = true;
     }
   } else {
     const pending = await pendingMigrations(database);
@@ -66,11 +67,27 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
   // Jobs in the database run inside the server (embedded mode); BullMQ jobs only with JOBS_IN_PROCESS.
   let jobs: RunningJobs | undefined;
   app.addHook('preClose', async () => jobs?.stop());
+  const stopImages = new AbortController();
+  let demoImages: Promise<void> | undefined;
+  app.addHook('preClose', async () => {
+    stopImages.abort();
+    await demoImages;
+  });
   await app.listen({ port: config.port, host: config.host });
   warmer?.start();
   if (app.jobs.kind === 'database' || config.jobs.inProcess) {
     jobs = await runJobs(app, { scheduler: true });
     log.info({ queue: app.jobs.kind }, 'jobs: workers and scheduler running in this process');
+  }
+  if (seeded) {
+    // Products show no image until theirs is stored, never a missing one; AVIF follows in jobs.
+    demoImages = addDemoImages(database, { ...mediaDeps(app), events: app.events }, {
+      signal: stopImages.signal,
+      onImages: (done, total) => (done === total || done % 20 === 0 ? log.info({ done, total }, 'making demo images') : undefined),
+    }).then(
+      (r) => log.info(r, 'demo images added'),
+      (err: unknown) => log.error({ err }, 'demo images failed: the demo products stay without images'),
+    );
   }
   // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters,
   // CPU time and memory (maxRSS is the process's peak, in KiB).

@@ -101,12 +101,13 @@ export async function demoPng(p: DemoPicture): Promise<Buffer> {
 /**
  * Makes and stores the pictures (each once: the same picture gives the same bytes and keys, so
  * a second seed writes the same files again). Two at a time: sharp's render slots bound it anyway.
+ * An aborted `signal` stops it between pictures (the map then holds fewer).
  */
-export async function makeDemoImages(media: DemoMedia, pictures: readonly DemoPicture[], onProgress?: (done: number, total: number) => void): Promise<Map<string, SharedImage>> {
+export async function makeDemoImages(media: DemoMedia, pictures: readonly DemoPicture[], onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<Map<string, SharedImage>> {
   const out = new Map<string, SharedImage>();
   let next = 0;
   const worker = async () => {
-    while (next < pictures.length) {
+    while (next < pictures.length && !signal?.aborted) {
       const p = pictures[next++]!;
       const name = pictureName(p);
       out.set(name, await storeSharedImage(media, `${SHARED_PREFIX}${name}`, await demoPng(p)));

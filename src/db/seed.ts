@@ -11,9 +11,11 @@
 // tiny inline SVG: nothing to fetch either way.
 import type { Logger } from 'pino';
 import { sql } from 'kysely';
-import type { Database } from './database.ts';
+import type { Database, Db } from './database.ts';
 import type { JobQueue } from '../infra/jobs/queue.ts';
+import type { EventBus } from '../infra/events.ts';
 import type { SharedImage } from '../modules/media/media.service.ts';
+import { SHARED_PREFIX } from '../infra/media/storage.ts';
 import { inlinePicture, makeDemoImages, pictureName, type DemoMedia, type DemoPicture } from './demo-images.ts';
 
 export interface SeedOptions {
@@ -23,9 +25,14 @@ export interface SeedOptions {
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
   /** Where the pictures go; `jobs` gets one AVIF job per picture that has no AVIF yet. */
-  media?: DemoMedia & { jobs?: JobQueue; log?: Pick<Logger, 'info' | 'error'> };
+  media?: DemoMedia & { jobs?: JobQueue; log?: Pick<Logger, 'info' | 'error'>; events?: Pick<EventBus, 'emit'> };
   /** Pictures made so far (they are made while the first rows go in). */
   onImages?: (done: number, total: number) => void;
+  /**
+   * Products first, images after: the seed returns without making pictures and
+   * `addDemoImages` gives the new products theirs (a first start answers before they are made).
+   */
+  imagesLater?: boolean;
 }
 
 export interface SeedResult {
@@ -114,9 +121,9 @@ const VIEWS = ['main', 'detail', 'top'] as const;
  * The pool, stored; variants other rows already have for the same files (AVIF from an earlier
  * seed's jobs) are taken over, so a second seed does not make them again.
  */
-async function storedPool(database: Database, media: NonNullable<SeedOptions['media']>, onImages: SeedOptions['onImages']): Promise<Map<string, SharedImage>> {
+async function storedPool(database: Database, media: NonNullable<SeedOptions['media']>, onImages: SeedOptions['onImages'], signal?: AbortSignal): Promise<Map<string, SharedImage>> {
   const started = performance.now();
-  const pool = await makeDemoImages(media, demoPictures(), onImages);
+  const pool = await makeDemoImages(media, demoPictures(), onImages, signal);
   const keys = [...pool.values()].map((p) => p.key);
   const known = await sql<{ image: string; variants: SharedImage['variants'] }>`
     select distinct on (image) image, variants from product_images
@@ -136,10 +143,11 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   const total = options.products;
   const batchSize = options.batchSize ?? 2000;
   const rnd = prng(options.seed ?? 42);
-  const media = options.media;
+  const media = options.imagesLater ? undefined : options.media;
   // Made while the categories and reviewers go in (sharp works off the main thread).
   const pooled = media ? storedPool(database, media, options.onImages) : undefined;
   pooled?.catch(() => undefined);
+  const images = options.imagesLater ? undefined : new DemoImageRows(await pooled);
 
   await db
     .insertInto('categories')
@@ -161,21 +169,7 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   }
   const reviewerIds = (await db.selectFrom('users').select('id').where('email', 'like', 'reviewer%@example.com').orderBy('id').execute()).map((r) => r.id);
 
-  const pool = await pooled;
-  // A category without an image of its own shows its first kind's picture.
-  if (pool) {
-    for (const c of CATEGORIES) {
-      const p = pool.get(pictureName({ category: c.name, kind: c.nouns[0]!, view: 'main' }))!;
-      await db
-        .updateTable('categories')
-        .set({ image: p.key, image_width: p.width, image_height: p.height, image_variants: JSON.stringify(p.variants), updated_at: sql`now()` })
-        .where('name', '=', c.name)
-        .where('image', 'is', null)
-        .execute();
-    }
-  }
-  /** A row showing each pooled picture that still lacks AVIF: its job gives them all AVIF. */
-  const avifVia = new Map<string, { kind: 'product' | 'category'; id: number }>();
+  if (images?.pool) await showOnCategories(db, images.pool);
 
   const { max } = await db.selectFrom('products').select(sql<number>`coalesce(max(id), 0)::int`.as('max')).executeTakeFirstOrThrow();
   const skuBase = max + 1;
@@ -234,29 +228,14 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
         on conflict (sku) do nothing
         returning id, sku, created_at`.execute(trx);
 
-      const img = {
-        product: [] as number[], url: [] as (string | null)[], file: [] as (string | null)[], width: [] as (number | null)[], height: [] as (number | null)[],
-        variants: [] as string[], alt: [] as string[], main: [] as boolean[],
-      };
+      const img: DemoImageRow[] = [];
       const specBySku = new Map(p.sku.map((sku, i) => [sku, specs[i]!]));
       const rev = { product: [] as number[], user: [] as number[], rating: [] as number[], text: [] as string[], created: [] as string[] };
       const nameBySku = new Map(p.sku.map((sku, i) => [sku, p.name[i]!]));
       for (const row of inserted.rows) {
         const name = nameBySku.get(row.sku) ?? row.sku;
         const spec = specBySku.get(row.sku)!;
-        const images = rnd.int(1, 3);
-        for (let k = 0; k < images; k++) {
-          const picture: DemoPicture = { category: spec.category, kind: k === 0 ? spec.kind : '', view: VIEWS[k]! };
-          const stored = pool?.get(pictureName(picture));
-          img.product.push(row.id);
-          img.url.push(stored ? null : inlinePicture(picture));
-          img.file.push(stored?.key ?? null);
-          img.width.push(stored?.width ?? null);
-          img.height.push(stored?.height ?? null);
-          img.variants.push(JSON.stringify(stored?.variants ?? []));
-          img.alt.push(k === 0 ? name : `${name}, ${k === 1 ? 'layer detail' : 'top view'}`);
-          img.main.push(k === 0);
-        }
+        img.push({ id: row.id, name, ...spec, count: rnd.int(1, 3) });
         // Most products have a few reviews, some none, a few many.
         const r = rnd.next();
         const count = r < 0.3 ? 0 : r < 0.9 ? rnd.int(1, 4) : rnd.int(5, 12);
@@ -275,23 +254,12 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
           rev.created.push(new Date(Math.min(now, created + Math.floor(rnd.next() * 60 * 86_400_000))).toISOString());
         }
       }
-      if (img.product.length) {
-        const rows = await sql<{ id: number; image: string | null; variants: { format: string }[] }>`
-          insert into product_images (product_id, image_url, image, width, height, variants, alt_text, is_main)
-          select pr, u, f, w, h, v::jsonb, a, m
-            from unnest(${img.product}::bigint[], ${img.url}::text[], ${img.file}::text[], ${img.width}::int[], ${img.height}::int[],
-                        ${img.variants}::text[], ${img.alt}::text[], ${img.main}::bool[]) as x(pr, u, f, w, h, v, a, m)
-          returning id, image, variants`.execute(trx);
-        for (const r of rows.rows) {
-          if (r.image && !avifVia.has(r.image) && !r.variants.some((v) => v.format === 'avif')) avifVia.set(r.image, { kind: 'product', id: r.id });
-        }
-      }
+      if (images) await images.insert(trx, img);
       if (rev.product.length) {
         await sql`insert into reviews (product_id, user_id, rating, review_text, created_at, updated_at)
           select pr, u, r, t, c, c from unnest(${rev.product}::bigint[], ${rev.user}::bigint[], ${rev.rating}::smallint[], ${rev.text}::text[], ${rev.created}::timestamptz[]) as x(pr, u, r, t, c)`.execute(trx);
       }
       result.products += inserted.rows.length;
-      result.images += img.product.length;
       result.reviews += rev.product.length;
     });
     options.onProgress?.(start + n, total);
@@ -300,20 +268,145 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   // PGlite has no autovacuum; fresh statistics keep the planner on the indexes after bulk loads.
   for (const table of ['users', 'categories', 'products', 'product_images', 'reviews']) await database.exec(`vacuum analyze ${table}`);
 
-  if (pool && media?.jobs) {
-    // Pictures no product shows (a kind this run did not pick) may still be a category's.
-    for (const c of await db.selectFrom('categories').select(['id', 'image', 'image_variants']).where('image', 'like', 'demo/%').execute()) {
-      if (c.image && !avifVia.has(c.image) && !c.image_variants.some((v) => v.format === 'avif')) avifVia.set(c.image, { kind: 'category', id: c.id });
+  result.images = images?.rows ?? 0;
+  if (images?.pool && media?.jobs) await images.queueAvif(db, media);
+  return result;
+}
+
+interface DemoImageRow {
+  /** The product. */
+  id: number;
+  name: string;
+  category: string;
+  kind: string;
+  /** Images: the main one, then a close-up, then a top view. */
+  count: number;
+}
+
+/** Writes products' image rows: pictures of the pool, or inline SVGs without one. */
+class DemoImageRows {
+  /** A row showing each pooled picture that still lacks AVIF: its job gives them all AVIF. */
+  private readonly avifVia = new Map<string, { kind: 'product' | 'category'; id: number }>();
+  /** Image rows written so far. */
+  rows = 0;
+
+  constructor(readonly pool: Map<string, SharedImage> | undefined) {}
+
+  /** Inserts the rows; returns each product's main image. */
+  async insert(trx: Db, products: readonly DemoImageRow[]): Promise<{ id: number; product_id: number }[]> {
+    const img = {
+      product: [] as number[], url: [] as (string | null)[], file: [] as (string | null)[], width: [] as (number | null)[], height: [] as (number | null)[],
+      variants: [] as string[], alt: [] as string[], main: [] as boolean[],
+    };
+    for (const row of products) {
+      for (let k = 0; k < row.count; k++) {
+        const picture: DemoPicture = { category: row.category, kind: k === 0 ? row.kind : '', view: VIEWS[k]! };
+        const stored = this.pool?.get(pictureName(picture));
+        img.product.push(row.id);
+        img.url.push(stored ? null : inlinePicture(picture));
+        img.file.push(stored?.key ?? null);
+        img.width.push(stored?.width ?? null);
+        img.height.push(stored?.height ?? null);
+        img.variants.push(JSON.stringify(stored?.variants ?? []));
+        img.alt.push(k === 0 ? row.name : `${row.name}, ${k === 1 ? 'layer detail' : 'top view'}`);
+        img.main.push(k === 0);
+      }
     }
-    const jobs = media.jobs;
+    if (!img.product.length) return [];
+    const rows = await sql<{ id: number; product_id: number; is_main: boolean; image: string | null; variants: { format: string }[] }>`
+      insert into product_images (product_id, image_url, image, width, height, variants, alt_text, is_main)
+      select pr, u, f, w, h, v::jsonb, a, m
+        from unnest(${img.product}::bigint[], ${img.url}::text[], ${img.file}::text[], ${img.width}::int[], ${img.height}::int[],
+                    ${img.variants}::text[], ${img.alt}::text[], ${img.main}::bool[]) as x(pr, u, f, w, h, v, a, m)
+      returning id, product_id, is_main, image, variants`.execute(trx);
+    for (const r of rows.rows) {
+      if (r.image && !this.avifVia.has(r.image) && !r.variants.some((v) => v.format === 'avif')) this.avifVia.set(r.image, { kind: 'product', id: r.id });
+    }
+    this.rows += rows.rows.length;
+    return rows.rows.filter((r) => r.is_main).map((r) => ({ id: r.id, product_id: r.product_id }));
+  }
+
+  /** One AVIF job per picture still without AVIF, on any one row that shows it. */
+  async queueAvif(db: Db, media: NonNullable<SeedOptions['media']>): Promise<void> {
+    if (!media.jobs) return;
+    // Pictures no product shows (a kind this run did not pick) may still be a category's.
+    for (const c of await db.selectFrom('categories').select(['id', 'image', 'image_variants']).where('image', 'like', `${SHARED_PREFIX}%`).execute()) {
+      if (c.image && !this.avifVia.has(c.image) && !c.image_variants.some((v) => v.format === 'avif')) this.avifVia.set(c.image, { kind: 'category', id: c.id });
+    }
     let queued = 0;
-    for (const target of avifVia.values()) {
-      await jobs.add('make_image_variants', target).then(
+    for (const target of this.avifVia.values()) {
+      await media.jobs.add('make_image_variants', target).then(
         () => queued++,
         (err: unknown) => media.log?.error({ err, ...target }, 'could not enqueue AVIF variants for a demo image'),
       );
     }
     media.log?.info({ jobs: queued }, 'AVIF variants of the demo images queued');
   }
-  return result;
+}
+
+/** A category without an image of its own shows its first kind's picture. */
+async function showOnCategories(db: Db, pool: Map<string, SharedImage>): Promise<void> {
+  for (const c of CATEGORIES) {
+    const p = pool.get(pictureName({ category: c.name, kind: c.nouns[0]!, view: 'main' }))!;
+    await db
+      .updateTable('categories')
+      .set({ image: p.key, image_width: p.width, image_height: p.height, image_variants: JSON.stringify(p.variants), updated_at: sql`now()` })
+      .where('name', '=', c.name)
+      .where('image', 'is', null)
+      .execute();
+  }
+}
+
+/** A whole number from the SKU: how many images a product gets when they are added later. */
+function imageCount(sku: string): number {
+  let h = 0;
+  for (let i = 0; i < sku.length; i++) h = (h * 31 + sku.charCodeAt(i)) >>> 0;
+  return 1 + (h % 3);
+}
+
+/**
+ * After `seedCatalog(..., { imagesLater: true })`: makes the pool and gives every generated
+ * product (SKU `PP-…`) that has no image its images, in batches, then queues AVIF. Stops between
+ * batches when `signal` is aborted (the server is shutting down): the products left keep no
+ * image, never a missing one.
+ */
+export async function addDemoImages(
+  database: Database,
+  media: NonNullable<SeedOptions['media']>,
+  o: { signal?: AbortSignal; onImages?: SeedOptions['onImages']; batchSize?: number } = {},
+): Promise<{ products: number; images: number }> {
+  const { db } = database;
+  const pool = await storedPool(database, media, o.onImages, o.signal);
+  if (o.signal?.aborted) return { products: 0, images: 0 };
+  const images = new DemoImageRows(pool);
+  await showOnCategories(db, pool);
+  for (const c of await db.selectFrom('categories').select('id').where('name', 'in', CATEGORIES.map((c) => c.name)).execute()) {
+    await media.events?.emit('category.updated', { id: c.id, fields: ['image'] });
+  }
+  const specs = new Map(CATEGORIES.map((c) => [c.name, c]));
+  const done = { products: 0, images: 0 };
+  let after = 0;
+  for (;;) {
+    if (o.signal?.aborted) return done;
+    const batch = await sql<{ id: number; sku: string; name: string; category: string }>`
+      select p.id, p.sku, p.name, c.name as category from products p join categories c on c.id = p.category_id
+       where p.id > ${after} and p.sku like 'PP-%' and not exists (select 1 from product_images i where i.product_id = p.id)
+       order by p.id limit ${o.batchSize ?? 2000}`.execute(db);
+    if (!batch.rows.length) break;
+    after = batch.rows.at(-1)!.id;
+    const rows = batch.rows.flatMap((r) => {
+      const spec = specs.get(r.category);
+      if (!spec) return [];
+      const kind = spec.nouns.find((n) => r.name.endsWith(` ${n}`)) ?? spec.nouns[0]!;
+      return [{ id: r.id, name: r.name, category: r.category, kind, count: imageCount(r.sku) }];
+    });
+    const before = images.rows;
+    const mains = await db.transaction().execute((trx) => images.insert(trx, rows));
+    // After commit: the lists and each product's page drop what they cached without images.
+    for (const m of mains) await media.events?.emit('image.created', { productId: m.product_id, id: m.id });
+    done.images += images.rows - before;
+    done.products += rows.length;
+  }
+  await images.queueAvif(db, media);
+  return done;
 }
