@@ -147,7 +147,6 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   // Made while the categories and reviewers go in (sharp works off the main thread).
   const pooled = media ? storedPool(database, media, options.onImages) : undefined;
   pooled?.catch(() => undefined);
-  const images = options.imagesLater ? undefined : new DemoImageRows(await pooled);
 
   await db
     .insertInto('categories')
@@ -169,6 +168,7 @@ export async function seedCatalog(database: Database, options: SeedOptions): Pro
   }
   const reviewerIds = (await db.selectFrom('users').select('id').where('email', 'like', 'reviewer%@example.com').orderBy('id').execute()).map((r) => r.id);
 
+  const images = options.imagesLater ? undefined : new DemoImageRows(await pooled);
   if (images?.pool) await showOnCategories(db, images.pool);
 
   const { max } = await db.selectFrom('products').select(sql<number>`coalesce(max(id), 0)::int`.as('max')).executeTakeFirstOrThrow();
