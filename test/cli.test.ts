@@ -41,7 +41,9 @@ test('a bad configuration stops the command with every bad variable named', asyn
 
 test('migrate applies once; serve refuses a production database with pending migrations', async () => {
   const schema = uniqueSchema();
-  const env = postgresEnv(schema, { PORT: '8999', HOST: '127.0.0.1' });
+  // Its own data folder: the seed stores the demo's pictures there (media), never in the checkout's ./data.
+  const dataDir = mkdtempSync(join(tmpdir(), 'pasargad-cli-data-'));
+  const env = postgresEnv(schema, { PORT: '8999', HOST: '127.0.0.1', DATA_DIR: dataDir });
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {
@@ -110,6 +112,7 @@ test('migrate applies once; serve refuses a production database with pending mig
   } finally {
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.end();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
 
