@@ -1,6 +1,6 @@
 // The `pasargad` command as an operator runs it: exit codes, messages, and what it leaves behind.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +143,7 @@ test('worker and scheduler: jobs in PostgreSQL run in their own process, which s
 
   const schema = uniqueSchema();
   const env = postgresEnv(schema, { LOG_LEVEL: 'info' });
+  let worker: ChildProcess | undefined;
   assert.equal((await cli(['migrate'], env)).code, 0);
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
@@ -156,21 +157,24 @@ test('worker and scheduler: jobs in PostgreSQL run in their own process, which s
     assert.match(queued.out, /enqueued trim_jobs on queue default/);
     assert.notEqual((await cli(['jobs', 'run', 'rm_rf'], env)).code, 0);
 
-    const worker = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker', '-Q', 'default', '--concurrency', '2'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
+    const w = (worker = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker', '-Q', 'default', '--concurrency', '2'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } }));
     let log = '';
-    worker.stdout.on('data', (b) => (log += b));
+    w.stdout.on('data', (b) => (log += b));
     const status = async () => (await client.query(`select status from ${schema}.jobs where name = 'trim_jobs'`)).rows[0]?.status;
-    const end = Date.now() + 30_000;
+    // A worker starts in a few seconds; on a loaded CI host (two suites' processes) it took over 30.
+    const end = Date.now() + 90_000;
     while ((await status()) !== 'completed') {
-      assert.ok(Date.now() < end, `the worker ran the job: ${log}`);
+      assert.ok(Date.now() < end, `the worker ran the job within 90 s: ${log}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const exited = new Promise<number | null>((resolve) => worker.on('exit', resolve));
-    worker.kill('SIGTERM');
+    const exited = new Promise<number | null>((resolve) => w.on('exit', resolve));
+    w.kill('SIGTERM');
     assert.equal(await within('the worker to exit after SIGTERM', exited, 30_000), 0);
     assert.match(log, /worker started/);
     assert.match(log, /worker: stopping/);
   } finally {
+    // A failed test must not leave its worker running (it kept the file alive to the runner's timeout).
+    if (worker && worker.exitCode === null) worker.kill('SIGKILL');
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.end();
   }
