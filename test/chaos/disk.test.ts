@@ -586,7 +586,9 @@ test('data disk read-only at start: the server refuses promptly with a clear mes
   await stopProc(api);
   const checks: Check[] = [
     { name: 'a purchase before', ok: before.paid, detail: JSON.stringify(before) },
-    { name: 'start on the read-only disk refused within 20 s, saying so', ok: refused.ok && refusedMs < 20_000 && /could not open the embedded database .*: its disk is read-only/.test(refused.text), detail: `${refusedMs} ms: ${refused.text.slice(0, 600)}` },
+    // 45 s: the process's own start (Node, tsx) is most of it, and took 28 s on a loaded CI host; a
+    // server that waited on the disk instead would run into the harness's 60 s start bound.
+    { name: 'start on the read-only disk refused within 45 s, saying so', ok: refused.ok && refusedMs < 45_000 && /could not open the embedded database .*: its disk is read-only/.test(refused.text), detail: `${refusedMs} ms: ${refused.text.slice(0, 600)}` },
     { name: 'started again once writable, and sells', ok: after.paid, detail: JSON.stringify(after) },
   ];
   await withDatabase(env, async (d) => {
