@@ -419,6 +419,20 @@ function tree(dir: string): { files: string[]; dirs: string[] } {
   };
 }
 
+/**
+ * The tree once no write is in flight: the AVIF job of an earlier upload may be writing its
+ * variant (a `.part` beside it) at the instant of a snapshot; it finishes or removes it within
+ * moments. A `.part` still there after 5 s is left in, so the comparison shows it.
+ */
+async function settledTree(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+  const until = Date.now() + 5_000;
+  for (;;) {
+    const now = tree(dir);
+    if (!now.files.some((f) => f.endsWith('.part')) || Date.now() > until) return now;
+    await sleep(50);
+  }
+}
+
 interface ImageRow {
   id: number;
   image: string | null;
@@ -459,10 +473,10 @@ test('media disk full, then read-only: uploads refused in the contract shape wit
   ] as const) {
     await make();
     const rowsBefore = await images();
-    const filesBefore = tree(media.dir);
+    const filesBefore = await settledTree(media.dir);
     const refusedUpload = await upload(`on the ${fault} disk`);
     const rowsAfter = await images();
-    const filesAfter = tree(media.dir);
+    const filesAfter = await settledTree(media.dir);
     await unmake();
     const again = await upload(`after the ${fault} disk`);
     checks.push(
