@@ -49,6 +49,36 @@ function contract(kind: string, open: () => Promise<{ cache: Cache<unknown>; don
       assert.equal(runs, 1);
     });
 
+    test('tags a value names once made (shows): stored under them, dropped by them; a load that raced a write to one is answered, not stored', async () => {
+      const showsIds = (v: unknown) => (v as number[]).map((id) => `card:${id}`);
+      const load = (ids: number[]) => cache.getOrSet('page:1', async () => ids, { ttl: 60, tags: ['lists'], shows: showsIds });
+      assert.deepEqual(await load([1, 2]), [1, 2]);
+      // With Redis a tag this instance never saw is asked once, then trusted on the next load.
+      if ((await cache.get('page:1')) === undefined) assert.deepEqual(await load([1, 2]), [1, 2]);
+      assert.deepEqual(await cache.get('page:1'), [1, 2], 'stored');
+      await cache.invalidateTags(['card:3']);
+      assert.deepEqual(await cache.get('page:1'), [1, 2], 'a product it does not show leaves it');
+      await cache.invalidateTags(['card:2']);
+      assert.equal(await cache.get('page:1'), undefined, 'a product it shows drops it');
+
+      // The write lands after the loader read its rows and before the value is stored.
+      let runs = 0;
+      const raced = await cache.getOrSet(
+        'page:2',
+        async () => {
+          runs++;
+          await cache.invalidateTags(['card:7']);
+          return [7];
+        },
+        { ttl: 60, shows: showsIds },
+      );
+      assert.deepEqual(raced, [7], 'the caller still gets its answer');
+      assert.equal(await cache.get('page:2'), undefined, 'but it is not stored: it may predate the write');
+      await cache.getOrSet('page:2', async () => (runs++, [7]), { ttl: 60, shows: showsIds });
+      if ((await cache.get('page:2')) === undefined) await cache.getOrSet('page:2', async () => (runs++, [7]), { ttl: 60, shows: showsIds });
+      assert.deepEqual(await cache.get('page:2'), [7], 'the next load is stored');
+    });
+
     test('a tag drops exactly the entries made under it', async () => {
       await cache.set('p:1', 'one', { ttl: 60, tags: ['product:1', 'products'] });
       await cache.set('p:2', 'two', { ttl: 60, tags: ['product:2', 'products'] });
@@ -167,6 +197,28 @@ describe('several instances sharing Redis', () => {
     assert.equal(await b.get('shared:1'), undefined);
   });
 
+  test('a tag one instance names as it stores a value is dropped by the other’s write, also when the write raced the load', async () => {
+    const shows = (v: unknown) => [`card:${v as number}`];
+    // a knows card:41 (it loaded once); b writes it while a's next load of another page runs.
+    await a.getOrSet('pg:41', async () => 41, { ttl: 60, shows });
+    await a.getOrSet('pg:41', async () => 41, { ttl: 60, shows });
+    assert.equal(await b.get('pg:41'), 41, 'stored once a knew the tag, and shared');
+    const heard = within('a to hear b’s invalidation', new Promise<void>((resolve) => a.onInvalidation((_m, own) => (own ? undefined : resolve()))), 10_000);
+    const made = await a.getOrSet(
+      'pg:41b',
+      async () => {
+        await b.invalidateTags(['card:41']);
+        await heard;
+        return 41;
+      },
+      { ttl: 60, shows },
+    );
+    assert.equal(made, 41);
+    assert.equal(await a.get('pg:41b'), undefined, 'not stored: the write came while it was made');
+    assert.equal(await a.get('pg:41'), undefined, 'the older page is dropped on a');
+    assert.equal(await b.get('pg:41'), undefined, 'and on b');
+  });
+
   test('large values are stored compressed', async () => {
     const text = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: `Dragon miniature ${i}`, price: '19.99' })));
     const before = (await a.stats()).rawBytes;
@@ -178,7 +230,7 @@ describe('several instances sharing Redis', () => {
   });
 });
 
-test('on a single Redis server, tag versions are one MGET, tag bumps one pipeline and exact keys one DEL (per-key commands are for a Cluster)', async () => {
+test('on a single Redis server, tag versions are one MGET, tag bumps one transaction and exact keys one DEL (per-key commands are for a Cluster)', async () => {
   const prefix = uniquePrefix();
   const store = remote(prefix);
   // What Redis itself is sent by the connection that names this store's keys (other tests share the server).
@@ -209,7 +261,7 @@ test('on a single Redis server, tag versions are one MGET, tag bumps one pipelin
     await probe.echo(marker);
     await waitFor('MONITOR to report the marker', () => markerSeen, 5_000, 20);
     const seen = sent.filter((c) => ours.has(c.source)).map((c) => c.command);
-    assert.deepEqual(seen, ['mget', 'incr', 'expire', 'incr', 'expire', 'incr', 'expire', 'publish', 'del'], 'the epoch counted in the same pipeline');
+    assert.deepEqual(seen, ['mget', 'multi', 'incr', 'expire', 'incr', 'expire', 'incr', 'expire', 'exec', 'publish', 'del'], 'the epoch counted in the same transaction');
   } finally {
     monitor.disconnect();
     base.disconnect();

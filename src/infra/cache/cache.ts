@@ -99,9 +99,18 @@ export class Cache<T> {
    */
   private epoch: number | undefined;
   private readonly ahead = new Set<number>();
+  /**
+   * For tags an entry learns only once its value is made (`lateVersions`): a count of the
+   * invalidations this instance applied, the count at which each tag was last moved, and the
+   * count before which nothing is known (the map was emptied, or every copy forgotten).
+   */
+  private applied = 0;
+  private readonly movedAt = new Map<string, number>();
+  private movedFloor = 0;
   private syncTimer: NodeJS.Timeout | undefined;
   private syncing = false;
   private sending: Promise<void> | undefined;
+  private readied: Promise<void> | undefined;
 
   constructor(private readonly opts: CacheOptions<T>) {
     this.name = opts.name;
@@ -177,9 +186,15 @@ export class Cache<T> {
     }
   }
 
-  /** Resolves when the store can be used (Redis subscribed); at once for memory. */
+  /**
+   * Resolves when the store can be used (Redis subscribed, and its epoch read once, so values that
+   * name tags as they are made can be stored from the first load); at once for memory.
+   */
   ready(): Promise<void> {
-    return this.opts.remote?.ready ?? Promise.resolve();
+    const remote = this.opts.remote;
+    if (!remote) return Promise.resolve();
+    this.readied ??= remote.ready.then(() => this.sync());
+    return this.readied;
   }
 
   get backend(): 'memory' | 'redis' {
@@ -213,9 +228,58 @@ export class Cache<T> {
   private forgetLocal(): void {
     this.local.clear();
     this.versions.clear();
+    this.movedFloor = ++this.applied;
+    this.movedAt.clear();
+  }
+
+  private moved(tag: string): void {
+    // Bounded: past 100,000 tags the record starts again, and loads begun before cannot be stored.
+    if (this.movedAt.size >= 100_000) {
+      this.movedAt.clear();
+      this.movedFloor = this.applied;
+    }
+    this.movedAt.set(tag, this.applied);
+  }
+
+  /** A mark taken before a value is loaded, for `lateVersions`. */
+  mark(): number {
+    return this.applied;
+  }
+
+  /**
+   * The versions to store a value under for tags it learned only as it was made (the products a
+   * list page holds), or undefined if it must not be stored: one of them moved since `since` (a
+   * write raced the load, which may have read the rows before it). With Redis, a tag not known
+   * here is asked of Redis; the version it gives may count a write made after the rows were read
+   * whose message has not reached this instance yet, so it is trusted only if Redis's epoch, read
+   * at the same instant, is the one up to which this instance has heard every bump. Otherwise
+   * (a Cluster, a message on its way) it is remembered and the next load is stored.
+   */
+  async lateVersions(tags: string[], since: number): Promise<number[] | undefined> {
+    if (!this.available || this.movedFloor > since) return undefined;
+    const out: number[] = [];
+    const unknown: number[] = [];
+    for (const [i, t] of tags.entries()) {
+      if ((this.movedAt.get(t) ?? 0) > since) return undefined;
+      const v = this.versions.get(t);
+      if (v === undefined && this.opts.remote) unknown.push(i);
+      out.push(v ?? 0);
+    }
+    if (!unknown.length) return out;
+    const fetched = await this.opts.remote!.tagVersionsAt(unknown.map((i) => tags[i]!));
+    if (!fetched) return undefined;
+    unknown.forEach((i, j) => {
+      out[i] = fetched.versions[j]!;
+      if (!this.versions.has(tags[i]!)) this.versions.set(tags[i]!, out[i]);
+    });
+    // Heard of since the mark, while Redis was asked: a write raced the load after all.
+    if (this.movedFloor > since || tags.some((t) => (this.movedAt.get(t) ?? 0) > since)) return undefined;
+    if (fetched.epoch === undefined || fetched.epoch !== this.epoch) return undefined;
+    return out;
   }
 
   private apply(m: InvalidationMessage, own: boolean): void {
+    this.applied++;
     if ('tags' in m) {
       if (m.epoch !== undefined && this.epoch !== undefined && m.epoch > this.epoch) {
         if (this.ahead.size >= 10_000) this.ahead.clear(); // the next sync makes up for them
@@ -228,6 +292,7 @@ export class Cache<T> {
         // current again: drop every copy this instance holds.
         if (known !== undefined && v < known) this.forgetLocal();
         if (known === undefined || v !== known) this.versions.set(tag, v);
+        this.moved(tag);
       }
     } else if ('keys' in m) {
       for (const k of m.keys) this.local.delete(k);
@@ -352,16 +417,17 @@ export class Cache<T> {
    * Concurrent misses of one key in this process run the loader once. If the cache is out of
    * reach the loader simply runs: no request fails because of the cache.
    */
-  async getOrSet(key: string, loader: () => Promise<T>, o: { ttl: number; tags?: string[] }): Promise<T> {
+  async getOrSet(key: string, loader: () => Promise<T>, o: { ttl: number; tags?: string[]; shows?: (value: T) => string[] }): Promise<T> {
     const hit = await this.get(key);
     if (hit !== undefined) return hit;
     const versions = this.available ? await this.versionsFor(key, o.tags) : undefined;
     const running = this.inflight.get(key);
     // Join a load only if no write happened since it started; a later caller must see the write.
     if (running && versions && running.versions && sameVersions(running.versions, versions)) return running.work;
+    const since = this.mark();
     const work = (async () => {
       const value = await loader();
-      if (versions) await this.set(key, value, { ttl: o.ttl, tags: o.tags, versions });
+      if (versions) await this.setShowing(key, value, { ttl: o.ttl, tags: o.tags, versions }, o.shows?.(value) ?? [], since);
       return value;
     })();
     const entry = { work, versions };
@@ -371,6 +437,17 @@ export class Cache<T> {
     } finally {
       if (this.inflight.get(key) === entry) this.inflight.delete(key);
     }
+  }
+
+  /**
+   * `set` with tags the value named once it was made (`shows`), if none of them moved since the
+   * mark `since` taken before it was loaded (see lateVersions).
+   */
+  async setShowing(key: string, value: T, o: SetOptions & { versions: number[] }, shows: string[], since: number): Promise<void> {
+    const early = this.tagsFor(key, o.tags);
+    const late = [...new Set(shows)].filter((t) => !early.includes(t));
+    const lateVersions = late.length ? await this.lateVersions(late, since) : [];
+    if (lateVersions) await this.set(key, value, { ttl: o.ttl, tags: [...early, ...late], versions: [...o.versions, ...lateVersions] });
   }
 
   /**

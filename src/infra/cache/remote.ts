@@ -160,14 +160,30 @@ export class RemoteStore {
   }
 
   /**
+   * Current versions of tags with the store's epoch, read at one instant (one MGET: a bump is one
+   * transaction), so an instance that has heard every bump up to that epoch knows none of these
+   * versions counts a bump it has not heard of. In a Cluster the counters lie on several nodes and
+   * cannot be read at one instant: the epoch is undefined. Undefined when Redis cannot answer.
+   */
+  async tagVersionsAt(tags: string[]): Promise<{ versions: number[]; epoch: number | undefined } | undefined> {
+    if (isCluster(this.client)) {
+      const versions = await this.tagVersions(tags);
+      return versions && { versions, epoch: undefined };
+    }
+    const values = await this.run((r) => r.mget(...tags.map((t) => `tagv:${t}`), EPOCH_KEY));
+    if (!values) return undefined;
+    return { versions: values.slice(0, -1).map((v) => Number(v ?? 0)), epoch: Number(values.at(-1) ?? 0) };
+  }
+
+  /**
    * Moves tags to new versions, and the store's epoch by one, and tells every instance. Undefined
    * when Redis cannot answer (the bumps may still have been made, late: a busy Redis runs what it
    * was sent after the client gave up; the message then never goes, which Cache.sync makes up for).
    */
   async bumpTags(tags: string[]): Promise<{ tags: Record<string, number>; epoch: number } | undefined> {
     // A counter untouched for two days may go: every entry made under it expired long before.
-    // One pipeline in all, the epoch last; in a Cluster one per counter, as a Cluster pipeline must
-    // stay on one node, and the epoch once the tags are done.
+    // One transaction in all, the epoch last; in a Cluster one per counter, as a Cluster pipeline
+    // must stay on one node, and the epoch once the tags are done.
     const bump = (p: ReturnType<RedisConnection['pipeline']>, key: string) => p.incr(key).expire(key, TAG_VERSION_TTL);
     // A pipeline does not reject when its commands fail (a timeout included): each answer carries
     // its own error. Taken as versions, a timed-out INCR read as version 0, which the writer applied
@@ -182,7 +198,8 @@ export class RemoteStore {
         const versions = await Promise.all(tags.map(async (t) => counts(await bump(r.multi(), `tagv:${t}`).exec())[0]));
         return [...versions, counts(await bump(r.multi(), EPOCH_KEY).exec())[0]];
       }
-      const pipeline = r.pipeline();
+      // MULTI, so no reader sees a tag moved and the epoch not yet (tagVersionsAt relies on it).
+      const pipeline = r.multi();
       for (const t of tags) bump(pipeline, `tagv:${t}`);
       bump(pipeline, EPOCH_KEY);
       return counts(await pipeline.exec());

@@ -40,8 +40,29 @@ declare module 'fastify' {
     cache?: RouteCache;
   }
   interface FastifyRequest {
-    cacheFill?: { key: string; versions: number[] | undefined; tags: string[]; ttl: number; done: (e: CachedResponse | undefined) => void };
+    cacheFill?: CacheFill;
   }
+}
+
+interface CacheFill {
+  key: string;
+  /** Tags known from the request, and their versions read before the route ran. */
+  versions: number[] | undefined;
+  tags: string[];
+  /** Tags the route named as it made the answer (`showsTags`), checked against `since`. */
+  late: string[];
+  since: number;
+  ttl: number;
+  done: (e: CachedResponse | undefined) => void;
+}
+
+/**
+ * Names what the answer being made shows, once the route knows it (the products on a list page,
+ * the dimensions its query depends on): the entry is dropped when any of these tags is
+ * invalidated. A no-op when the answer is not being cached.
+ */
+export function showsTags(request: FastifyRequest, tags: readonly string[]): void {
+  request.cacheFill?.late.push(...tags);
 }
 
 function variants(body: Buffer, threshold: number): Pick<CachedResponse, 'gzip' | 'br'> {
@@ -231,7 +252,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     };
     // However this request ends (an error, the client gone), nobody is left waiting on it.
     reply.raw.once('close', () => finish(undefined));
-    request.cacheFill = { key, tags, ttl: cfg.ttl, versions, done: finish };
+    request.cacheFill = { key, tags, late: [], since: api.mark(), ttl: cfg.ttl, versions, done: finish };
     return false;
   }
 
@@ -247,6 +268,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
     );
   }
 
+
   async function fillEntry(request: FastifyRequest, reply: FastifyReply, payload: unknown, fill: NonNullable<FastifyRequest['cacheFill']>): Promise<unknown> {
     if (reply.statusCode !== 200 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) {
       fill.done(undefined);
@@ -260,7 +282,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
       body,
       ...variants(body, o.compressThreshold),
     };
-    if (fill.versions) await api.set(fill.key, entry, { ttl: fill.ttl, tags: fill.tags, versions: fill.versions });
+    if (fill.versions) await api.setShowing(fill.key, entry, { ttl: fill.ttl, tags: fill.tags, versions: fill.versions }, fill.late, fill.since);
     fill.done(entry);
     headers(reply, entry, 'MISS');
     if (notModified(request.headers['if-none-match'], entry.etag)) {

@@ -5,6 +5,7 @@ import type { Caches } from '../cache/stores.ts';
 import type { Db } from '../../db/database.ts';
 import type { EventBus, EventName, Publish } from '../events.ts';
 import { mediaUrlFor, requestOrigin, type MediaUrl } from './urls.ts';
+import { showsTags } from '../cache/response-cache.ts';
 import { newWork, talliedCaches, talliedDatabase } from '../monitoring/tally.ts';
 
 export interface Ctx {
@@ -14,6 +15,11 @@ export interface Ctx {
   /** Publish domain events here, after commit. */
   readonly events: EventBus;
   readonly caches: Caches;
+  /**
+   * What the answer being made shows (cache tags: the products on a page, the dimensions its
+   * query depends on), for the response cache; absent where nothing is cached (jobs).
+   */
+  readonly shows?: (tags: readonly string[]) => void;
 }
 
 declare module 'fastify' {
@@ -38,6 +44,7 @@ function makeCtx(request: FastifyRequest): Ctx {
     requestId: request.id,
     events: app.events,
     caches: work ? talliedCaches(app.caches, work) : app.caches,
+    shows: (tags) => showsTags(request, tags),
   };
 }
 
