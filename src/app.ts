@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 
 import type { Config } from './config.ts';
 import { openDatabase, readPrimaryAfterChanges, type Database } from './db/database.ts';
 import { wireInvalidation } from './infra/cache/invalidation.ts';
+import { wireCatalogInvalidation } from './modules/catalog/catalog.events.ts';
 import { registerResponseCache } from './infra/cache/response-cache.ts';
 import { openCaches, openSessionStore, type Caches } from './infra/cache/stores.ts';
 import type { KeyValueStore } from './infra/cache/store.ts';
@@ -123,6 +124,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const caches = openCaches(config, { log: app.log, keyPrefix: deps.cacheKeyPrefix });
   app.addHook('onClose', async () => caches.close());
   wireInvalidation(events, caches);
+  wireCatalogInvalidation(events, caches);
   // Catalog reads go to the replicas, except for a moment after any catalog change (this
   // instance's or another's). Every role (serve, worker, scheduler, cache warm) builds the app.
   const stopPrimaryReads = readPrimaryAfterChanges(database, caches.api);

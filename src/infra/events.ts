@@ -3,10 +3,39 @@
 // Handlers run after the publisher has moved on; a failing handler is logged, never thrown back.
 import type { FastifyBaseLogger } from 'fastify';
 
+/**
+ * What a product write knows of the row before or after it: the columns a cached page can depend
+ * on, so a subscriber can tell what the write changed (modules/catalog/catalog.tags.ts).
+ */
+export interface ProductFacts {
+  id: number;
+  category_id: number;
+  is_active: boolean;
+  is_featured: boolean;
+  price: string;
+  stock_quantity: number;
+  low_stock_threshold: number;
+  material: string;
+  weight: string;
+  print_time: number;
+  name: string;
+  description: string;
+}
+
+/** A product's stock count before and after a checkout, an order or a cancel moved it. */
+export interface StockMove {
+  id: number;
+  category_id: number;
+  before: number;
+  after: number;
+  low_stock_threshold: number;
+}
+
 export interface DomainEvents {
-  'product.created': { id: number };
-  'product.updated': { id: number; fields: string[] };
-  'product.deleted': { id: number };
+  'product.created': { id: number; after: ProductFacts };
+  'product.updated': { id: number; fields: string[]; before: ProductFacts; after: ProductFacts };
+  /** Deactivated (products are never deleted: orders point at them). */
+  'product.deleted': { id: number; before: ProductFacts };
   'category.created': { id: number };
   'category.updated': { id: number; fields: string[] };
   'category.deleted': { id: number };
@@ -21,7 +50,7 @@ export interface DomainEvents {
   'user.updated': { id: number; fields: string[] };
   'cart.changed': { cartId: number; userId: number | null };
   // Stock moved without a product edit: reserved or released by a checkout, restored by a cancel.
-  'stock.changed': { productIds: number[] };
+  'stock.changed': { productIds: number[]; moves: StockMove[] };
   'order.created': { id: number; userId: number | null };
   'order.paid': { id: number; userId: number | null };
   'order.status_changed': { id: number; userId: number | null; from: string; to: string };

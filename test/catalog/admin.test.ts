@@ -124,7 +124,11 @@ forEachBackend('staff catalog management', ({ db }) => {
     assert.equal(alias.body.price, '0.00');
     assert.equal(alias.body.stock_quantity, 0);
     assert.equal(alias.body.weight, '0.00');
-    assert.deepEqual(await events.payloads(), [{ id: r.body.id }, { id: alias.body.id }]);
+    const created = await events.payloads();
+    assert.deepEqual(created.map((e) => e.id), [r.body.id, alias.body.id]);
+    // The row as written, for subscribers to tell what it changed (cache invalidation).
+    assert.deepEqual(created.map((e) => [e.after.id, e.after.is_active, e.after.stock_quantity]), [[r.body.id, true, 4], [alias.body.id, true, alias.body.stock_quantity]]);
+    assert.equal(created[0]!.after.category_id, lamps);
   });
 
   test('bad product input is 400 with field errors and writes nothing', async () => {
@@ -216,6 +220,9 @@ forEachBackend('staff catalog management', ({ db }) => {
     assert.deepEqual(payloads.map((e) => e.id), [p.id, p.id, p.id]);
     assert.deepEqual(payloads[0]!.fields.sort(), ['price', 'stock_quantity']);
     assert.deepEqual(payloads[2]!.fields.sort(), ['category_id', 'name', 'price', 'sku']);
+    // Each carries the row before and after the write.
+    assert.notEqual(payloads[2]!.before.name, payloads[2]!.after.name);
+    assert.deepEqual([payloads[2]!.after.name, payloads[2]!.after.price, payloads[2]!.after.category_id], ['Replaced', '7.25', minis]);
   });
 
   test('DELETE deactivates: 204, public reads stop showing it, the row stays; staff can edit and reactivate it', async () => {
@@ -228,7 +235,8 @@ forEachBackend('staff catalog management', ({ db }) => {
     assert.deepEqual((await getJson(app, `/api/products/${p.id}/`)).body, NOT_FOUND);
     const list = await getJson(app, `/api/products/?category=${lamps}&page_size=100`);
     assert.ok(!list.body.results.some((c: any) => c.id === p.id));
-    assert.deepEqual(await events.payloads(), [{ id: p.id }]);
+    const deleted = await events.payloads();
+    assert.deepEqual(deleted.map((e) => [e.id, e.before.id, e.before.is_active, e.before.category_id]), [[p.id, p.id, true, lamps]]);
 
     const edited = await call('PATCH', `/api/products/${p.id}/`, staff, { name: 'Still retired' });
     assert.equal(edited.status, 200);

@@ -22,7 +22,7 @@ test('a deadlock victim runs again and its events are published once; a rolled-b
   const result = await inTransaction(ctx, async (trx, publish) => {
     runs++;
     await trx.insertInto('categories').values({ name: `Try ${runs}` }).execute();
-    publish('stock.changed', { productIds: [runs] });
+    publish('stock.changed', { productIds: [runs], moves: [] });
     if (runs === 1) throw Object.assign(new Error('deadlock detected'), { code: '40P01' });
     return 'done';
   });

@@ -22,14 +22,24 @@ export const ResponseKeys = {
 } as const;
 
 export const Tags = {
-  /** Anything that lists or counts products: lists, featured, search, facets, carts. */
+  /**
+   * Anything that shows product cards without naming each one (recommendations, promotions):
+   * dropped by any change to what a card shows or to which products are listed. Product lists and
+   * search name their cards and query dimensions instead (modules/catalog/catalog.tags.ts).
+   */
   PRODUCTS: 'products',
-  /** Anything that shows a category or a category's product count. */
+  /** Anything that shows a category (dropped by category writes). */
   CATEGORIES: 'categories',
+  /** Anything that shows how many active products categories hold (the category pages). */
+  CATEGORY_COUNTS: 'category_counts',
+  /** What shows one category's product count (the pages of its products). */
+  categoryCount: (id: number) => `count:${id}`,
+  /** The pages that hold one product's card. */
+  card: (id: number) => `card:${id}`,
   /** Anything that shows a promotion code (the active list). */
   PROMOTIONS: 'promotions',
   /** Anything that shows reviewers' names. */
   REVIEWERS: 'reviewers',
-  /** One product's own page and its reviews. */
+  /** One product's own page, its reviews, and the carts holding it. */
   product: (id: number) => `product:${id}`,
 } as const;

@@ -42,7 +42,7 @@ function changed(ctx: Ctx, cartId: number, owner: Owner): Promise<void> {
 
 /**
  * A signed-in user's cart is read on every page of the storefront, so it is kept in the `default`
- * store: dropped by the user's own cart changes and by any product change (prices, stock, names).
+ * store: dropped by the user's own cart changes and by any change to a product it holds.
  */
 export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
   if (owner.userId === undefined) return withCart(ctx, owner, (cartId) => cartOf(ctx, cartId));
@@ -55,7 +55,8 @@ export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
         if (!found) throw new CartGone();
         return found;
       }),
-    { ttl: 300, tags: [key, Tags.PRODUCTS] },
+    // Dropped by any write to a product it holds (stock included), and by category renames.
+    { ttl: 300, tags: [key, Tags.CATEGORIES], shows: (cart) => (cart as repo.CartRow).items.map((i) => Tags.product(i.product.id)) },
   )) as repo.CartRow;
   return toCart(row, ctx.media);
 }

@@ -112,11 +112,12 @@ export async function createProduct(ctx: Ctx, body: ProductInput): Promise<Produ
   const errors: FieldErrors = {};
   // The body schema requires name, price, category and sku, so every NOT NULL column is set.
   const values = productColumns(body, errors) as repo.NewProduct;
-  const row = await inTransaction(ctx, async (trx) => {
+  const { row, after } = await inTransaction(ctx, async (trx) => {
     await checkProduct(trx, values, errors);
-    return productDetail(trx, await repo.insertProduct(trx, values));
+    const id = await repo.insertProduct(trx, values);
+    return { row: await productDetail(trx, id), after: (await repo.productFacts(trx, id))! };
   });
-  await ctx.events.emit('product.created', { id: row.id });
+  await ctx.events.emit('product.created', { id: row.id, after });
   return toProductDetail(row, ctx.media);
 }
 
@@ -124,19 +125,25 @@ export async function createProduct(ctx: Ctx, body: ProductInput): Promise<Produ
 export async function updateProduct(ctx: Ctx, id: number, body: ProductChanges): Promise<ProductDetail> {
   const errors: FieldErrors = {};
   const changes = productColumns(body, errors);
-  const row = await inTransaction(ctx, async (trx) => {
-    if (!(await repo.lockProduct(trx, id))) throw new AppError('not_found');
+  const { row, before, after } = await inTransaction(ctx, async (trx) => {
+    const before = await repo.productFacts(trx, id, true);
+    if (!before) throw new AppError('not_found');
     await checkProduct(trx, changes, errors, id);
     await repo.updateProduct(trx, id, changes);
-    return productDetail(trx, id);
+    return { row: await productDetail(trx, id), before, after: (await repo.productFacts(trx, id))! };
   });
-  await ctx.events.emit('product.updated', { id, fields: Object.keys(changes) });
+  await ctx.events.emit('product.updated', { id, fields: Object.keys(changes), before, after });
   return toProductDetail(row, ctx.media);
 }
 
 export async function deactivateProduct(ctx: Ctx, id: number): Promise<void> {
-  if (!(await repo.updateProduct(ctx.database.db, id, { is_active: false }))) throw new AppError('not_found');
-  await ctx.events.emit('product.deleted', { id });
+  const before = await inTransaction(ctx, async (trx) => {
+    const found = await repo.productFacts(trx, id, true);
+    if (!found) throw new AppError('not_found');
+    await repo.updateProduct(trx, id, { is_active: false });
+    return found;
+  });
+  await ctx.events.emit('product.deleted', { id, before });
 }
 
 export async function createCategory(ctx: Ctx, body: CategoryInput): Promise<Category> {

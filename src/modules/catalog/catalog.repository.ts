@@ -4,6 +4,7 @@
 import { sql, type Expression, type Insertable, type RawBuilder, type SqlBool, type Updateable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { CategoriesTable, MediaVariant, ProductsTable } from '../../db/schema.ts';
+import type { ProductFacts } from '../../infra/events.ts';
 import type { ReviewRowLike } from '../reviews/reviews.mapper.ts';
 import type { ParsedSearch } from '../search/search.text.ts';
 
@@ -277,8 +278,12 @@ export type CategoryUpdate = Updateable<CategoriesTable>;
  * as everywhere a row other rows point at is locked (payments.repository.ts, the lock order): a
  * cart line or order item inserted meanwhile only key-shares it, and need not wait for a staff edit.
  */
-export async function lockProduct(db: Db, id: number): Promise<boolean> {
-  return (await db.selectFrom('products').select('id').where('id', '=', id).forNoKeyUpdate().executeTakeFirst()) !== undefined;
+const FACTS = ['id', 'category_id', 'is_active', 'is_featured', 'price', 'stock_quantity', 'low_stock_threshold', 'material', 'weight', 'print_time', 'name', 'description'] as const;
+
+/** The columns a cached page can depend on (ProductFacts), locked FOR NO KEY UPDATE with `lock`. */
+export async function productFacts(db: Db, id: number, lock = false): Promise<ProductFacts | undefined> {
+  const qb = db.selectFrom('products').select(FACTS).where('id', '=', id);
+  return lock ? qb.forNoKeyUpdate().executeTakeFirst() : qb.executeTakeFirst();
 }
 
 export async function lockCategory(db: Db, id: number): Promise<boolean> {

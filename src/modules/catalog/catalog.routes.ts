@@ -14,7 +14,8 @@ const tags = ['catalog'];
 
 export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/', {
-    config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.PRODUCTS] }),
+    // Each page names its query's dimensions and its cards as it is made (catalog.tags.ts).
+    config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.CATEGORIES] }),
     schema: {
       tags,
       summary: 'Active products, filtered, ordered and paginated',
@@ -25,25 +26,26 @@ export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/products/featured/', {
-    config: cacheResponse({ ...ResponseKeys.FEATURED_PRODUCTS, tags: () => [Tags.PRODUCTS] }),
+    config: cacheResponse({ ...ResponseKeys.FEATURED_PRODUCTS, tags: () => [Tags.CATEGORIES] }),
     schema: { tags, summary: 'Active featured products, newest first', querystring: PageOnlyQuery, response: { 200: ProductCardPage, 404: ErrorBody } },
     handler: async (request) => pageBody(request, await catalog.listFeatured(ctxOf(request), request.query)),
   });
 
   app.get('/api/products/categories/', {
-    config: cacheResponse({ ...ResponseKeys.CATEGORY_LIST, tags: () => [Tags.CATEGORIES] }),
+    config: cacheResponse({ ...ResponseKeys.CATEGORY_LIST, tags: () => [Tags.CATEGORIES, Tags.CATEGORY_COUNTS] }),
     schema: { tags, summary: 'Active categories', querystring: PageOnlyQuery, response: { 200: CategoryPage, 404: ErrorBody } },
     handler: async (request) => pageBody(request, await catalog.listCategories(ctxOf(request), request.query)),
   });
 
   app.get('/api/products/categories/:id/', {
-    config: cacheResponse({ ...ResponseKeys.CATEGORY_DETAIL, tags: () => [Tags.CATEGORIES] }),
+    config: cacheResponse({ ...ResponseKeys.CATEGORY_DETAIL, tags: () => [Tags.CATEGORIES, Tags.CATEGORY_COUNTS] }),
     schema: { tags, summary: 'One active category', params: IdParams, response: { 200: Category, 404: ErrorBody } },
     handler: async (request) => catalog.getCategory(ctxOf(request), request.params.id),
   });
 
   app.get('/api/products/:id/', {
-    // The page shows the product, its category (with its product count) and its reviewers' names.
+    // The page shows the product, its category (with its product count: named by the service) and
+    // its reviewers' names.
     config: cacheResponse({ ...ResponseKeys.PRODUCT_DETAIL, tags: (r) => [Tags.product(Number((r.params as { id: string }).id)), Tags.CATEGORIES, Tags.REVIEWERS] }),
     schema: { tags, summary: 'One active product with category, images and reviews', params: IdParams, response: { 200: ProductDetail, 404: ErrorBody } },
     handler: async (request) => catalog.getProduct(ctxOf(request), request.params.id),

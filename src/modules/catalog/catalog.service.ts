@@ -6,6 +6,7 @@ import { paginate, type PageQuery, type PageResult } from '../../infra/http/pagi
 import { parseSearch } from '../search/search.text.ts';
 import * as repo from './catalog.repository.ts';
 import { toCategory, toProductCard, toProductDetail } from './catalog.mapper.ts';
+import { cardTags, queryTags } from './catalog.tags.ts';
 import type { Category, ProductCard, ProductDetail, ProductListQuery } from './catalog.schemas.ts';
 
 const ORDERING: Record<string, repo.ProductSort> = {
@@ -67,6 +68,7 @@ export async function pageOfCards(ctx: Ctx, filter: repo.ProductFilter, sort: re
     () => (known !== undefined ? Promise.resolve(known) : ctx.database.read((db) => repo.countProducts(db, resolved.filter))),
     async (limit, offset) => {
       const rows = await ctx.database.read((db) => repo.listProductCards(db, resolved.filter, sort, limit, offset));
+      ctx.shows?.([...queryTags(resolved.filter, sort), ...cardTags(rows)]);
       return rows.map((r) => toProductCard(r, ctx.media));
     },
   );
@@ -94,6 +96,8 @@ export async function listFeatured(ctx: Ctx, page: PageQuery): Promise<PageResul
 export async function getProduct(ctx: Ctx, id: number): Promise<ProductDetail> {
   const row = await ctx.database.read((db) => repo.findProductDetail(db, id));
   if (!row) throw new AppError('not_found');
+  // The page shows its category's product count.
+  ctx.shows?.([Tags.categoryCount(row.category.id)]);
   return toProductDetail(row, ctx.media);
 }
 

@@ -6,7 +6,8 @@ import type { Db } from '../../db/database.ts';
 import type { CheckoutLine, OrdersTable, OrderStatus } from '../../db/schema.ts';
 import type { Publish } from '../../infra/events.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
-import { giveStock } from '../catalog/stock.repository.ts';
+import { giveStock, stockChanged, takeStock } from '../catalog/stock.repository.ts';
+import type { StockMove } from '../../infra/events.ts';
 
 export type OrderRow = Selectable<OrdersTable>;
 
@@ -63,12 +64,12 @@ export async function orderItems(db: Db, orderId: number): Promise<{ product_id:
 }
 
 /** Puts an order's quantities back on the shelf (products deleted since are skipped). */
-export async function restock(trx: Db, orderId: number): Promise<number[]> {
+export async function restock(trx: Db, orderId: number): Promise<StockMove[]> {
   return giveStock(trx, await orderItems(trx, orderId));
 }
 
 /** Takes an order's quantities off the shelf again, all or nothing; the first short product otherwise. */
-export async function retake(trx: Db, orderId: number): Promise<{ ok: true; ids: number[] } | { ok: false; name: string; left: number }> {
+export async function retake(trx: Db, orderId: number): Promise<{ ok: true; moves: StockMove[] } | { ok: false; name: string; left: number }> {
   const items = await trx
     .selectFrom('order_items as oi')
     .innerJoin('products as p', 'p.id', 'oi.product_id')
@@ -76,22 +77,18 @@ export async function retake(trx: Db, orderId: number): Promise<{ ok: true; ids:
     .where('oi.order_id', '=', orderId)
     .orderBy('oi.product_id')
     .execute();
-  const ids: number[] = [];
+  const moves: StockMove[] = [];
   for (const i of items) {
-    const r = await trx
-      .updateTable('products')
-      .set({ stock_quantity: sql`stock_quantity - ${i.quantity}` })
-      .where('id', '=', i.product_id!)
-      .where('stock_quantity', '>=', i.quantity)
-      .returning('stock_quantity')
-      .executeTakeFirst();
-    if (!r) {
+    // Whatever the product's state now, as before (issue 24 settles whether a reopened order may
+    // take stock of a product deactivated since).
+    const m = await takeStock(trx, Number(i.product_id), i.quantity, true);
+    if (!m) {
       const left = await trx.selectFrom('products').select('stock_quantity').where('id', '=', i.product_id!).executeTakeFirst();
       return { ok: false, name: i.name, left: left?.stock_quantity ?? 0 };
     }
-    ids.push(Number(i.product_id));
+    moves.push(m);
   }
-  return { ok: true, ids };
+  return { ok: true, moves };
 }
 
 export async function addHistory(trx: Db, orderId: number, status: OrderStatus, notes: string, createdBy: number | null): Promise<void> {
@@ -111,11 +108,11 @@ export async function failPayment(trx: Db, publish: Publish, provider: string, p
   await trx.updateTable('payments').set({ status: 'failed', updated_at: new Date().toISOString() }).where('id', '=', payment.id).execute();
   const order = await lockOrder(trx, Number(payment.order_id));
   if (!order || order.status === 'cancelled' || order.status === 'refunded') return;
-  const ids = await restock(trx, order.id);
+  const moves = await restock(trx, order.id);
   await trx.updateTable('orders').set({ status: 'cancelled', updated_at: new Date().toISOString() }).where('id', '=', order.id).execute();
   await addHistory(trx, order.id, 'cancelled', 'Payment failed', null);
   publish('order.status_changed', { id: order.id, userId: order.user_id, from: order.status, to: 'cancelled' });
-  if (ids.length) publish('stock.changed', { productIds: ids });
+  if (moves.length) publish('stock.changed', stockChanged(moves));
 }
 
 export interface OrderFilter {

@@ -9,6 +9,7 @@ import { MAX_PAGE_SIZE, paginate, type PageResult } from '../../infra/http/pagin
 import { isMoney } from '../../infra/money.ts';
 import type { UserRow } from '../accounts/accounts.repository.ts';
 import { toOrderDetail, toOrderSummary, toOrderTracking } from './orders.mapper.ts';
+import { stockChanged } from '../catalog/stock.repository.ts';
 import * as repo from './orders.repository.ts';
 import { STATUSES, type OrderDetail, type OrderListQuery, type OrderSummary, type OrderTracking, type StatusBody } from './orders.schemas.ts';
 
@@ -134,12 +135,12 @@ export async function changeStatus(ctx: Ctx, staff: UserRow, id: number, body: S
     if (!TRANSITIONS[from].includes(next as OrderStatus)) throw fieldError('status', `Cannot transition from '${from}' to '${next}'`);
     const to = next as OrderStatus;
     if (to === 'cancelled') {
-      const ids = await repo.restock(trx, id);
-      if (ids.length) publish('stock.changed', { productIds: ids });
+      const moves = await repo.restock(trx, id);
+      if (moves.length) publish('stock.changed', stockChanged(moves));
     } else if (from === 'cancelled') {
       const taken = await repo.retake(trx, id);
       if (!taken.ok) throw fieldError('status', `Cannot reopen the order: only ${taken.left} of "${taken.name}" left in stock`);
-      if (taken.ids.length) publish('stock.changed', { productIds: taken.ids });
+      if (taken.moves.length) publish('stock.changed', stockChanged(taken.moves));
     }
     await trx
       .updateTable('orders')

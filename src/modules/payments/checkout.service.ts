@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../../config.ts';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutAddress, CheckoutLine } from '../../db/schema.ts';
-import type { Publish } from '../../infra/events.ts';
+import type { Publish, StockMove } from '../../infra/events.ts';
 import { AppError, ERRORS } from '../../infra/http/errors.ts';
 import { inTransaction, type Ctx } from '../../infra/http/context.ts';
 import { fromCents, toCents } from '../../infra/money.ts';
@@ -73,14 +73,14 @@ export async function replayOf(ctx: Ctx, owner: Owner, idempotencyKey: string, f
 }
 
 /** Releases what a checkout holds (stock, promotion use) and closes it; false if it was not open. */
-async function releaseIn(trx: Db, publish: (name: 'stock.changed', p: { productIds: number[] }) => void, c: repo.CheckoutRow, status: 'expired' | 'failed'): Promise<boolean> {
+async function releaseIn(trx: Db, publish: Publish, c: repo.CheckoutRow, status: 'expired' | 'failed'): Promise<boolean> {
   if (c.status !== 'open') return false;
   const held = await repo.reservations(trx, c.id);
-  const ids = await repo.giveStock(trx, held);
+  const moves = await repo.giveStock(trx, held);
   await trx.deleteFrom('stock_reservations').where('checkout_id', '=', c.id).execute();
   await trx.deleteFrom('promotion_usages').where('checkout_id', '=', c.id).where('order_id', 'is', null).execute();
   await trx.updateTable('checkouts').set({ status, updated_at: new Date().toISOString() }).where('id', '=', c.id).execute();
-  if (ids.length) publish('stock.changed', { productIds: ids });
+  if (moves.length) publish('stock.changed', repo.stockChanged(moves));
   return true;
 }
 
@@ -132,9 +132,12 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
       await repo.lockProducts(trx, [...held.map((h) => h.product_id), ...lines.map((l) => l.product_id)]);
       for (const c of replaced) await releaseIn(trx, publish, c, 'expired');
 
+      const moves: StockMove[] = [];
       for (const l of lines) {
         if (!l.is_active) throw adHoc(400, `"${l.name}" is no longer available`);
-        if (!(await repo.takeStock(trx, l.product_id, l.quantity))) {
+        const moved = await repo.takeStock(trx, l.product_id, l.quantity);
+        if (moved) moves.push(moved);
+        else {
           const left = await repo.stockOf(trx, l.product_id);
           throw adHoc(400, left > 0 ? `Only ${left} of "${l.name}" left in stock` : `"${l.name}" is out of stock`);
         }
@@ -196,7 +199,7 @@ export async function startCheckout(ctx: Ctx, deps: PaymentsDeps, input: Checkou
         .where('id', '=', checkout.id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      publish('stock.changed', { productIds: lines.map((l) => l.product_id) });
+      publish('stock.changed', repo.stockChanged(moves));
       return { checkout: priced, replaced };
     });
   } catch (err) {
@@ -298,15 +301,19 @@ async function fulfilIn(trx: Db, publish: Publish, deps: PaymentsDeps, c: repo.C
   let soldOut = false;
   if (c.status !== 'open') {
     const taken: { product_id: number; quantity: number }[] = [];
+    const moves: StockMove[] = [];
     for (const l of [...c.lines].sort((a, b) => a.product_id - b.product_id)) {
-      if (!(await repo.takeStock(trx, l.product_id, l.quantity))) {
+      const moved = await repo.takeStock(trx, l.product_id, l.quantity);
+      if (!moved) {
         soldOut = true;
         break;
       }
       taken.push(l);
+      moves.push(moved);
     }
+    // Sold out: what was taken goes back in this transaction, so no count moved.
     if (soldOut) await repo.giveStock(trx, taken);
-    else publish('stock.changed', { productIds: taken.map((t) => t.product_id) });
+    else publish('stock.changed', repo.stockChanged(moves));
   }
   // The order's amounts are what was bought and always add up; what the provider charged is
   // recorded beside them (the payment's amount, the order's amount_paid). A charge that differs

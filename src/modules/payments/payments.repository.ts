@@ -26,7 +26,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import type { CheckoutLine, CheckoutsTable } from '../../db/schema.ts';
-export { giveStock, stockOf, takeStock } from '../catalog/stock.repository.ts';
+export { giveStock, stockChanged, stockOf, takeStock } from '../catalog/stock.repository.ts';
 
 export type CheckoutRow = Selectable<CheckoutsTable>;
 

@@ -11,7 +11,7 @@ const tags = ['search'];
 
 export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/search/', {
-    config: { ...cacheResponse({ ...ResponseKeys.SEARCH, tags: () => [Tags.PRODUCTS] }), ...rateLimit('search', '30/minute') },
+    config: { ...cacheResponse({ ...ResponseKeys.SEARCH, tags: () => [Tags.CATEGORIES] }), ...rateLimit('search', '30/minute') },
     schema: {
       tags,
       summary: 'Search box: up to 10 ranked matches (full text with prefixes, typo-tolerant)',
@@ -22,7 +22,7 @@ export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/products/advanced-search/', {
-    config: { ...cacheResponse({ ...ResponseKeys.ADVANCED_SEARCH, tags: () => [Tags.PRODUCTS, Tags.CATEGORIES] }), ...rateLimit('search', '30/minute') },
+    config: { ...cacheResponse({ ...ResponseKeys.ADVANCED_SEARCH, tags: () => [Tags.CATEGORIES] }), ...rateLimit('search', '30/minute') },
     schema: {
       tags,
       summary: 'Filtered, sorted search with facet counts',

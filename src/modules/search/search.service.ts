@@ -4,6 +4,7 @@ import { AppError } from '../../infra/http/errors.ts';
 import type { Ctx } from '../../infra/http/context.ts';
 import * as catalogRepo from '../catalog/catalog.repository.ts';
 import { toProductCard } from '../catalog/catalog.mapper.ts';
+import { cardTags, queryTags } from '../catalog/catalog.tags.ts';
 import type { ProductCard } from '../catalog/catalog.schemas.ts';
 import { facets } from './search.repository.ts';
 import type { AdvancedSearchQuery, Facets } from './search.schemas.ts';
@@ -20,6 +21,7 @@ export async function quickSearch(ctx: Ctx, q: string | undefined): Promise<{ re
     ctx.database.read((db) => catalogRepo.listProductCards(db, { text: { query: text, mode } }, 'relevance', QUICK_LIMIT, 0));
   let rows = await run('fts');
   if (rows.length === 0 && text.plain) rows = await run('trigram');
+  ctx.shows?.([...queryTags({ text: { query: text, mode: 'fts' } }, 'relevance'), ...cardTags(rows)]);
   const results = rows.map((r) => toProductCard(r, ctx.media));
   return { results, count: results.length };
 }
@@ -69,6 +71,8 @@ export async function advancedSearch(ctx: Ctx, q: AdvancedSearchQuery) {
     categoryIds.length || materials.length ? ctx.database.read((db) => catalogRepo.countProducts(db, filter)) : Promise.resolve(f.total),
     ctx.database.read((db) => catalogRepo.listProductCards(db, filter, sort, perPage, (page - 1) * perPage)),
   ]);
+  // The facets count over every category and material, whatever the page's own filter.
+  ctx.shows?.([...queryTags({ ...base, materials }, sort, ['member', 'category', 'material', 'price', 'weight']), ...cardTags(rows)]);
   const filters: Facets = {
     categories: f.categories,
     materials: f.materials.map((m) => m.name),
