@@ -77,11 +77,46 @@ async function purchase(base: string, pages: number, n: number, t: Tally): Promi
   }
 }
 
+/** The first pages of in-stock products, which shoppers mostly buy from. */
+async function buyingPages(base: string): Promise<number> {
+  const first = (await (await fetch(`${base}/api/products/?in_stock=true`)).json()) as { count: number };
+  // Deeper pages spread the stock locks thinner.
+  return Math.max(1, Math.min(10, Math.floor(first.count / 20)));
+}
+
+function finish(t: Tally, started: number): CheckoutRun {
+  const elapsed = (performance.now() - started) / 1000;
+  const requests = t.latencies.length;
+  return {
+    result: summarize(t.latencies, { rps: requests / elapsed, errors: t.errors, non2xx: t.non2xx, requests }),
+    orders: t.orders,
+    soldOut: t.soldOut,
+    seconds: elapsed,
+  };
+}
+
+/**
+ * Purchases started at a steady `perSecond` for `seconds` (an open loop: a slow server makes them
+ * overlap, it does not slow the arrivals), each a new guest; those under way at the end finish.
+ */
+export async function pacedCheckouts(base: string, perSecond: number, seconds: number): Promise<CheckoutRun> {
+  const pages = await buyingPages(base);
+  const t: Tally = { latencies: [], errors: 0, non2xx: 0, orders: 0, soldOut: 0 };
+  const started = performance.now();
+  const running: Promise<void>[] = [];
+  for (let n = 0; n < Math.round(perSecond * seconds); n++) {
+    const due = started + (n * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    running.push(purchase(base, pages, n, t));
+  }
+  await Promise.all(running);
+  return finish(t, started);
+}
+
 /** `users` shoppers buying back to back for `seconds`; purchases under way at the end finish. */
 export async function checkoutMix(base: string, users: number, seconds: number): Promise<CheckoutRun> {
-  const first = (await (await fetch(`${base}/api/products/?in_stock=true`)).json()) as { count: number };
-  // The first pages only, as shoppers mostly buy from; deeper pages spread the stock locks thinner.
-  const pages = Math.max(1, Math.min(10, Math.floor(first.count / 20)));
+  const pages = await buyingPages(base);
   const t: Tally = { latencies: [], errors: 0, non2xx: 0, orders: 0, soldOut: 0 };
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -91,12 +126,5 @@ export async function checkoutMix(base: string, users: number, seconds: number):
       while (performance.now() < deadline) await purchase(base, pages, n++, t);
     }),
   );
-  const elapsed = (performance.now() - started) / 1000;
-  const requests = t.latencies.length;
-  return {
-    result: summarize(t.latencies, { rps: requests / elapsed, errors: t.errors, non2xx: t.non2xx, requests }),
-    orders: t.orders,
-    soldOut: t.soldOut,
-    seconds: elapsed,
-  };
+  return finish(t, started);
 }

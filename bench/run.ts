@@ -11,6 +11,9 @@
 //     reads show each edit (writes.ts);
 //   - a checkout mix: guests browsing, adding to their own carts, checking out and paying on the
 //     test provider (checkout.ts);
+//   - a sales mix: the shopper mix while guests buy at a steady rate (5 and 20 orders a second by
+//     default) and staff edit stock once a second: what precise invalidation keeps cached while
+//     the shop sells;
 // plus the paired on/off cost of rate limiting and of request monitoring. It reports requests/s,
 // p50/p95/p99, errors, SQL statements and server CPU per request, cache hit rate and the server's
 // peak RSS as Markdown (bench/results/latest.md) and one chart (bench/results/latest.svg), and
@@ -18,7 +21,7 @@
 //
 //   npm run bench -- [--products 1000 | --sizes 1000,100000] [--duration 10] [--connections 32]
 //                    [--think-rate 4] [--backend pglite|postgres|both] [--only catalog|costs|als|media]
-//                    [--cost-rounds 5] [--database-url URL] [--redis-url URL]
+//                    [--cost-rounds 5] [--sales-rates 5,20] [--database-url URL] [--redis-url URL]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -31,7 +34,7 @@ import { redisDatabase } from '../src/config.ts';
 import { deleteMatching } from '../src/infra/cache/redis-store.ts';
 import { chart, type ChartRow } from './chart.ts';
 import { ask, freePort, stop, stoppedOnPurpose } from './children.ts';
-import { checkoutMix, type CheckoutRun } from './checkout.ts';
+import { checkoutMix, pacedCheckouts, type CheckoutRun } from './checkout.ts';
 import { ms, summarize, type Result } from './latency.ts';
 import { mediaBench } from './media.ts';
 import { pairedCost, type PairedCost } from './paired.ts';
@@ -51,6 +54,8 @@ const { values: opts } = parseArgs({
     only: { type: 'string', default: '' },
     /** Fresh processes for each on/off cost (rate limits, monitoring); 4 pairs of slices each. */
     'cost-rounds': { type: 'string', default: '5' },
+    /** Orders a second in the sales mix, comma-separated. */
+    'sales-rates': { type: 'string', default: '5,20' },
     'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
     'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
@@ -67,6 +72,10 @@ const LIGHT_CONNECTIONS = 4;
 const CHECKOUT_USERS = 16;
 /** The write mix's pause between one edit being seen and the next: about 10 edits a second, a busy back office. */
 const EDIT_PAUSE_MS = 100;
+const SALES_RATES = opts['sales-rates']!.split(',').filter(Boolean).map(Number);
+if (SALES_RATES.some((n) => !(n > 0))) throw new Error(`--sales-rates: orders a second, comma-separated, got ${opts['sales-rates']}`);
+/** The sales mix's staff stock edits: one a second. */
+const SALES_EDIT_PAUSE_MS = 1000;
 const STAFF = { STAFF_EMAIL: 'bench-staff@example.com', STAFF_PASSWORD: 'bench-Staff-pass-8271' };
 
 const say = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -347,6 +356,29 @@ async function writeMix(env: NodeJS.ProcessEnv, mix: string[], label: string): P
   });
 }
 
+/**
+ * The shopper mix while guests buy at `perSecond` through the real checkout and the test provider,
+ * and staff edit stock once a second; the reads are the result, beside the orders and the edits.
+ */
+async function salesMix(env: NodeJS.ProcessEnv, mix: string[], label: string, perSecond: number): Promise<{ run: Run; sales: CheckoutRun; writes: WriteRun }> {
+  return withServer({ ...env, ...STAFF }, async (server, base) => {
+    say(`${label}: warm-up`);
+    await warmUp(base, mix, env);
+    const token = await staffToken(base, STAFF.STAFF_EMAIL, STAFF.STAFF_PASSWORD);
+    say(`${label}: sales mix, shopper mix on ${CONNECTIONS} connections while guests buy ${perSecond} orders/s and staff edit stock once a second, ${DURATION} s`);
+    let sales!: CheckoutRun;
+    let writes!: WriteRun;
+    const run = await counted(server, async () => {
+      const writer = staffWriter(base, token, '/api/products/?page=1', SALES_EDIT_PAUSE_MS, 'stock');
+      const buying = pacedCheckouts(base, perSecond, DURATION);
+      const reads = await load(base, mix);
+      [sales, writes] = await Promise.all([buying, writer.stop()]);
+      return reads;
+    });
+    return { run, sales, writes };
+  });
+}
+
 async function checkout(env: NodeJS.ProcessEnv, label: string): Promise<{ run: Run; checkout: CheckoutRun }> {
   return withServer(env, async (server, base) => {
     say(`${label}: checkout mix, ${CHECKOUT_USERS} guests browsing, adding to their carts, checking out and paying, ${DURATION} s`);
@@ -443,6 +475,10 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
     const writeOn = await writeMix(onEnv, off.mix, `${at}, cache on`);
     const checkoutOff = await checkout(offEnv, `${at}, cache off`);
     const checkoutOn = await checkout(onEnv, `${at}, cache on`);
+    const sales: { rate: number; off: Awaited<ReturnType<typeof salesMix>>; on: Awaited<ReturnType<typeof salesMix>> }[] = [];
+    for (const rate of SALES_RATES) {
+      sales.push({ rate, off: await salesMix(offEnv, off.mix, `${at}, cache off`, rate), on: await salesMix(onEnv, off.mix, `${at}, cache on`, rate) });
+    }
 
     const thinkLabel = `think time ${CONNECTIONS} × ${THINK_RATE} req/s`;
     const bought = (c: CheckoutRun) => `${c.orders} orders (${(c.orders / c.seconds).toFixed(1)}/s), ${c.soldOut} sold out`;
@@ -457,10 +493,18 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
       fromRun(`write mix (reads), ${at}, cache on`, 'cache on', writeOn.run),
       fromRun(`checkout mix, ${at}, cache off: ${bought(checkoutOff.checkout)}`, 'cache off', checkoutOff.run),
       fromRun(`checkout mix, ${at}, cache on: ${bought(checkoutOn.checkout)}`, 'cache on', checkoutOn.run),
+      ...sales.flatMap((x) => [
+        fromRun(`sales mix ${x.rate} orders/s (reads), ${at}, cache off: ${bought(x.off.sales)}`, 'cache off', x.off.run),
+        fromRun(`sales mix ${x.rate} orders/s (reads), ${at}, cache on: ${bought(x.on.sales)}`, 'cache on', x.on.run),
+      ]),
     ];
     const writeLine = (cache: string, w: WriteRun) =>
       `| ${at}, ${cache} | ${w.edits} (${(w.edits / w.seconds).toFixed(1)}/s) | ${ms(w.patch.p50)} / ${ms(w.patch.p99)} | ${ms(w.staleness.p50)} / ${ms(w.staleness.p95)} / ${ms(w.staleness.p99)} / ${ms(w.staleness.max)} | ${w.staleReads} | ${ms(w.answered.p50)} / ${ms(w.answered.p99)} | ${w.errors} |`;
-    const writes = [writeLine('cache off', writeOff.writes), writeLine('cache on', writeOn.writes)];
+    const writes = [
+      writeLine('cache off', writeOff.writes),
+      writeLine('cache on', writeOn.writes),
+      ...sales.flatMap((x) => [writeLine(`sales mix ${x.rate}/s, cache off`, x.off.writes), writeLine(`sales mix ${x.rate}/s, cache on`, x.on.writes)]),
+    ];
 
     const speedup = on.run.result.rps / off.run.result.rps;
     const api = on.run.stats.caches.api;
@@ -472,6 +516,17 @@ async function benchSize(backend: 'pglite' | 'postgres', products: number, withC
       `**${name}** — p99 of cache hits with ${LIGHT_CONNECTIONS} connections ${ms(on.light!.shop.p99)} ms at ${Math.round(on.light!.shop.rps)} req/s, bare route ${ms(on.light!.yard.p99)} ms at ${Math.round(on.light!.yard.rps)} req/s (seed: < 100 ms; ours: < 10 ms): ${check(on.light!.shop.p99 < 10)}; with ${CONNECTIONS} connections, where the queue they make is the latency, ${ms(on.run.result.p99)} ms, bare route ${ms(yard.p99)} ms; with think time (${thinkLabel}) ${ms(thinkOn.result.p99)} ms, bare route ${ms(thinkBare.p99)} ms`,
       `**${name}** — read throughput ${speedup.toFixed(1)}x the cache-off server (seed: 3x; ours: ≥ 10x): ${check(speedup >= 10)}; ${((on.run.result.rps / yard.rps) * 100).toFixed(0)}% of the bare route (ours: ≥ 70%): ${check(on.run.result.rps / yard.rps >= 0.7)}; server CPU per cached answer ${Math.round(on.run.cpuPerRequest)} µs against the bare route's ${Math.round(on.yardCpu ?? 0)} µs`,
     ];
+    for (const x of sales) {
+      const hit = x.on.run.hitRate ?? 0;
+      const kept = x.on.run.result.rps / on.run.result.rps;
+      const ordersOn = x.on.sales.orders / x.on.sales.seconds;
+      const ordersOff = x.off.sales.orders / x.off.sales.seconds;
+      const stale = x.on.writes.staleReads + x.off.writes.staleReads;
+      const goal = x.rate <= 5 ? ` (ours: ≥ 95%, ≥ 0.9x): ${check(hit >= 0.95 && kept >= 0.9)}` : ' (reported as measured)';
+      claims.push(
+        `**${name}** — selling ${x.rate} orders/s with a staff stock edit a second: hit rate ${(hit * 100).toFixed(1)}%, reads at ${kept.toFixed(2)}x the read-only mix${goal}; orders ${x.on.sales.orders} (${ordersOn.toFixed(1)}/s) with the cache on, ${x.off.sales.orders} (${ordersOff.toFixed(1)}/s) off, of ${Math.round(x.rate * DURATION)} started (ours: on ≥ off): ${check(x.on.sales.orders >= x.off.sales.orders)}; reads answered stale after an edit's 200: ${stale} (ours: 0): ${check(stale === 0)}`,
+      );
+    }
     if (withCosts) claims.push(...(await costClaims(backend, onEnv)));
     claims.push(
       saved === undefined
@@ -568,7 +623,7 @@ const report = [
     ? [
         `Seeding (the seed command, start to finish): ${bySize.flatMap((b) => b.reports.map((r) => `${b.backend} ${r.products} products in ${r.seedSeconds.toFixed(1)} s`)).join('; ')}.`,
         '',
-        `Scenarios, ${DURATION} s each: the shopper mix (3 list : 2 detail : 1 search) on ${CONNECTIONS} connections with no think time, and with think time (each connection ${THINK_RATE} requests/s); the write mix (the shopper mix while staff edit a price or stock about every ${EDIT_PAUSE_MS} ms); the checkout mix (${CHECKOUT_USERS} guests buying back to back). Ratio to bare: the bare route under the same load in alternating slices.`,
+        `Scenarios, ${DURATION} s each: the shopper mix (3 list : 2 detail : 1 search) on ${CONNECTIONS} connections with no think time, and with think time (each connection ${THINK_RATE} requests/s); the write mix (the shopper mix while staff edit a price or stock about every ${EDIT_PAUSE_MS} ms); the checkout mix (${CHECKOUT_USERS} guests buying back to back); the sales mix (the shopper mix while new guests start a purchase at a steady ${SALES_RATES.join(' or ')} a second, browse, pay and verify, and staff edit a product's stock once a second; its SQL and CPU per read include the purchases' work). Ratio to bare: the bare route under the same load in alternating slices.`,
         '',
         '| target | req/s | p50 ms | p95 ms | p99 ms | errors + non-2xx | SQL statements / request | cache hit rate | server CPU ms / request | server peak RSS MiB | ratio to bare |',
         '|---|---|---|---|---|---|---|---|---|---|---|',

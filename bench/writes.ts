@@ -41,10 +41,10 @@ const get = async <T>(url: string): Promise<T> => {
 
 /**
  * Edits the products of one list page in turn, one edit every `pauseMs` plus the time to see it,
- * alternating a price edit and a stock edit, until `stop()`. Each value is new (the price moves by
+ * alternating a price edit and a stock edit (or stock edits only), until `stop()`. Each value is new (the price moves by
  * a cent per edit, the stock up by one), so a read shows either the old value or this edit's.
  */
-export function staffWriter(base: string, token: string, listPath: string, pauseMs: number): { stop: () => Promise<WriteRun> } {
+export function staffWriter(base: string, token: string, listPath: string, pauseMs: number, edits: 'price and stock' | 'stock' = 'price and stock'): { stop: () => Promise<WriteRun> } {
   let stopping = false;
   const patchTimes: number[] = [];
   const staleness: number[] = [];
@@ -57,7 +57,7 @@ export function staffWriter(base: string, token: string, listPath: string, pause
     const cents = new Map(cards.map((c) => [c.id, Math.round(Number(c.price) * 100)]));
     for (let i = 0; !stopping; i++) {
       const card = cards[i % cards.length]!;
-      const isPrice = i % 2 === 0;
+      const isPrice = edits !== 'stock' && i % 2 === 0;
       const value = isPrice ? ((cents.get(card.id)! + i + 1) / 100).toFixed(2) : 100 + i;
       const t = performance.now();
       const r = await fetch(`${base}/api/products/${card.id}/`, {
