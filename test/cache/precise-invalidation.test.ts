@@ -200,7 +200,7 @@ function writesOf(app: FastifyInstance, c: Catalog, staff: TestUser, customer: T
     const started = await s.checkout({ email: 'shopper@example.com', shipping_address: { name: 'Ada', address: '1 Road', city: 'London', postal_code: 'SW1', country: 'GB' } });
     assert.equal(started.status, 200, JSON.stringify(started.body));
     if (!pay) return;
-    assert.equal((await s.pay(started.body.checkout_session_id)).statusCode, 303);
+    assert.equal((await s.pay(started.body.checkout_session_id, 'outcome=paid&email=shopper%40example.com')).statusCode, 303);
     order = (await s.verify(started.body.checkout_session_id)).body.order_id;
   };
   const { p } = c;

@@ -8,30 +8,11 @@ import { getJson, testApp } from '../helpers/app.ts';
 import { signedIn, type TestUser } from '../helpers/auth.ts';
 import { forEachBackend } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
+import { shopper } from '../helpers/shopper.ts';
 
-/** A shopper with a browser's cookie jar; signed in when `user` is given. */
-function shopper(app: FastifyInstance, user?: TestUser) {
-  let cookie = '';
-  const call = async (method: string, url: string, payload?: unknown, headers: Record<string, string> = {}) => {
-    const r = await getJson(app, url, {
-      method: method as 'GET',
-      headers: { ...(cookie ? { cookie } : {}), ...(user ? user.headers : {}), ...headers },
-      ...(payload === undefined ? {} : { payload: payload as object }),
-    });
-    const set = r.headers['set-cookie'];
-    if (set) cookie = String(Array.isArray(set) ? set[0] : set).split(';')[0]!;
-    return r;
-  };
-  return {
-    call,
-    add: (productId: number, quantity: number) => call('POST', '/api/cart/add/', { product_id: productId, quantity }),
-    checkout: (body: object = {}, headers: Record<string, string> = {}) => call('POST', '/api/payments/create-checkout-session/', body, headers),
-    /** The test provider's Pay / Decline buttons (the page asks a guest who gave no email for one). */
-    pay: (sessionId: string, outcome: 'paid' | 'failed' = 'paid') =>
-      app.inject({ method: 'POST', url: `/api/payments/test-checkout/${sessionId}/`, headers: { host: 'shop.test', 'content-type': 'application/x-www-form-urlencoded' }, payload: `outcome=${outcome}&email=shopper%40example.com` }),
-    verify: (sessionId: string) => call('GET', `/api/payments/verify-checkout-session/?session_id=${encodeURIComponent(sessionId)}`),
-  };
-}
+/** The test provider's form for a guest who pays (or declines) and gives an email. */
+const PAID = 'outcome=paid&email=shopper%40example.com';
+const DECLINED = 'outcome=failed&email=shopper%40example.com';
 
 forEachBackend('checkout with the test provider', ({ db }) => {
   let app: FastifyInstance;
@@ -74,10 +55,10 @@ forEachBackend('checkout with the test provider', ({ db }) => {
     const pending = await g.verify(started.body.checkout_session_id);
     assert.deepEqual(pending.body, { status: 'pending', message: 'Payment not completed.' });
 
-    const paid = await g.pay(started.body.checkout_session_id);
+    const paid = await g.pay(started.body.checkout_session_id, PAID);
     assert.equal(paid.statusCode, 303);
     assert.equal(paid.headers.location, `http://localhost:3000/checkout/success?session_id=${started.body.checkout_session_id}`);
-    const again = await g.pay(started.body.checkout_session_id);
+    const again = await g.pay(started.body.checkout_session_id, PAID);
     assert.equal(again.statusCode, 303, 'paying twice is harmless');
     assert.equal(await orderCount(), 1);
 
@@ -128,7 +109,7 @@ forEachBackend('checkout with the test provider', ({ db }) => {
       .returning('id')
       .executeTakeFirstOrThrow();
     const printer = await f.product(d(), { price: '60.00', weight: '2500.00', stock_quantity: 4 });
-    const s = shopper(app, user);
+    const s = shopper(app, user.headers);
     await s.add(printer.id, 2);
     const started = await s.checkout({ promotion_code: 'tenoff' });
     assert.equal(started.status, 200, JSON.stringify(started.body));
@@ -139,7 +120,7 @@ forEachBackend('checkout with the test provider', ({ db }) => {
     const use = await d().selectFrom('promotion_usages').selectAll().where('promotion_id', '=', promo.id).execute();
     assert.deepEqual(use.map((u) => [u.checkout_id, u.order_id, u.discount_amount]), [[held.id, null, '12.00']]);
 
-    assert.equal((await s.pay(started.body.checkout_session_id)).statusCode, 303);
+    assert.equal((await s.pay(started.body.checkout_session_id, PAID)).statusCode, 303);
     const verified = await s.verify(started.body.checkout_session_id);
     const used = await d().selectFrom('promotion_usages').select('order_id').where('promotion_id', '=', promo.id).execute();
     assert.deepEqual(used, [{ order_id: verified.body.order_id }]);
@@ -204,7 +185,7 @@ forEachBackend('checkout with the test provider', ({ db }) => {
     assert.deepEqual([unknown.status, unknown.body], [400, { error: 'Invalid payment session ID' }]);
     const noId = await g.call('GET', '/api/payments/verify-checkout-session/');
     assert.deepEqual([noId.status, noId.body], [400, { error: 'Session ID is required' }]);
-    assert.equal((await g.pay('cs_test_nope')).statusCode, 404);
+    assert.equal((await g.pay('cs_test_nope', PAID)).statusCode, 404);
   });
 
   test('declined, replaced or lapsed checkouts give their stock back; a lapsed one cannot be paid', async () => {
@@ -213,12 +194,12 @@ forEachBackend('checkout with the test provider', ({ db }) => {
     await g.add(item.id, 3);
     const first = await g.checkout();
     assert.equal(await stock(item.id), 1);
-    const declined = await g.pay(first.body.checkout_session_id, 'failed');
+    const declined = await g.pay(first.body.checkout_session_id, DECLINED);
     assert.deepEqual([declined.statusCode, declined.headers.location], [303, 'http://localhost:3000/checkout/cancel']);
     assert.equal(await stock(item.id), 4);
     const failed = await g.verify(first.body.checkout_session_id);
     assert.deepEqual([failed.status, failed.body], [400, { status: 'failed', message: 'Payment failed or session expired.' }]);
-    assert.equal((await g.pay(first.body.checkout_session_id)).statusCode, 400, 'a declined checkout cannot be paid');
+    assert.equal((await g.pay(first.body.checkout_session_id, PAID)).statusCode, 400, 'a declined checkout cannot be paid');
 
     // Starting again replaces the open checkout of the same cart: stock is held once.
     const second = await g.checkout();
@@ -236,7 +217,7 @@ forEachBackend('checkout with the test provider', ({ db }) => {
     assert.equal(taken.status, 200, JSON.stringify(taken.body));
     assert.equal(await stock(item.id), 3, 'the lapsed checkout’s 3 came back before this one took 1');
     assert.equal((await g.verify(third.body.checkout_session_id)).body.status, 'failed');
-    const late = await g.pay(third.body.checkout_session_id);
+    const late = await g.pay(third.body.checkout_session_id, PAID);
     assert.deepEqual([late.statusCode, late.json()], [400, { error: 'This checkout has expired' }]);
     assert.equal(await stock(item.id), 3);
   });
@@ -281,7 +262,7 @@ forEachBackend('checkout under contention', ({ backend, db }) => {
     const ok = started.filter((r) => r.status === 200);
     assert.equal(ok.length, 10, JSON.stringify(started.filter((r) => r.status !== 200 && r.status !== 400).map((r) => r.body)));
     assert.ok(started.every((r) => r.status === 200 || (r.status === 400 && /out of stock/.test(r.body.error))));
-    const paid = await Promise.all(ok.map((r, i) => shoppers[i]!.pay(r.body.checkout_session_id)));
+    const paid = await Promise.all(ok.map((r, i) => shoppers[i]!.pay(r.body.checkout_session_id, PAID)));
     assert.ok(paid.every((r) => r.statusCode === 303));
     const orders = await db().db.selectFrom('orders').select(['id', 'status']).execute();
     assert.equal(orders.length, 10);

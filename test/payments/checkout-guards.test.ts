@@ -10,26 +10,9 @@ import { getJson, testApp } from '../helpers/app.ts';
 import { signedIn } from '../helpers/auth.ts';
 import { forEachBackend } from '../helpers/db.ts';
 import * as f from '../helpers/factories.ts';
+import { shopper } from '../helpers/shopper.ts';
 
 /** A shopper with a browser's cookie jar. */
-function shopper(app: FastifyInstance, headers: Record<string, string> = {}) {
-  let cookie = '';
-  const call = async (method: string, url: string, payload?: unknown, extra: Record<string, string> = {}) => {
-    const r = await getJson(app, url, { method: method as 'GET', headers: { ...(cookie ? { cookie } : {}), ...headers, ...extra }, ...(payload === undefined ? {} : { payload: payload as object }) });
-    const set = r.headers['set-cookie'];
-    if (set) cookie = String(Array.isArray(set) ? set[0] : set).split(';')[0]!;
-    return r;
-  };
-  return {
-    call,
-    add: (productId: number, quantity: number) => call('POST', '/api/cart/add/', { product_id: productId, quantity }),
-    checkout: (body: object = {}, extra: Record<string, string> = {}) => call('POST', '/api/payments/create-checkout-session/', body, extra),
-    page: (sessionId: string) => app.inject({ method: 'GET', url: `/api/payments/test-checkout/${sessionId}/`, headers: { host: 'shop.test' } }),
-    pay: (sessionId: string, form = 'outcome=paid') =>
-      app.inject({ method: 'POST', url: `/api/payments/test-checkout/${sessionId}/`, headers: { host: 'shop.test', 'content-type': 'application/x-www-form-urlencoded' }, payload: form }),
-  };
-}
-
 forEachBackend('checkout guards', ({ db }) => {
   let app: FastifyInstance;
   before(async () => {
