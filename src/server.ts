@@ -90,13 +90,14 @@ export async function startServer(baseConfig: Config): Promise<FastifyInstance> 
     );
   }
   // A parent that spawned us with an IPC channel (the benchmark) may ask for the SQL counters,
-  // CPU time and memory (maxRSS is the process's peak, in KiB).
+  // the cache and queue counts, CPU time and memory (maxRSS is the process's peak, in KiB).
   if (process.send) {
     process.on('message', (msg: { type?: string }) => {
       if (msg?.type !== 'stats') return;
-      void app.caches.stats().then((caches) =>
+      void Promise.all([app.caches.stats(), app.jobs.stats().catch(() => [])]).then(([caches, queues]) =>
         process.send!({
           type: 'stats',
+          jobs: queues,
           statements: database.stats.statements,
           byTarget: database.stats.byTarget,
           caches,

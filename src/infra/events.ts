@@ -44,7 +44,8 @@ export interface DomainEvents {
   'review.deleted': { id: number; productId: number };
   // Product images (the media issue publishes these; a category's image is a category.updated).
   'image.created': { id: number; productId: number };
-  'image.updated': { id: number; productId: number };
+  /** `variants`: only variants were added (the AVIF job): the card's picture is the same. */
+  'image.updated': { id: number; productId: number; variants?: true };
   'image.deleted': { id: number; productId: number };
   'user.registered': { id: number };
   'user.updated': { id: number; fields: string[] };

@@ -45,6 +45,8 @@ interface Write {
   dims: Dim[];
   /** A category rename: every page may show it. */
   everything?: boolean;
+  /** Another category change: the pages that show whole categories (their own, products' pages, facets) may drop. */
+  category?: boolean;
 }
 
 interface Catalog {
@@ -121,7 +123,8 @@ function pagesOf(c: Catalog): Page[] {
   for (const [q, dims] of advanced) pages.push({ url: `/api/products/advanced-search/?per_page=3${q}`, kind: 'list', dims: [...FACETS, ...dims] });
   for (const id of c.ids) pages.push({ url: `/api/products/${id}/`, kind: 'detail', dims: [], product: id });
   for (const id of [c.p.plenty, c.p.edit]) pages.push({ url: `/api/products/${id}/reviews/`, kind: 'detail', dims: [], product: id });
-  pages.push({ url: '/api/promotions/active/', kind: 'cards', dims: [] });
+  // Promotions show their products' cards and their categories in full.
+  pages.push({ url: '/api/promotions/active/', kind: 'cards', dims: ['category'] });
   return pages;
 }
 
@@ -135,6 +138,7 @@ function idsIn(body: unknown): number[] {
 /** Whether the write may drop the page though its bytes stayed the same (see the file's header). */
 function mayDrop(page: Page, w: Write, before: unknown, after: unknown): boolean {
   if (w.everything) return true;
+  if (w.category) return page.kind === 'categories' || page.kind === 'detail' || page.dims.includes('category');
   const showsCard = w.dims.some((d) => CARD.has(d));
   switch (page.kind) {
     case 'detail': {
@@ -236,6 +240,7 @@ function writesOf(app: FastifyInstance, c: Catalog, staff: TestUser, customer: T
       dims: ['rating', 'reviews'],
     },
     { name: 'staff add a main image', run: async () => void (await call('POST', `/api/products/${p.low}/images/`, { image_url: 'https://img.test/knight.jpg', is_main: true, alt_text: 'Knight' })), products: [p.low], dims: ['image'] },
+    { name: 'staff change a category’s description', run: async () => void (await call('PATCH', `/api/products/categories/${c.a}/`, { description: 'Figures and busts' })), products: [], dims: [], category: true },
     { name: 'staff rename a category', run: async () => void (await call('PATCH', `/api/products/categories/${c.b}/`, { name: 'Home & Desk' })), products: [], dims: [], everything: true },
   ];
 }

@@ -30,6 +30,8 @@ export const Tags = {
   PRODUCTS: 'products',
   /** Anything that shows a category (dropped by category writes). */
   CATEGORIES: 'categories',
+  /** Anything that shows category names only (product cards, carts, text search): dropped by renames. */
+  CATEGORY_NAMES: 'category_names',
   /** Anything that shows how many active products categories hold (the category pages). */
   CATEGORY_COUNTS: 'category_counts',
   /** What shows one category's product count (the pages of its products). */

@@ -56,7 +56,7 @@ export async function getCart(ctx: Ctx, owner: Owner): Promise<Cart> {
         return found;
       }),
     // Dropped by any write to a product it holds (stock included), and by category renames.
-    { ttl: 300, tags: [key, Tags.CATEGORIES], shows: (cart) => (cart as repo.CartRow).items.map((i) => Tags.product(i.product.id)) },
+    { ttl: 300, tags: [key, Tags.CATEGORY_NAMES], shows: (cart) => (cart as repo.CartRow).items.map((i) => Tags.product(i.product.id)) },
   )) as repo.CartRow;
   return toCart(row, ctx.media);
 }

@@ -14,15 +14,18 @@ export function wireCatalogInvalidation(events: EventBus, caches: Caches): void 
   // A move that leaves a product in stock changes its page and the carts holding it, and pages
   // ordered by stock; one to or from zero changes its cards and the pages filtered on stock too.
   events.on('stock.changed', ({ moves }) => drop(moves.flatMap(stockMoveTags)));
-  // A category's name shows on its products' cards and is searched: every page that shows it.
-  for (const name of ['category.created', 'category.updated', 'category.deleted'] as const) {
-    events.on(name, () => drop([Tags.CATEGORIES, Tags.PRODUCTS]));
-  }
+  // Category pages and product pages show the whole category. Product cards, carts and text
+  // search show its name only: a rename drops them too (cards and search read the name of a
+  // category whatever its state, so creating or deactivating one changes none of them).
+  for (const name of ['category.created', 'category.deleted'] as const) events.on(name, () => drop([Tags.CATEGORIES]));
+  events.on('category.updated', ({ fields }) => drop(fields.includes('name') ? [Tags.CATEGORIES, Tags.CATEGORY_NAMES, Tags.PRODUCTS] : [Tags.CATEGORIES]));
   for (const name of ['review.created', 'review.updated', 'review.deleted'] as const) {
     events.on(name, ({ productId }) => drop(writeTags(productId, new Set(['rating', 'reviews']), [])));
   }
   // Images show on the product's page and, the main one, on its cards.
-  for (const name of ['image.created', 'image.updated', 'image.deleted'] as const) {
+  for (const name of ['image.created', 'image.deleted'] as const) {
     events.on(name, ({ productId }) => drop(writeTags(productId, new Set(['image']), [])));
   }
+  // New variants (the AVIF job) show on the product's page only; cards keep their picture.
+  events.on('image.updated', ({ productId, variants }) => drop(writeTags(productId, new Set(variants ? [] : ['image']), [])));
 }

@@ -15,7 +15,7 @@ const tags = ['catalog'];
 export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/', {
     // Each page names its query's dimensions and its cards as it is made (catalog.tags.ts).
-    config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.CATEGORIES] }),
+    config: cacheResponse({ ...ResponseKeys.PRODUCT_LIST, tags: () => [Tags.CATEGORY_NAMES] }),
     schema: {
       tags,
       summary: 'Active products, filtered, ordered and paginated',
@@ -26,7 +26,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 
   app.get('/api/products/featured/', {
-    config: cacheResponse({ ...ResponseKeys.FEATURED_PRODUCTS, tags: () => [Tags.CATEGORIES] }),
+    config: cacheResponse({ ...ResponseKeys.FEATURED_PRODUCTS, tags: () => [Tags.CATEGORY_NAMES] }),
     schema: { tags, summary: 'Active featured products, newest first', querystring: PageOnlyQuery, response: { 200: ProductCardPage, 404: ErrorBody } },
     handler: async (request) => pageBody(request, await catalog.listFeatured(ctxOf(request), request.query)),
   });

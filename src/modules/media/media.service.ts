@@ -240,14 +240,14 @@ export async function makeLaterVariants(ctx: Ctx, deps: MediaDeps, target: { kin
     // A shared image (the demo pool): every row that shows it gets the variants; the files stay
     // even when none needed them (another row may be about to).
     const changed = await repo.addSharedVariants(db, current.image, LATER, variants);
-    for (const i of changed.images) await ctx.events.emit('image.updated', { productId: i.product_id, id: i.id });
+    for (const i of changed.images) await ctx.events.emit('image.updated', { productId: i.product_id, id: i.id, variants: true });
     for (const id of changed.categories) await ctx.events.emit('category.updated', { id, fields: ['image'] });
     return;
   }
   if (target.kind === 'product') {
     const productId = await repo.addVariants(db, target.id, current.image, LATER, variants);
     if (productId === undefined) return deps.storage.delete(files.map((f) => f.key));
-    await ctx.events.emit('image.updated', { productId, id: target.id });
+    await ctx.events.emit('image.updated', { productId, id: target.id, variants: true });
   } else {
     if (!(await repo.addCategoryVariants(db, target.id, current.image, LATER, variants))) return deps.storage.delete(files.map((f) => f.key));
     await ctx.events.emit('category.updated', { id: target.id, fields: ['image'] });

@@ -11,7 +11,7 @@ const tags = ['search'];
 
 export const searchRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/api/products/search/', {
-    config: { ...cacheResponse({ ...ResponseKeys.SEARCH, tags: () => [Tags.CATEGORIES] }), ...rateLimit('search', '30/minute') },
+    config: { ...cacheResponse({ ...ResponseKeys.SEARCH, tags: () => [Tags.CATEGORY_NAMES] }), ...rateLimit('search', '30/minute') },
     schema: {
       tags,
       summary: 'Search box: up to 10 ranked matches (full text with prefixes, typo-tolerant)',
