@@ -352,17 +352,20 @@ export class Cache<T> {
     return unknown ? undefined : true;
   }
 
-  /** A value from process memory only, without waiting: the hot path of the response cache. */
-  peek(key: string): T | undefined {
+  /**
+   * A value from process memory only, without waiting: the hot path of the response cache.
+   * `count: false` leaves the hit and miss counters alone (the server's own warming requests).
+   */
+  peek(key: string, count = true): T | undefined {
     if (!this.available) return undefined;
     const e = this.local.get(key);
     if (!e) return undefined;
     if (this.valid(e) !== true) return undefined;
-    this.counters.hits++;
+    if (count) this.counters.hits++;
     return e.value;
   }
 
-  async get(key: string): Promise<T | undefined> {
+  async get(key: string, count = true): Promise<T | undefined> {
     if (!this.available) return undefined;
     const e = this.local.get(key);
     if (e) {
@@ -372,7 +375,7 @@ export class Cache<T> {
         ok = this.valid(e);
       }
       if (ok) {
-        this.counters.hits++;
+        if (count) this.counters.hits++;
         return e.value;
       }
       this.local.delete(key);
@@ -391,13 +394,13 @@ export class Cache<T> {
         const entry: Entry<T> = { value, tags: found.tags, versions: found.versions };
         if (this.valid(entry) === undefined) await this.versionsFor(key, found.tags);
         if (this.valid(entry)) {
-          this.counters.hits++;
+          if (count) this.counters.hits++;
           this.local.set(key, entry, { ttl: (this.opts.localTtlSeconds ?? 60) * 1000 });
           return entry.value;
         }
       }
     }
-    this.counters.misses++;
+    if (count) this.counters.misses++;
     return undefined;
   }
 

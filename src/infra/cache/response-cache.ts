@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { addRouteHook, appendVary, inputGuards } from '../http/hooks.ts';
+import { isInternal } from '../limits/plugin.ts';
 import { sameVersions, type Cache, type Codec } from './cache.ts';
 
 export interface CachedResponse {
@@ -209,7 +210,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
   function lookupHook(cfg: RouteCache, request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     if (request.method !== 'GET' && request.method !== 'HEAD') return done();
     const key = responseKey(request, cfg.keyPrefix);
-    const hot = api.peek(key);
+    const hot = api.peek(key, !isInternal(request));
     if (hot) {
       serve(request, reply, hot);
       return;
@@ -224,7 +225,7 @@ export function registerResponseCache(app: FastifyInstance, api: Cache<CachedRes
 
   /** Redis, or the answer another request is already making; else this request will fill the entry. */
   async function lookup(request: FastifyRequest, reply: FastifyReply, cfg: RouteCache, key: string): Promise<boolean> {
-    const hit = await api.get(key);
+    const hit = await api.get(key, !isInternal(request));
     if (hit) {
       serve(request, reply, hit);
       return true;

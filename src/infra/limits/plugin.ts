@@ -188,6 +188,11 @@ export function registerRateLimits(app: FastifyInstance, limits: Limits, observe
   return { notFound: hookFor(undefined) };
 }
 
+/** Whether a request is the server's own (cache warming): never limited, never counted as a shopper's cache hit or miss. */
+export function isInternal(request: FastifyRequest): boolean {
+  return request.headers[INTERNAL_HEADER] === request.server.internalToken;
+}
+
 /** Headers the server's own requests carry (cache warming) so they are never limited. */
 export function internalHeaders(app: FastifyInstance): Record<string, string> {
   return { [INTERNAL_HEADER]: app.internalToken };
