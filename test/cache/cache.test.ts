@@ -230,7 +230,7 @@ describe('several instances sharing Redis', () => {
   });
 });
 
-test('on a single Redis server, tag versions are one MGET, tag bumps one transaction and exact keys one DEL (per-key commands are for a Cluster)', async () => {
+test('tag versions are one MGET, tag bumps one transaction and, on a single Redis server, exact keys one DEL (per-key DELs are for a Cluster)', async () => {
   const prefix = uniquePrefix();
   const store = remote(prefix);
   // What Redis itself is sent by the connection that names this store's keys (other tests share the server).

@@ -253,7 +253,7 @@ export class Cache<T> {
    * here is asked of Redis; the version it gives may count a write made after the rows were read
    * whose message has not reached this instance yet, so it is trusted only if Redis's epoch, read
    * at the same instant, is the one up to which this instance has heard every bump. Otherwise
-   * (a Cluster, a message on its way) it is remembered and the next load is stored.
+   * (a message on its way) it is remembered and the next load is stored.
    */
   async lateVersions(tags: string[], since: number): Promise<number[] | undefined> {
     if (!this.available || this.movedFloor > since) return undefined;
@@ -274,7 +274,7 @@ export class Cache<T> {
     });
     // Heard of since the mark, while Redis was asked: a write raced the load after all.
     if (this.movedFloor > since || tags.some((t) => (this.movedAt.get(t) ?? 0) > since)) return undefined;
-    if (fetched.epoch === undefined || fetched.epoch !== this.epoch) return undefined;
+    if (fetched.epoch !== this.epoch) return undefined;
     return out;
   }
 

@@ -38,8 +38,15 @@ export interface RemoteOptions {
  */
 export type InvalidationMessage = { tags: Record<string, number>; epoch?: number } | { keys: string[] } | { prefix: string } | { clear: true };
 
-/** The store's bump counter (beside the tag counters, so a clear or an expiry takes it too). */
-const EPOCH_KEY = 'tagv:~epoch';
+/**
+ * Tag counters and the store's bump counter (beside them, so a clear or an expiry takes it too).
+ * The `{v}` hash tag puts them all in one slot of a Redis Cluster, so that there too a bump is one
+ * MULTI and the versions with the epoch are one MGET, read at one instant (tagVersionsAt). Tag
+ * traffic is light (a bump per write, a read per miss naming a tag not seen yet): one master
+ * carries it. The entries themselves spread over every master.
+ */
+const tagKey = (tag: string) => `tagv:{v}:${tag}`;
+const EPOCH_KEY = tagKey('~epoch');
 
 const FLAG_GZIP = 1;
 
@@ -153,24 +160,17 @@ export class RemoteStore {
   /** Current versions of tags (0 for a tag never invalidated); undefined when Redis cannot answer. */
   async tagVersions(tags: string[]): Promise<number[] | undefined> {
     if (!tags.length) return [];
-    // In a Cluster a GET per tag, as the counters lie in different slots; one MGET otherwise.
-    const keys = tags.map((t) => `tagv:${t}`);
-    const values = await this.run((r) => (isCluster(r) ? Promise.all(keys.map((k) => r.get(k))) : r.mget(...keys)));
+    const values = await this.run((r) => r.mget(...tags.map(tagKey)));
     return values?.map((v) => Number(v ?? 0));
   }
 
   /**
-   * Current versions of tags with the store's epoch, read at one instant (one MGET: a bump is one
-   * transaction), so an instance that has heard every bump up to that epoch knows none of these
-   * versions counts a bump it has not heard of. In a Cluster the counters lie on several nodes and
-   * cannot be read at one instant: the epoch is undefined. Undefined when Redis cannot answer.
+   * Current versions of tags with the store's epoch, read at one instant (one MGET of one slot; a
+   * bump is one MULTI), so an instance that has heard every bump up to that epoch knows none of
+   * these versions counts a bump it has not heard of. Undefined when Redis cannot answer.
    */
-  async tagVersionsAt(tags: string[]): Promise<{ versions: number[]; epoch: number | undefined } | undefined> {
-    if (isCluster(this.client)) {
-      const versions = await this.tagVersions(tags);
-      return versions && { versions, epoch: undefined };
-    }
-    const values = await this.run((r) => r.mget(...tags.map((t) => `tagv:${t}`), EPOCH_KEY));
+  async tagVersionsAt(tags: string[]): Promise<{ versions: number[]; epoch: number } | undefined> {
+    const values = await this.run((r) => r.mget(...tags.map(tagKey), EPOCH_KEY));
     if (!values) return undefined;
     return { versions: values.slice(0, -1).map((v) => Number(v ?? 0)), epoch: Number(values.at(-1) ?? 0) };
   }
@@ -182,8 +182,7 @@ export class RemoteStore {
    */
   async bumpTags(tags: string[]): Promise<{ tags: Record<string, number>; epoch: number } | undefined> {
     // A counter untouched for two days may go: every entry made under it expired long before.
-    // One transaction in all, the epoch last; in a Cluster one per counter, as a Cluster pipeline
-    // must stay on one node, and the epoch once the tags are done.
+    // One transaction in all (one slot, in a Cluster too), the epoch last.
     const bump = (p: ReturnType<RedisConnection['pipeline']>, key: string) => p.incr(key).expire(key, TAG_VERSION_TTL);
     // A pipeline does not reject when its commands fail (a timeout included): each answer carries
     // its own error. Taken as versions, a timed-out INCR read as version 0, which the writer applied
@@ -194,13 +193,9 @@ export class RemoteStore {
       return answers.filter((_, i) => i % 2 === 0).map(([, v]) => v);
     };
     const results = await this.run(async (r) => {
-      if (isCluster(r)) {
-        const versions = await Promise.all(tags.map(async (t) => counts(await bump(r.multi(), `tagv:${t}`).exec())[0]));
-        return [...versions, counts(await bump(r.multi(), EPOCH_KEY).exec())[0]];
-      }
       // MULTI, so no reader sees a tag moved and the epoch not yet (tagVersionsAt relies on it).
       const pipeline = r.multi();
-      for (const t of tags) bump(pipeline, `tagv:${t}`);
+      for (const t of tags) bump(pipeline, tagKey(t));
       bump(pipeline, EPOCH_KEY);
       return counts(await pipeline.exec());
     });

@@ -306,31 +306,8 @@ export class Limits {
     await Promise.all([...counted.map((k) => this.loginFailures.reward(k, 1).catch(() => undefined)), ...slots.map((s) => this.loginWaits.delete(s.key).catch(() => undefined))]);
   }
 
-  /** Seconds this address must still wait before another sign-in to this account (0: go ahead). Reads only. */
-  async loginWait(ip: string, email: string): Promise<number> {
-    const keys = this.loginKeys(ip, email);
-    const waits = await Promise.all(keys.map((k) => this.loginWaits.get(k.key).catch(() => null)));
-    let ms = 0;
-    for (let i = 0; i < keys.length; i++) {
-      const r = waits[i];
-      const left = r && r.consumedPoints > 1 ? r.msBeforeNext : 0;
-      if (left <= ms) continue;
-      if (keys[i]!.spareKnown && (await this.loginKnown.get(this.knownKey(ip, email)).catch(() => null))) continue;
-      ms = left;
-    }
-    return Math.ceil(ms / 1000);
-  }
-
-  /**
-   * A wrong password: each key whose slot the attempt holds waits 2^(n-1) s (n: failures past the
-   * free ones). With an address and email instead of an attempt: a whole failed attempt (unless
-   * it would have had to wait).
-   */
-  async loginFailed(attempt: LoginAttempt | string, email?: string): Promise<void> {
-    if (typeof attempt === 'string') {
-      const made = await this.loginAttempt(attempt, email!);
-      return made.wait > 0 ? undefined : this.loginFailed(made);
-    }
+  /** A wrong password: each key whose slot the attempt holds waits 2^(n-1) s (n: failures past the free ones). */
+  async loginFailed(attempt: LoginAttempt): Promise<void> {
     await Promise.all(attempt.slots.map(({ key, over }) => this.loginWaits.block(key, Math.min(this.config.loginMaxBackoff, 2 ** Math.min(over - 1, 30))).catch(() => undefined)));
   }
 
