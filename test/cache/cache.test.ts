@@ -219,6 +219,25 @@ describe('several instances sharing Redis', () => {
     assert.equal(await b.get('pg:41'), undefined, 'and on b');
   });
 
+  test('concurrent bumps of one tag, answered and heard out of order, drop that tag’s entries only; counters that went back drop everything', async () => {
+    await a.set('keep:1', 'k', { ttl: 60, tags: ['quiet'] });
+    await a.set('busy:1', 'd', { ttl: 60, tags: ['busy'] });
+    assert.equal(a.peek('keep:1'), 'k');
+    for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).invalidateTags(['busy'])));
+    // Every message on its way has arrived once a's epoch has caught up with Redis's.
+    const internals = a as unknown as { epoch: number; opts: { remote: RemoteStore } };
+    await waitFor('a to hear every bump', async () => internals.epoch === (await internals.opts.remote.epoch()), 5_000, 20);
+    assert.equal(a.peek('keep:1'), 'k', 'an entry of another tag stays in memory');
+    assert.equal(await a.get('busy:1'), undefined);
+
+    // Redis emptied (a restart without persistence): the next bump starts the counters again.
+    await dropPrefix(prefix, REDIS);
+    const heard = within('a to hear b’s bump', new Promise<void>((resolve) => a.onInvalidation((_m, own) => (own ? undefined : resolve()))), 10_000);
+    await b.invalidateTags(['busy']);
+    await heard;
+    assert.equal(a.peek('keep:1'), undefined, 'a version below the one known, from a bump behind the epoch heard: every copy dropped');
+  });
+
   test('large values are stored compressed', async () => {
     const text = JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: `Dragon miniature ${i}`, price: '19.99' })));
     const before = (await a.stats()).rawBytes;

@@ -281,6 +281,9 @@ export class Cache<T> {
   private apply(m: InvalidationMessage, own: boolean): void {
     this.applied++;
     if ('tags' in m) {
+      // A bump this instance already counted (its epoch is behind what it has heard) that brings a
+      // tag back below what it knows: the store's counters went back (Redis restarted, cleared).
+      const recounted = m.epoch !== undefined && this.epoch !== undefined && m.epoch <= this.epoch;
       if (m.epoch !== undefined && this.epoch !== undefined && m.epoch > this.epoch) {
         if (this.ahead.size >= 10_000) this.ahead.clear(); // the next sync makes up for them
         this.ahead.add(m.epoch);
@@ -288,9 +291,18 @@ export class Cache<T> {
       }
       for (const [tag, v] of Object.entries(m.tags)) {
         const known = this.versions.get(tag);
-        // A counter that went back (expired, restored, cleared) could make old copies look
-        // current again: drop every copy this instance holds.
-        if (known !== undefined && v < known) this.forgetLocal();
+        if (known !== undefined && v < known) {
+          // Counters that went back could make old copies look current again: drop every copy.
+          // Otherwise this is a bump overtaken by a later one of the same tag (concurrent writes
+          // on this instance or others, answered or delivered out of order): the later stands.
+          // Dropping every copy then (as this did) emptied the cache at each pair of concurrent
+          // checkouts.
+          if (!recounted) {
+            this.moved(tag);
+            continue;
+          }
+          this.forgetLocal();
+        }
         if (known === undefined || v !== known) this.versions.set(tag, v);
         this.moved(tag);
       }
@@ -383,20 +395,24 @@ export class Cache<T> {
     const remote = this.opts.remote;
     if (remote) {
       const found = await remote.get(key);
-      let value: T | undefined;
-      try {
-        value = found ? this.opts.codec.decode(found.payload) : undefined;
-      } catch {
-        // Not ours, or an older format (a rolling deploy): a miss, and the entry goes.
-        await remote.del([key]);
-      }
-      if (found && value !== undefined) {
-        const entry: Entry<T> = { value, tags: found.tags, versions: found.versions };
-        if (this.valid(entry) === undefined) await this.versionsFor(key, found.tags);
-        if (this.valid(entry)) {
-          if (count) this.counters.hits++;
-          this.local.set(key, entry, { ttl: (this.opts.localTtlSeconds ?? 60) * 1000 });
-          return entry.value;
+      if (found) {
+        // Still current? Asked before the value is decoded: decoding remakes a response's
+        // compressed variants, work lost on an entry a write has dropped.
+        const stamp = { tags: found.tags, versions: found.versions } as Entry<T>;
+        if (this.valid(stamp) === undefined) await this.versionsFor(key, found.tags);
+        if (this.valid(stamp)) {
+          let value: T | undefined;
+          try {
+            value = this.opts.codec.decode(found.payload);
+          } catch {
+            // Not ours, or an older format (a rolling deploy): a miss, and the entry goes.
+            await remote.del([key]);
+          }
+          if (value !== undefined) {
+            if (count) this.counters.hits++;
+            this.local.set(key, { value, tags: found.tags, versions: found.versions }, { ttl: (this.opts.localTtlSeconds ?? 60) * 1000 });
+            return value;
+          }
         }
       }
     }

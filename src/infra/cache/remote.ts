@@ -6,6 +6,7 @@
 // logged once, not per request.
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { RedisTarget } from '../../config.ts';
+import { randomUUID } from 'node:crypto';
 import { isCluster, openRedis, type RedisConnection } from '../redis.ts';
 import { deleteMatching } from './redis-store.ts';
 import type { StoreName } from './store.ts';
@@ -84,6 +85,9 @@ export class RemoteStore {
   /** Subscribed to the invalidation channel: without it, copies in memory cannot be trusted. */
   private listening = false;
   readonly stats = { rawBytes: 0, storedBytes: 0, failures: 0 };
+
+  /** Names this store's messages, so its subscriber can pass over its own. */
+  private readonly id = randomUUID();
 
   constructor(private readonly opts: RemoteOptions) {
     this.ready = new Promise((resolve) => (this.markReady = resolve));
@@ -229,8 +233,9 @@ export class RemoteStore {
     return n;
   }
 
+  /** Tells every other instance (this one applied it already: its own messages are not handed back). */
   async publish(message: InvalidationMessage): Promise<void> {
-    await this.run((r) => r.publish(this.channel, JSON.stringify(message)));
+    await this.run((r) => r.publish(this.channel, JSON.stringify({ ...message, from: this.id })));
   }
 
   /** Listens for other instances' invalidations; `onReady` runs at each (re)subscription. */
@@ -245,7 +250,10 @@ export class RemoteStore {
     });
     sub.on('message', (_channel, raw: string) => {
       try {
-        handler(JSON.parse(raw) as InvalidationMessage);
+        const m = JSON.parse(raw) as InvalidationMessage & { from?: string };
+        if (m.from === this.id) return;
+        delete m.from;
+        handler(m);
       } catch {
         // a malformed message is ignored
       }
