@@ -240,6 +240,22 @@ function writesOf(app: FastifyInstance, c: Catalog, staff: TestUser, customer: T
       dims: ['rating', 'reviews'],
     },
     { name: 'staff add a main image', run: async () => void (await call('POST', `/api/products/${p.low}/images/`, { image_url: 'https://img.test/knight.jpg', is_main: true, alt_text: 'Knight' })), products: [p.low], dims: ['image'] },
+    {
+      // What the AVIF job does: new variants on an image, told as `image.updated` with `variants`.
+      name: 'the AVIF job adds variants to a main image',
+      run: async () => {
+        const image = await app.database.db
+          .updateTable('product_images')
+          .set({ variants: JSON.stringify([{ width: 200, height: 200, format: 'avif', key: `products/${p.low}/knight-200.avif` }]) })
+          .where('product_id', '=', p.low)
+          .where('is_main', '=', true)
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await app.events.emit('image.updated', { productId: p.low, id: image.id, variants: true });
+      },
+      products: [p.low],
+      dims: [],
+    },
     { name: 'staff change a category’s description', run: async () => void (await call('PATCH', `/api/products/categories/${c.a}/`, { description: 'Figures and busts' })), products: [], dims: [], category: true },
     { name: 'staff rename a category', run: async () => void (await call('PATCH', `/api/products/categories/${c.b}/`, { name: 'Home & Desk' })), products: [], dims: [], everything: true },
   ];

@@ -273,14 +273,14 @@ export type ProductUpdate = Updateable<ProductsTable>;
 export type NewCategory = Insertable<CategoriesTable>;
 export type CategoryUpdate = Updateable<CategoriesTable>;
 
-/**
- * Locks the product row for the rest of the transaction; false when there is none. NO KEY UPDATE,
- * as everywhere a row other rows point at is locked (payments.repository.ts, the lock order): a
- * cart line or order item inserted meanwhile only key-shares it, and need not wait for a staff edit.
- */
 const FACTS = ['id', 'category_id', 'is_active', 'is_featured', 'price', 'stock_quantity', 'low_stock_threshold', 'material', 'weight', 'print_time', 'name', 'description'] as const;
 
-/** The columns a cached page can depend on (ProductFacts), locked FOR NO KEY UPDATE with `lock`. */
+/**
+ * The columns a cached page can depend on (ProductFacts); undefined when there is no such product.
+ * With `lock`, the row is locked for the rest of the transaction, NO KEY UPDATE as everywhere a row
+ * other rows point at is locked (payments.repository.ts, the lock order): a cart line or order item
+ * inserted meanwhile only key-shares it, and need not wait for a staff edit.
+ */
 export async function productFacts(db: Db, id: number, lock = false): Promise<ProductFacts | undefined> {
   const qb = db.selectFrom('products').select(FACTS).where('id', '=', id);
   return lock ? qb.forNoKeyUpdate().executeTakeFirst() : qb.executeTakeFirst();

@@ -162,10 +162,10 @@ export function productWriteTags(before: ProductFacts | undefined, after: Produc
 }
 
 export function stockMoveTags(m: StockMove): string[] {
-  const row = { is_active: true, low_stock_threshold: m.low_stock_threshold };
+  const low = (stock_quantity: number) => isLow({ stock_quantity, low_stock_threshold: m.low_stock_threshold });
   const dims = new Set<Dim>();
   if (m.before !== m.after) dims.add('stock');
   if (m.before > 0 !== m.after > 0) dims.add('in_stock');
-  if (isLow({ ...row, stock_quantity: m.before }) !== isLow({ ...row, stock_quantity: m.after })) dims.add('low_stock');
+  if (low(m.before) !== low(m.after)) dims.add('low_stock');
   return writeTags(m.id, dims, [m.category_id]);
 }
